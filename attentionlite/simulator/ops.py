@@ -1,0 +1,160 @@
+"""The operator IR: every model is lowered into a few frozen op dataclasses.
+
+One IR serves the accelerator simulator and the CPU baseline (ZigZag's einsum
+form and SCALE-Sim's M/N/K GEMMs are the models): an op that maps onto a MAC
+array carries a :class:`Gemm` view, a local-attention op also carries its
+:class:`Window` geometry so the simulator can choose how windows map onto the
+array, and vector work (softmax, normalisation, element-wise) is counted in
+``vector_ops``.  Shapes are NCHW (or (N, features)) at the traced batch size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+
+class OpKind(str, Enum):
+    """What an op is; the analysis groups cycles by these."""
+
+    CONV = "conv"  # dense convolution, im2col GEMM: M = N*Ho*Wo, N = Cout, K = Cin*kh*kw / groups
+    LINEAR = "linear"  # fully connected: M = batch, N = out_features, K = in_features
+    PROJECTION = "projection"  # 1x1 query/key/value projections of local attention (GEMM)
+    WINDOW_LOGITS = "window_logits"  # q . (k + r) over each k x k window, per head
+    SOFTMAX = "softmax"  # max, exp, sum, divide over each window (vector unit)
+    WEIGHTED_SUM = "weighted_sum"  # softmax-weighted sum of the window's values, per head
+    POOL = "pool"  # average / max pooling (vector unit)
+    NORM = "norm"  # batch norm (vector unit unless folded into the conv before it)
+    ADD = "add"  # element-wise add (residual)
+    ACT = "act"  # ReLU and other element-wise activations
+
+    @property
+    def uses_array(self) -> bool:
+        """Whether this kind of op runs on the MAC array (the rest run on the vector unit)."""
+        return self in _ARRAY_KINDS
+
+
+_ARRAY_KINDS = frozenset(
+    {OpKind.CONV, OpKind.LINEAR, OpKind.PROJECTION, OpKind.WINDOW_LOGITS, OpKind.WEIGHTED_SUM}
+)
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """``batch`` independent (M x K) @ (K x N) products; SCALE-Sim's SR = M, SC = N, T = K."""
+
+    m: int
+    n: int
+    k: int
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("m", "n", "k", "batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Gemm.{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def macs(self) -> int:
+        return self.batch * self.m * self.n * self.k
+
+
+@dataclass(frozen=True)
+class Window:
+    """Geometry of a local-attention op (Ramachandran et al. 2019).
+
+    Queries sit on a ``height`` x ``width`` grid per image; each attends to the
+    ``kernel`` x ``kernel`` neighbourhood around it (zero-padded at borders,
+    padding excluded from the softmax), in ``heads`` heads of ``head_channels``
+    channels.  ``mixtures`` > 1 marks the attention stem's spatially-aware value
+    mixture (the weighted sum then reduces over ``kernel**2 * mixtures`` values).
+    """
+
+    images: int
+    height: int
+    width: int
+    kernel: int
+    heads: int
+    head_channels: int
+    mixtures: int = 1
+
+    @property
+    def queries(self) -> int:
+        return self.images * self.height * self.width
+
+    @property
+    def window_size(self) -> int:
+        return self.kernel * self.kernel
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operator of a traced model.
+
+    ``macs`` counts dense multiply-accumulates (what fvcore counts, one MAC per
+    multiply-add); ``vector_ops`` counts element operations for the vector unit
+    (softmax: max, exp, sum and divide per element; add; ReLU; pooling; norm).
+    ``weight_nonzero`` comes from the checkpoint's masks (equal to
+    ``weight_params`` when dense); for column-pruned weights, viewed as an
+    (out x in*kh*kw) matrix, ``columns_kept`` of ``columns_total`` survive.
+    ``source`` is the module path in the torch model the op was lowered from.
+    """
+
+    name: str
+    kind: OpKind
+    input_shapes: tuple[tuple[int, ...], ...]
+    output_shape: tuple[int, ...]
+    macs: int = 0
+    vector_ops: int = 0
+    gemm: Gemm | None = None
+    window: Window | None = None
+    weight_params: int = 0
+    weight_nonzero: int = 0
+    columns_total: int = 0
+    columns_kept: int = 0
+    source: str = ""
+    attrs: tuple[tuple[str, int | float | str], ...] = field(default=())
+
+    @property
+    def weight_density(self) -> float:
+        """Fraction of weights that are non-zero (1.0 for ops without weights)."""
+        return self.weight_nonzero / self.weight_params if self.weight_params else 1.0
+
+    @property
+    def input_elements(self) -> int:
+        return sum(math.prod(shape) for shape in self.input_shapes)
+
+    @property
+    def output_elements(self) -> int:
+        return math.prod(self.output_shape)
+
+    def input_bytes(self, word_bytes: int) -> int:
+        return self.input_elements * word_bytes
+
+    def output_bytes(self, word_bytes: int) -> int:
+        return self.output_elements * word_bytes
+
+    def weight_bytes(self, word_bytes: int) -> int:
+        """Bytes of the dense weight tensor (sparse formats are the hardware model's business)."""
+        return self.weight_params * word_bytes
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict; :func:`op_from_dict` inverts it exactly."""
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        data["input_shapes"] = [list(shape) for shape in self.input_shapes]
+        data["output_shape"] = list(self.output_shape)
+        data["attrs"] = [list(pair) for pair in self.attrs]
+        return data
+
+
+def op_from_dict(data: dict) -> Op:
+    """Rebuild an :class:`Op` from :meth:`Op.to_dict` output."""
+    data = dict(data)
+    data["kind"] = OpKind(data["kind"])
+    data["input_shapes"] = tuple(tuple(shape) for shape in data["input_shapes"])
+    data["output_shape"] = tuple(data["output_shape"])
+    data["gemm"] = Gemm(**data["gemm"]) if data.get("gemm") else None
+    data["window"] = Window(**data["window"]) if data.get("window") else None
+    data["attrs"] = tuple(tuple(pair) for pair in data.get("attrs", ()))
+    return Op(**data)
