@@ -45,6 +45,12 @@ def _not_yet(issue: int):
 
 
 @main.command()
+def models() -> None:
+    """List the registered models with parameters and dense MACs. (not built yet)"""
+    _not_yet(2)
+
+
+@main.command()
 def train() -> None:
     """Sparse distillation: train a (pruned) student from a teacher. (not built yet)"""
     _not_yet(3)
