@@ -96,8 +96,19 @@ class Op:
     (softmax: max, exp, sum and divide per element; add; ReLU; pooling; norm).
     ``weight_nonzero`` comes from the checkpoint's masks (equal to
     ``weight_params`` when dense); for column-pruned weights, viewed as an
-    (out x in*kh*kw) matrix, ``columns_kept`` of ``columns_total`` survive.
+    (out x in*kh*kw) matrix, ``columns_kept`` of ``columns_total`` survive
+    (both 0 for an op that is not column-pruned; for a compacted layer
+    ``weight_params`` is already the kept part).  ``weight_params`` counts the
+    weight operands of array ops: conv, linear and projection matrices and the
+    relative embeddings of window logits; biases and norm scales are not counted.
     ``source`` is the module path in the torch model the op was lowered from.
+
+    ``attrs`` keys set by the tracer (:mod:`attentionlite.simulator.lowering`):
+    ``relative_macs`` (window logits: the part of ``macs`` that is q . r, a
+    GEMM of M = queries, N = kernel, K = head channels per head); ``kernel_h``,
+    ``kernel_w``, ``stride_h``, ``stride_w`` (conv, pool), ``groups`` (conv),
+    ``mode`` (pool: avg, max, adaptive_avg), ``folded_norm`` (a conv or linear
+    that absorbed a batch norm: the norm's module path).
     """
 
     name: str
