@@ -2,10 +2,10 @@
 
 With ideal bandwidth SCALE-Sim reports stall-free compute cycles; the engine's per-op
 compute cycles must equal them (plus one: SCALE-Sim prints the last cycle's 0-based index).
-With finite bandwidth (USER mode, 10 words/cycle) SCALE-Sim prefetches an operand set
-that fits its buffers before computing and then never stalls; the engine overlaps those
-loads with compute tile by tile, so its total must lie between the compute cycles and
-SCALE-Sim's total including the prefetch.
+With finite bandwidth (USER mode, 4 or 10 words/cycle, each case with its own buffer
+sizes) SCALE-Sim prefetches what fits its buffers before computing, and stalls later when
+the buffers are small; the engine overlaps every load with compute tile by tile, so its
+total must lie between the compute cycles and SCALE-Sim's total including the prefetch.
 """
 
 import json
@@ -31,13 +31,21 @@ def _op(case: dict) -> Op:
               weight_params=k * n, weight_nonzero=k * n)
 
 
+def _sram_kib(case: dict) -> dict:
+    """The case's own SRAM sizes (finite-bandwidth rows carry them), else the file's common config."""
+    if "sram_kb" in case:
+        return case["sram_kb"]
+    config = json.loads(GOLDEN.read_text())["config"]
+    return {"ifmap": config["ifmap_sram_kb"], "filter": config["filter_sram_kb"], "ofmap": config["ofmap_sram_kb"]}
+
+
 def _config(case: dict, bandwidth_gb_s: float):
     # SCALE-Sim's words are bytes and its cycles ours at 1 GHz: 1 GB/s = 1 word/cycle; it has no DRAM latency
-    config = json.loads(GOLDEN.read_text())["config"]
+    sram = _sram_kib(case)
     return load_hardware(
         "paa-default", cores=1, array=(case["array"]["rows"], case["array"]["cols"]), dataflow=case["dataflow"],
-        clock_mhz=1000.0, bandwidth_gb_s=bandwidth_gb_s, latency_ns=0.0, input_kib=config["ifmap_sram_kb"],
-        weight_kib=config["filter_sram_kb"], output_kib=config["ofmap_sram_kb"],
+        clock_mhz=1000.0, bandwidth_gb_s=bandwidth_gb_s, latency_ns=0.0, input_kib=sram["ifmap"],
+        weight_kib=sram["filter"], output_kib=sram["ofmap"],
     )
 
 
