@@ -1,0 +1,182 @@
+"""One design point, several models: what each costs on the accelerator and the CPU, and where.
+
+The first model is the reference (the CNN teacher the students replace); every
+other model gets its speed-up (reference latency / its latency), its energy
+saving (reference energy / its energy) and its EDP gain over it.  With a CPU
+config, each model also gets the accelerator's speed-up over the CPU (CPU
+latency / accelerator latency).  The CPU model predicts time, not energy, so
+there is no energy ratio against the CPU.
+
+Exploiting sparsity is a hardware choice (``sparsity`` none, skip, columns);
+:func:`add_sparsity_gains` sets a run beside the same models on dense hardware
+to show what the students' pruning buys.
+
+The op-kind breakdown sums each op's busy cycles (compute plus stall) into six
+groups a reader can act on: the three parts of local attention that run on the
+array (query/key/value *projections*, *window logits*, *weighted sum*), the
+*softmax* on the vector unit, *convolution* (the teacher, the hybrid stem), and
+*other* (classifier, pooling, normalisation, residual adds, activations).  A
+group's utilisation is its useful MACs over its busy PE-cycles: how well that
+kind of work fills the array (0 for vector-unit work such as softmax).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from attentionlite.analysis.models import DEFAULT_DENSITY, DEFAULT_MASK_SEED, check_targets, trace_models
+from attentionlite.analysis.sweep import resolve_point, result_columns, rows_to_csv, text_table
+from attentionlite.simulator.ops import OpKind
+
+KIND_GROUPS: dict[OpKind, str] = {
+    OpKind.PROJECTION: "projections",
+    OpKind.WINDOW_LOGITS: "window logits",
+    OpKind.SOFTMAX: "softmax",
+    OpKind.WEIGHTED_SUM: "weighted sum",
+    OpKind.CONV: "convolution",
+    OpKind.LINEAR: "other",
+    OpKind.POOL: "other",
+    OpKind.NORM: "other",
+    OpKind.ADD: "other",
+    OpKind.ACT: "other",
+}
+GROUPS = ("projections", "window logits", "softmax", "weighted sum", "convolution", "other")
+
+
+def model_row(model: str, result, cpu_latency_s: float | None = None) -> dict:
+    """One model's totals per image at one design point, with its CPU latency when there is one."""
+    row = {"model": model, **result_columns(result)}
+    if cpu_latency_s is not None:
+        row["cpu_latency_s"] = cpu_latency_s
+        row["speedup_vs_cpu"] = cpu_latency_s / row["latency_s"]
+    return row
+
+
+def add_reference_ratios(rows: Sequence[Mapping]) -> list[dict]:
+    """Each row with its speed-up, energy saving and EDP gain over the first row (the teacher)."""
+    reference = rows[0]
+    return [
+        {
+            **row,
+            "speedup_vs_teacher": reference["latency_s"] / row["latency_s"],
+            "energy_saving_vs_teacher": reference["energy_per_image_j"] / row["energy_per_image_j"],
+            "edp_gain_vs_teacher": reference["edp_per_image"] / row["edp_per_image"],
+        }
+        for row in rows
+    ]
+
+
+def add_sparsity_gains(rows: Sequence[Mapping], dense_rows: Sequence[Mapping]) -> list[dict]:
+    """Each row with what exploiting sparsity buys: the same model on dense hardware over this run."""
+    return [
+        {
+            **row,
+            "dense_hw_latency_s": dense["latency_s"],
+            "speedup_from_sparsity": dense["latency_s"] / row["latency_s"],
+            "energy_saving_from_sparsity": dense["energy_per_image_j"] / row["energy_per_image_j"],
+        }
+        for row, dense in zip(rows, dense_rows)
+    ]
+
+
+def kind_breakdown(model: str, op_rows: Sequence) -> list[dict]:
+    """Busy cycles, their share, MACs and array utilisation per op-kind group, in :data:`GROUPS` order.
+
+    ``op_rows`` are a simulation's per-op rows; busy cycles are compute plus
+    stall cycles summed over cores, and a group's utilisation is the
+    busy-cycle-weighted mean of its ops' (useful MACs over PE-cycles).
+    """
+    busy, weighted, macs = (dict.fromkeys(GROUPS, 0) for _ in range(3))
+    for op in op_rows:
+        group = KIND_GROUPS[OpKind(op.kind)]
+        cycles = op.compute_cycles + op.stall_cycles
+        busy[group] += cycles
+        weighted[group] += op.utilisation * cycles
+        macs[group] += op.macs
+    total = sum(busy.values())
+    return [
+        {
+            "model": model,
+            "group": group,
+            "busy_cycles": busy[group],
+            "share": busy[group] / total if total else 0.0,
+            "macs": macs[group],
+            "utilisation": weighted[group] / busy[group] if busy[group] else 0.0,
+        }
+        for group in GROUPS
+    ]
+
+
+def compare(
+    graphs: Mapping[str, object], hardware: str, point: Mapping | None = None,
+    cpu_latencies: Mapping[str, float] | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """Simulate every model at one design point: (one row per model, breakdown rows per model and group).
+
+    ``hardware`` is a preset name or TOML path, ``point`` optional knob
+    overrides (as in a sweep), ``cpu_latencies`` each model's CPU latency.
+    """
+    from attentionlite.simulator.engine import simulate
+
+    config, options = resolve_point(hardware, point or {})
+    rows, breakdown = [], []
+    for model, graph in graphs.items():
+        result = simulate(graph, config, **options)
+        rows.append(model_row(model, result, (cpu_latencies or {}).get(model)))
+        breakdown.extend(kind_breakdown(model, result.rows))
+    return add_reference_ratios(rows), breakdown
+
+
+def compare_targets(
+    targets: Sequence[str], hardware: str, point: Mapping | None = None, cpu: str | None = None,
+    density: float = DEFAULT_DENSITY, seed: int = DEFAULT_MASK_SEED,
+) -> tuple[list[dict], list[dict]]:
+    """Trace the models (the first dense, the rest at ``density``), then :func:`compare` them.
+
+    With ``cpu`` (a CPU preset or TOML path) each row also carries the CPU's predicted latency.
+    """
+    from attentionlite.simulator.cpu import load_cpu, predict
+
+    check_targets(targets, density)  # bad input fails before the slow tracing
+    cpu_config = load_cpu(cpu) if cpu is not None else None
+    resolve_point(hardware, point or {})
+    _, graphs = trace_models(targets, density, seed)
+    latencies = None if cpu_config is None else {
+        label: predict(graph, cpu_config).latency_s for label, graph in graphs.items()}
+    return compare(graphs, hardware, point, latencies)
+
+
+def comparison_text(rows: Sequence[Mapping], breakdown: Sequence[Mapping]) -> str:
+    """The comparison and the op-kind shares as two fixed-width tables."""
+    columns = dict(COMPARE_COLUMNS)
+    if "cpu_latency_s" in rows[0]:
+        columns["CPU ms"] = lambda r: f"{1e3 * r['cpu_latency_s']:.2f}"
+        columns["vs CPU"] = lambda r: f"{r['speedup_vs_cpu']:.1f}x"
+    shares = [{"model": m, **{r["group"]: r["share"] for r in breakdown if r["model"] == m}}
+              for m in dict.fromkeys(r["model"] for r in breakdown)]
+    share_columns = {"model": lambda r: r["model"]}
+    share_columns.update({g: (lambda r, g=g: f"{100 * r[g]:.1f}%") for g in GROUPS})
+    return text_table(rows, columns) + "\n\nshare of busy cycles by op kind\n" + text_table(shares, share_columns)
+
+
+COMPARE_COLUMNS = {
+    "model": lambda r: r["model"],
+    "latency ms": lambda r: f"{1e3 * r['latency_s']:.3f}",
+    "images/s": lambda r: f"{r['throughput']:.1f}",
+    "energy mJ": lambda r: f"{1e3 * r['energy_per_image_j']:.3f}",
+    "EDP mJ*ms": lambda r: f"{1e6 * r['edp_per_image']:.4g}",
+    "DRAM MB": lambda r: f"{r['dram_bytes_per_image'] / 1e6:.2f}",
+    "util %": lambda r: f"{100 * r['utilisation']:.1f}",
+    "stall %": lambda r: f"{100 * r['stall_share']:.1f}",
+    "speed-up": lambda r: f"{r['speedup_vs_teacher']:.2f}x",
+    "energy saving": lambda r: f"{r['energy_saving_vs_teacher']:.2f}x",
+}
+
+
+def write_comparison(rows: Sequence[Mapping], breakdown: Sequence[Mapping], out_dir) -> None:
+    """``compare.csv`` and ``breakdown.csv`` in ``out_dir``, written atomically as one folder."""
+    from attentionlite.files import atomic_output_dir
+
+    with atomic_output_dir(out_dir) as staging:
+        (staging / "compare.csv").write_text(rows_to_csv(rows), encoding="utf-8")
+        (staging / "breakdown.csv").write_text(rows_to_csv(breakdown), encoding="utf-8")

@@ -1,0 +1,182 @@
+"""The report's figures, each returned as PNG bytes.
+
+matplotlib is imported here only, with the Agg backend, so nothing that merely
+imports the package pays for it.  PNGs are written without the "Software"
+metadata and at a fixed size and DPI so that the same numbers give the same
+bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Mapping, Sequence
+
+_DPI = 110
+_MODEL_COLOURS = ("#3b6ea8", "#d9822b", "#3a9a5b", "#b8474c", "#7d5ba6", "#8c6d3f", "#c45ca2")
+_MODEL_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+_GROUP_COLOURS = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#b0b0b0")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
+    _pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def _style(models: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """A fixed colour and marker per model, in the order the models were given."""
+    return {m: (_MODEL_COLOURS[i % 7], _MODEL_MARKERS[i % 7]) for i, m in enumerate(models)}
+
+
+def _plain_numbers(*scales) -> None:
+    """Log axes ticked at 1, 2, 5 x 10^n and labelled 0.5, 1, 2 rather than 5x10^-1: easier to read
+    off, and a range under one decade still gets labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    for scale in scales:
+        if scale.get_scale() == "log":
+            scale.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=30))
+            scale.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            scale.set_minor_formatter(NullFormatter())
+
+
+def metric_vs_array(
+    rows: Sequence[Mapping], models: Sequence[str], dataflows: Sequence[str], metric: str, label: str,
+    scale: float = 1.0, log_y: bool = True,
+) -> bytes:
+    """One panel per dataflow: ``metric`` times ``scale`` against the array side, one line per model."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(dataflows), figsize=(4.0 * len(dataflows), 3.4), sharey=True,
+                                squeeze=False, layout="constrained")
+    for axis, dataflow in zip(axes[0], dataflows):
+        chosen = [r for r in rows if r["dataflow"] == dataflow]
+        _lines_by_model(axis, chosen, models, lambda r: (r["array_rows"], scale * r[metric]))
+        _array_axis(axis, rows)
+        axis.set_yscale("log" if log_y else "linear")
+        axis.set_title(f"dataflow {dataflow}")
+        axis.grid(True, which="both", alpha=0.3)
+        _plain_numbers(axis.yaxis)
+    axes[0][0].set_ylabel(label)
+    axes[0][-1].legend(fontsize=8)
+    return _png(figure)
+
+
+def _lines_by_model(axis, rows: Sequence[Mapping], models: Sequence[str], point) -> None:
+    """One line per model through ``point(row)`` = (x, y), sorted by x, in the model's colour and marker."""
+    style = _style(models)
+    for model in models:
+        xs_ys = sorted(point(r) for r in rows if r["model"] == model)
+        axis.plot(*zip(*xs_ys), marker=style[model][1], color=style[model][0], label=model)
+
+
+def _array_axis(axis, rows: Sequence[Mapping]) -> None:
+    sides = sorted({r["array_rows"] for r in rows})
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(sides, [f"{s}x{s}" for s in sides], fontsize=8)
+    axis.minorticks_off()
+    axis.set_xlabel("array (rows x columns)")
+
+
+def _log_log(axis, xlabel: str, ylabel: str) -> None:
+    """Both axes logarithmic, labelled with plain numbers, with a light grid."""
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.grid(True, which="both", alpha=0.3)
+    _plain_numbers(axis.xaxis, axis.yaxis)
+
+
+def kind_breakdown(shares: Mapping[str, Mapping[str, float]], groups: Sequence[str], title: str) -> bytes:
+    """Stacked horizontal bars: each model's cycles split by op-kind group (shares sum to 1)."""
+    plt = _pyplot()
+    models = list(shares)
+    figure, axis = plt.subplots(figsize=(9.5, 0.6 * len(models) + 1.6), layout="constrained")
+    left = [0.0] * len(models)
+    for group, colour in zip(groups, _GROUP_COLOURS):
+        widths = [100.0 * shares[m][group] for m in models]
+        axis.barh(models, widths, left=left, color=colour, label=group)
+        left = [a + b for a, b in zip(left, widths)]
+    axis.invert_yaxis()
+    axis.set_xlim(0, 100)
+    axis.set_xlabel("share of busy cycles (%)")
+    axis.set_title(title, fontsize=10)
+    figure.legend(*axis.get_legend_handles_labels(), ncol=len(groups), fontsize=8, loc="outside lower center")
+    return _png(figure)
+
+
+def pareto_front(rows: Sequence[Mapping], models: Sequence[str], on_front: Sequence[bool]) -> bytes:
+    """Latency against energy for every (model, design point); colour = PE count, ringed = on the front."""
+    plt = _pyplot()
+    from matplotlib.colors import LogNorm
+
+    style = _style(models)
+    figure, axis = plt.subplots(figsize=(8.5, 5.2), layout="constrained")
+    pes = [r["pes"] for r in rows]
+    norm = LogNorm(min(pes), max(max(pes), 2 * min(pes)))
+    for model in models:
+        chosen = [r for r in rows if r["model"] == model]
+        scatter = axis.scatter(*_ms_mj(chosen), c=[r["pes"] for r in chosen], cmap="viridis", norm=norm,
+                               marker=style[model][1], s=36, edgecolors="none")
+    front = axis.scatter(*_ms_mj([r for r, keep in zip(rows, on_front) if keep]), s=110, facecolors="none",
+                         edgecolors="#d62728", linewidths=1.4, label="Pareto front")
+    _log_log(axis, "latency per image (ms)", "energy per image (mJ)")
+    figure.colorbar(scatter, ax=axis, label="processing elements (all cores)")
+    axis.legend(handles=_marker_legend(models, style) + [front], fontsize=8)
+    return _png(figure)
+
+
+def _ms_mj(rows: Sequence[Mapping]) -> tuple[list[float], list[float]]:
+    return [1e3 * r["latency_s"] for r in rows], [1e3 * r["energy_per_image_j"] for r in rows]
+
+
+def _marker_legend(models: Sequence[str], style: Mapping[str, tuple[str, str]]) -> list:
+    """Grey marker swatches per model (colour encodes PE count in the scatter, so not the model)."""
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], linestyle="none", marker=style[m][1], color="#666666", label=m) for m in models]
+
+
+def roofline(
+    peak_flops: float, bandwidths: Mapping[str, float], points: Mapping[str, Sequence[tuple[float, float]]],
+    title: str,
+) -> bytes:
+    """A CPU roofline (peak compute and one slope per memory level) with each model's ops on it.
+
+    ``points`` maps a model to (FLOP per byte of the op's tensors, attained FLOP/s) per op.
+    """
+    plt = _pyplot()
+    style = _style(list(points))
+    figure, axis = plt.subplots(figsize=(8.5, 5.2), layout="constrained")
+    intensities = [i for ops in points.values() for i, _ in ops if i > 0]
+    low, high = min(intensities + [0.1]) / 2, max(intensities + [100.0]) * 2
+    _roofs(axis, peak_flops, bandwidths, low, high)
+    for model, ops in points.items():
+        kept = [(i, f / 1e9) for i, f in ops if i > 0 and f > 0]
+        axis.scatter(*zip(*kept), color=style[model][0], marker=style[model][1], s=18, alpha=0.7, label=model)
+    _log_log(axis, "arithmetic intensity (FLOP per byte of the op's inputs, weights and output)",
+             "attained GFLOP/s (predicted)")
+    axis.set_xlim(low, high)
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8, loc="lower right")
+    return _png(figure)
+
+
+def _roofs(axis, peak_flops: float, bandwidths: Mapping[str, float], low: float, high: float) -> None:
+    """The compute roof and one bandwidth slope per memory level, up to where each meets the roof."""
+    shades = ("#222222", "#555555", "#888888", "#aaaaaa", "#cccccc")
+    for (level, bandwidth), shade in zip(bandwidths.items(), shades):
+        ridge = min(max(peak_flops / bandwidth, low), high)
+        axis.plot([low, ridge], [bandwidth * low / 1e9, bandwidth * ridge / 1e9], color=shade, linestyle="--",
+                  label=f"{level} {bandwidth / 1e9:.3g} GB/s")
+    axis.plot([low, high], [peak_flops / 1e9] * 2, color="black", label=f"peak {peak_flops / 1e9:.4g} GFLOP/s")

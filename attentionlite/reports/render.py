@@ -1,0 +1,330 @@
+"""Write a co-design report: one folder with index.html, report.md, figures, CSVs and configs.
+
+``index.html`` is self-contained (figures embedded as base64 PNGs) and
+``report.md`` links the PNGs in ``figures/``; both come from the same blocks
+(:mod:`attentionlite.reports.document`).  The folder is written through
+:func:`~attentionlite.files.atomic_output_dir`, so it is complete or absent.
+Apart from the ``generated`` timestamp, the same report renders to the same
+bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from attentionlite.analysis.compare import GROUPS
+from attentionlite.analysis.models import DEFAULT_PRUNE_MODE, INITIAL_MASKS_NOTE
+from attentionlite.analysis.sweep import pareto_mask, rows_to_csv, with_pareto_flags
+from attentionlite.files import atomic_output_dir
+from attentionlite.reports import figures, summary
+from attentionlite.reports.build import CodesignReport
+from attentionlite.reports.document import (
+    BulletList, FileLinks, Figure, Heading, Paragraph, Table, to_html, to_markdown,
+)
+
+TITLE = "AttentionLite co-design report"
+DATA_FILES = (
+    ("compare.csv", "one row per model at the reference design point, with ratios to the teacher and the CPU"),
+    ("breakdown.csv", "busy cycles, MACs and utilisation per model and op-kind group at the reference point"),
+    ("sweep.csv", "one row per (model, array size, dataflow), with its Pareto flag"),
+    ("pareto.csv", "the Pareto-optimal rows of the sweep"),
+    ("cpu_ops.csv", "the CPU baseline's per-op prediction for every model"),
+    ("config.json", "resolved accelerator and CPU configs, models, package version and git revision"),
+)
+
+
+def render_report(report: CodesignReport, out_dir: str | Path, generated: str | None = None) -> Path:
+    """Write the report folder; ``generated`` is the timestamp shown (default: now, UTC)."""
+    generated = generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    on_front = pareto_mask(report.sweep)
+    images = _figures(report, on_front)
+    blocks = report_blocks(report, on_front, generated)
+    with atomic_output_dir(out_dir) as staging:
+        (staging / "figures").mkdir()
+        for path, png in images.items():
+            (staging / path).write_bytes(png)
+        for path, text in _data_files(report, generated).items():
+            (staging / path).write_text(text, encoding="utf-8")
+        (staging / "report.md").write_text(to_markdown(TITLE, blocks), encoding="utf-8")
+        (staging / "index.html").write_text(to_html(TITLE, blocks, images), encoding="utf-8")
+    return Path(out_dir)
+
+
+# ----------------------------------------------------------------------------- data files
+
+
+def _data_files(report: CodesignReport, generated: str) -> dict[str, str]:
+    flagged = with_pareto_flags(report.sweep)
+    cpu_rows = [{"model": model, **row} for model, rows in report.cpu_ops.items() for row in rows]
+    return {
+        "compare.csv": rows_to_csv(report.comparison),
+        "breakdown.csv": rows_to_csv(report.breakdown),
+        "sweep.csv": rows_to_csv(flagged),
+        "pareto.csv": rows_to_csv(row for row in flagged if row["pareto"]),
+        "cpu_ops.csv": rows_to_csv(cpu_rows),
+        "config.json": json.dumps(_config(report, generated), indent=2, sort_keys=True) + "\n",
+    }
+
+
+def _config(report: CodesignReport, generated: str) -> dict:
+    return {
+        "generated": generated,
+        "provenance": report.provenance,
+        "models": [vars(entry) for entry in report.models],
+        "settings": asdict(report.settings),
+        "hardware_at_reference_point": report.hardware_config,
+        "cpu": {"name": report.cpu_name, "resolved": report.cpu_config},
+    }
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _figures(report: CodesignReport, on_front: list[bool]) -> dict[str, bytes]:
+    models, dataflows, rows = report.model_labels, report.settings.dataflows, report.sweep
+    shares = {m: {r["group"]: r["share"] for r in report.breakdown if r["model"] == m} for m in models}
+    return {
+        "figures/latency.png": figures.metric_vs_array(
+            rows, models, dataflows, "latency_s", "latency per image (ms)", scale=1e3),
+        "figures/energy.png": figures.metric_vs_array(
+            rows, models, dataflows, "energy_per_image_j", "energy per image (mJ)", scale=1e3),
+        "figures/edp.png": figures.metric_vs_array(
+            rows, models, dataflows, "edp_per_image", "energy x delay (mJ x ms)", scale=1e6),
+        "figures/utilisation.png": figures.metric_vs_array(
+            rows, models, dataflows, "utilisation", "array utilisation (%)", scale=100, log_y=False),
+        "figures/breakdown.png": figures.kind_breakdown(
+            shares, GROUPS, "busy cycles by op kind on " + _point(report).replace("`", "")),
+        "figures/pareto.png": figures.pareto_front(rows, models, on_front),
+        "figures/roofline.png": figures.roofline(
+            report.cpu_peak_flops, report.cpu_bandwidths, _roofline_points(report), f"CPU: {report.cpu_name}"),
+    }
+
+
+def _roofline_points(report: CodesignReport) -> dict[str, list[tuple[float, float]]]:
+    """Each model's multiply-accumulate ops as (FLOP per byte, predicted FLOP/s) on the CPU."""
+    from attentionlite.simulator.cpu import GEMM_KINDS, WINDOW_KINDS
+
+    flop_kinds = {kind.value for kind in GEMM_KINDS | WINDOW_KINDS}
+    return {
+        model: [(r["arithmetic_intensity"], r["work"] / r["seconds"]) for r in rows if r["kind"] in flop_kinds]
+        for model, rows in report.cpu_ops.items()
+    }
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+def _point(report: CodesignReport) -> str:
+    """The reference design point in words, from the resolved config."""
+    hw = report.hardware_config
+    array = hw["array"]
+    return (f"`{report.settings.hardware}`: {hw['cores']} cores of {array['rows']}x{array['cols']} PEs, "
+            f"{array['dataflow']} dataflow, {hw['clock_mhz']:g} MHz, {hw['dram']['bandwidth_gb_s']:g} GB/s DRAM, "
+            f"sparsity {hw['sparsity']['mode']}")
+
+
+def report_blocks(report: CodesignReport, on_front: list[bool], generated: str) -> list:
+    """The whole report, top to bottom."""
+    made_by = report.provenance
+    blocks = [Paragraph(f"Generated {generated} by attentionlite {made_by['package_version']} "
+                        f"(git {made_by['git_revision'][:12]}).")]
+    blocks += _summary_blocks(report, on_front)
+    blocks += _model_blocks(report)
+    blocks += _comparison_blocks(report)
+    blocks += _sweep_blocks(report, on_front)
+    blocks += _cpu_blocks(report)
+    blocks += _configuration_blocks(report)
+    blocks += [Heading("Files"), FileLinks(DATA_FILES + (("report.md", "this report as Markdown"),))]
+    return blocks
+
+
+def _summary_blocks(report: CodesignReport, on_front: list[bool]) -> list:
+    labels = report.model_labels
+    items = summary.reference_sentences(report.comparison, _point(report))
+    if "speedup_from_sparsity" in report.comparison[0]:
+        items.append(summary.sparsity_sentence(report.comparison, report.settings.sparsity))
+    items.append(summary.breakdown_sentence(report.breakdown))
+    if len(labels) >= 3:  # the two students against each other (hybrid vs homogeneous by default)
+        items.append(summary.head_to_head(report.sweep, labels[1], labels[2]))
+    items.append(summary.winners_by_array(report.sweep, "latency_s", "latency"))
+    items.append(summary.winners_by_array(report.sweep, "energy_per_image_j", "energy"))
+    items += [summary.scaling_sentence(report.sweep, model) for model in labels]
+    items.append(summary.best_edp_sentence(report.sweep, labels))
+    items.append(summary.pareto_sentence(report.sweep, on_front, labels))
+    items.append(summary.cpu_sentence(report.comparison, report.cpu_name))
+    if summary.cpu_caveat(report.cpu_bandwidths):
+        items.append(summary.cpu_caveat(report.cpu_bandwidths))
+    return [Heading("Summary"), BulletList(tuple(items), summary=True), Paragraph(_accuracy_note(report))]
+
+
+def _accuracy_note(report: CodesignReport) -> str:
+    notes = []
+    if report.untrained:
+        names = ", ".join(f"`{e.label}`" for e in report.untrained)
+        notes.append(f"**Accuracy is not known** for {names}: no checkpoint was given, so these models are "
+                     "untrained and the students carry the pruning method's initial masks at their density "
+                     "(see Models). Their costs are those of a model of that size and sparsity.")
+    scores = [f"`{e.label}` {100 * e.accuracy:.2f}%" for e in report.models if e.accuracy is not None]
+    if scores:
+        notes.append("Top-1 test accuracy recorded in the checkpoints: " + "; ".join(scores) + ".")
+    return " ".join(notes)
+
+
+def _model_blocks(report: CodesignReport) -> list:
+    teacher_nonzero = report.models[0].nonzero_weights
+    rows = tuple(
+        (f"`{e.label}`", e.role, _source(e), f"{e.weights / 1e6:.2f} M", f"{e.nonzero_weights / 1e6:.3f} M",
+         f"{100 * e.nonzero_weights / e.weights:.1f}%", f"{teacher_nonzero / e.nonzero_weights:.1f}x",
+         f"{e.dense_macs / 1e9:.3f} G", e.masks, "unknown" if e.accuracy is None else f"{100 * e.accuracy:.2f}%")
+        for e in report.models
+    )
+    columns = ("model", "role", "source", "weights", "non-zero", "density", "teacher / non-zero",
+               "dense MACs", "masks", "top-1")
+    blocks = [Heading("Models"), Table(columns, rows, caption=f"at {report.models[0].dataset} input size, batch 1")]
+    if any(entry.masks.startswith("initial") for entry in report.models):
+        blocks.append(Paragraph(INITIAL_MASKS_NOTE.format(mode=DEFAULT_PRUNE_MODE, seed=report.settings.seed)))
+    return blocks
+
+
+def _source(entry) -> str:
+    if entry.checkpoint_sha256:
+        return f"checkpoint `{Path(entry.target).name}` (sha256 {entry.checkpoint_sha256[:12]})"
+    return "model zoo"
+
+
+COST_COLUMNS = {
+    "model": lambda r: f"`{r['model']}`",
+    "latency (ms)": lambda r: f"{1e3 * r['latency_s']:.3f}",
+    "images/s": lambda r: f"{r['throughput']:.1f}",
+    "energy per image (mJ)": lambda r: f"{1e3 * r['energy_per_image_j']:.3f}",
+    "EDP per image (mJ*ms)": lambda r: f"{1e6 * r['edp_per_image']:.4g}",
+    "DRAM per image (MB)": lambda r: f"{r['dram_bytes_per_image'] / 1e6:.2f}",
+    "utilisation": lambda r: f"{100 * r['utilisation']:.1f}%",
+    "stall share": lambda r: f"{100 * r['stall_share']:.1f}%",
+}
+RATIO_COLUMNS = {
+    "model": lambda r: f"`{r['model']}`",
+    "speed-up vs teacher": lambda r: f"{r['speedup_vs_teacher']:.2f}x",
+    "energy saving vs teacher": lambda r: f"{r['energy_saving_vs_teacher']:.2f}x",
+    "EDP gain vs teacher": lambda r: f"{r['edp_gain_vs_teacher']:.2f}x",
+}
+SPARSITY_COLUMNS = {
+    "on dense hardware (ms)": lambda r: f"{1e3 * r['dense_hw_latency_s']:.3f}",
+    "speed-up from sparsity": lambda r: f"{r['speedup_from_sparsity']:.2f}x",
+    "energy saving from sparsity": lambda r: f"{r['energy_saving_from_sparsity']:.2f}x",
+}
+CPU_COLUMNS = {
+    "CPU latency (ms)": lambda r: f"{1e3 * r['cpu_latency_s']:.2f}",
+    "accelerator vs CPU": lambda r: f"{r['speedup_vs_cpu']:.1f}x",
+}
+
+
+def _table(rows, columns: dict, caption: str = "") -> Table:
+    """A table with one column per heading, each cell shown by that heading's formatter."""
+    return Table(tuple(columns), tuple(tuple(show(row) for show in columns.values()) for row in rows), caption)
+
+
+def _comparison_blocks(report: CodesignReport) -> list:
+    ratios = dict(RATIO_COLUMNS)
+    if "speedup_from_sparsity" in report.comparison[0]:
+        ratios.update(SPARSITY_COLUMNS)
+    ratios.update(CPU_COLUMNS)
+    return [
+        Heading("Reference design point"),
+        Paragraph(f"All models on {_point(report)}; one image at a time on each core (batch 1), so latency "
+                  "is one image's time and energy and DRAM traffic are per image."),
+        _table(report.comparison, COST_COLUMNS, "cost per image"),
+        Paragraph("Ratios are the reference over the model, so above 1 means the model is faster or "
+                  "cheaper. **From sparsity**: the same model on the same hardware with sparsity `none` "
+                  "(dense) over this run. **Accelerator vs CPU**: CPU latency over accelerator latency."),
+        _table(report.comparison, ratios, "ratios"),
+        Heading("Where the cycles go", level=3),
+        Figure("figures/breakdown.png", "Share of each model's busy cycles (compute + stall) by op-kind group"),
+        _group_table(report, "share", "share of busy cycles"),
+        _group_table(report, "utilisation", "array utilisation within each group (useful MACs / busy "
+                     "PE-cycles; - where the group has no array work)"),
+    ]
+
+
+def _group_table(report: CodesignReport, field: str, caption: str) -> Table:
+    rows = tuple(
+        (f"`{model}`",) + tuple(
+            f"{100 * r[field]:.1f}%" if r["busy_cycles"] and (field == "share" or r["macs"]) else "-"
+            for r in report.breakdown if r["model"] == model)
+        for model in report.model_labels
+    )
+    return Table(("model",) + GROUPS, rows, caption=caption)
+
+
+def _sweep_blocks(report: CodesignReport, on_front: list[bool]) -> list:
+    sides = ", ".join(f"{a}x{a}" for a in report.settings.arrays)
+    return [
+        Heading("Array size and dataflow"),
+        Paragraph(f"Square arrays {sides} with dataflows {', '.join(report.settings.dataflows)} and sparsity "
+                  f"`{report.settings.sparsity}`; every other setting as at the reference point "
+                  f"({report.hardware_config['cores']} cores). PE counts below are over all cores."),
+        Figure("figures/latency.png", "Latency per image against array size, per dataflow"),
+        Figure("figures/energy.png", "Energy per image against array size, per dataflow"),
+        Figure("figures/edp.png", "Energy-delay product against array size, per dataflow"),
+        Figure("figures/utilisation.png", "Array utilisation against array size, per dataflow"),
+        Heading("Pareto front: latency, energy, PE count", level=3),
+        Figure("figures/pareto.png", "Every (model, design point); ringed points are Pareto-optimal"),
+        _pareto_table(report, on_front),
+    ]
+
+
+def _pareto_table(report: CodesignReport, on_front: list[bool]) -> Table:
+    front = sorted((r for r, keep in zip(report.sweep, on_front) if keep), key=lambda r: r["latency_s"])
+    rows = tuple(
+        (f"`{r['model']}`", f"{r['array_rows']}x{r['array_cols']}", r["dataflow"], str(r["pes"]),
+         f"{1e3 * r['latency_s']:.3f}", f"{1e3 * r['energy_per_image_j']:.3f}", f"{100 * r['utilisation']:.1f}%")
+        for r in front
+    )
+    columns = ("model", "array", "dataflow", "PEs (all cores)", "latency (ms)", "energy (mJ)", "utilisation")
+    return Table(columns, rows, caption="Pareto-optimal design points, fastest first")
+
+
+def _cpu_blocks(report: CodesignReport) -> list:
+    rows = tuple(_cpu_row(model, report.cpu_ops[model]) for model in report.model_labels)
+    caveat = summary.cpu_caveat(report.cpu_bandwidths)
+    return [
+        Heading("CPU baseline"),
+        Paragraph(f"Predicted by the calibrated roofline of `{report.cpu_name}`. The figure places every "
+                  "multiply-accumulate op (convolutions, projections, window logits, weighted sums, "
+                  "the classifier) at its arithmetic intensity and predicted FLOP/s."),
+        *([Paragraph(caveat)] if caveat else []),
+        Figure("figures/roofline.png", "CPU roofline with the models' ops"),
+        Table(("model", "latency (ms)", "compute-bound", "cache-bound", "DRAM-bound"), rows,
+              caption="share of predicted time by the bound that limits each op"),
+    ]
+
+
+def _cpu_row(model: str, rows: list[dict]) -> tuple[str, ...]:
+    total = sum(r["seconds"] for r in rows)
+    shares = [sum(r["seconds"] for r in rows if r["bound"] == bound) / total for bound in ("compute", "cache", "dram")]
+    return (f"`{model}`", f"{1e3 * total:.2f}") + tuple(f"{100 * s:.0f}%" for s in shares)
+
+
+def _configuration_blocks(report: CodesignReport) -> list:
+    """The resolved accelerator config as setting/value rows, and the CPU's headline numbers."""
+    cpu = (f"CPU `{report.cpu_name}`: peak {report.cpu_peak_flops / 1e9:.4g} GFLOP/s; bandwidth "
+           + ", ".join(f"{level} {rate / 1e9:.3g} GB/s" for level, rate in report.cpu_bandwidths.items())
+           + ". Full configs in `config.json`.")
+    return [
+        Heading("Configuration"),
+        Table(("setting", "value"), tuple(_flattened(report.hardware_config)),
+              caption=f"accelerator `{report.settings.hardware}` at the reference point"),
+        Paragraph(cpu),
+    ]
+
+
+def _flattened(config: dict, prefix: str = ""):
+    """(dotted key, value) for every scalar in a nested config dict, in its own order."""
+    for key, value in config.items():
+        if isinstance(value, dict):
+            yield from _flattened(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", f"{value:g}" if isinstance(value, float) else str(value)
