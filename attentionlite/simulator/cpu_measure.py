@@ -1,0 +1,254 @@
+"""Measured PyTorch latency beside the CPU prediction, per module and end to end.
+
+Ops carry the module path they were lowered from (``Op.source``).  Forward
+hooks on those modules (torchdistill's way: no change to the model's forward)
+time each module's *exclusive* time: its own time less that of the timed
+modules inside it, so a residual block's row holds its add and ReLU and not its
+convolutions.  An op whose source is not a module (a function called in a
+forward) counts toward the nearest enclosing module.  The end-to-end time is
+measured without hooks, whose own cost (a few microseconds per module) would
+otherwise inflate it.  Every time is the median of repeats after warm-up, run
+with as many PyTorch threads as the CPU config has cores (with one thread, on
+its CPU-time clock: see :class:`~attentionlite.simulator.cpu_calibrate.Repeats`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from typing import Callable, Iterator, Mapping, Sequence
+
+from attentionlite.errors import InputError
+from attentionlite.simulator.cpu import CpuResult
+from attentionlite.simulator.cpu_calibrate import Repeats, median_seconds, torch_threads
+
+
+@dataclass(frozen=True)
+class ModuleComparison:
+    """One module: the ops lowered from it, their predicted time and the module's measured time."""
+
+    module: str
+    kinds: str
+    ops: int
+    predicted_s: float
+    measured_s: float
+
+    @property
+    def relative_error(self) -> float:
+        """(predicted - measured) / measured."""
+        return (self.predicted_s - self.measured_s) / self.measured_s if self.measured_s else float("inf")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Predicted vs measured latency of one model on this host."""
+
+    predicted_s: float
+    measured_s: float
+    modules: tuple[ModuleComparison, ...]
+
+    @property
+    def end_to_end_error(self) -> float:
+        return (self.predicted_s - self.measured_s) / self.measured_s
+
+    @property
+    def median_module_error(self) -> float:
+        """Median of |relative error| over the modules (the per-op fidelity figure)."""
+        return statistics.median(abs(row.relative_error) for row in self.modules) if self.modules else 0.0
+
+    def summary(self) -> dict:
+        return {
+            "predicted_s": self.predicted_s,
+            "measured_s": self.measured_s,
+            "end_to_end_error": self.end_to_end_error,
+            "median_module_error": self.median_module_error,
+            "modules": [{**asdict(row), "relative_error": row.relative_error} for row in self.modules],
+        }
+
+
+def measure(model, result: CpuResult, input_shape: Sequence[int], quick: bool = False) -> Measurement:
+    """Time ``model`` on zeros of ``input_shape`` and compare with ``result`` module by module."""
+    import torch
+
+    example = torch.zeros(tuple(input_shape))
+    model.eval()
+    with torch_threads(result.cpu.cores) as threads, torch.inference_mode():
+        repeats = Repeats.for_mode(quick, threads)
+        end_to_end = median_seconds(lambda: model(example), repeats)
+        groups = _group_ops_by_module(result, {name for name, _ in model.named_modules()})
+        measured = _module_times(model, example, set(groups), repeats)
+    rows = tuple(_comparison(module, rows, measured[module]) for module, rows in groups.items())
+    return Measurement(predicted_s=result.latency_s, measured_s=end_to_end, modules=rows)
+
+
+def _group_ops_by_module(result: CpuResult, modules: set[str]) -> dict[str, list]:
+    groups: dict[str, list] = defaultdict(list)
+    for row in result.rows:
+        groups[_enclosing(row.source, modules)].append(row)
+    return dict(groups)
+
+
+def _enclosing(source: str, modules: set[str]) -> str:
+    """The longest module path that is ``source`` or a prefix of it ("" is the model itself)."""
+    path = source
+    while path and path not in modules:
+        path = path.rpartition(".")[0]
+    return path
+
+
+def _comparison(module: str, rows: list, measured: float) -> ModuleComparison:
+    kinds = "+".join(sorted({row.kind for row in rows}))
+    return ModuleComparison(module, kinds, len(rows), sum(row.seconds for row in rows), measured)
+
+
+def _module_times(model, example, modules: set[str], repeats: Repeats) -> dict[str, float]:
+    """Median over repeats of each module's exclusive time in one forward pass, less the hooks' own cost."""
+    inside, outside = _hook_costs(example, repeats)
+    timer, passes = _timed_passes(model, example, modules, repeats)
+    return {
+        module: max(0.0, statistics.median(p[module] for p in passes)
+                    - inside * timer.calls[module] - outside * timer.child_calls[module])
+        for module in modules
+    }
+
+
+def _timed_passes(model, example, modules: set[str], repeats: Repeats) -> tuple[_ExclusiveTimer, list[dict]]:
+    timer = _ExclusiveTimer(repeats.clock)
+    with _hooked(timer, model, modules):
+        for _ in range(repeats.warmup):
+            model(example)
+        passes = []
+        for _ in range(repeats.timed):
+            timer.reset()
+            model(example)
+            passes.append(defaultdict(float, timer.totals))
+    return timer, passes
+
+
+def _hook_costs(example, repeats: Repeats) -> tuple[float, float]:
+    """Seconds the timer adds to a module's own time (inside) and to its parent's per child (outside).
+
+    Measured on a chain of identity modules, whose own work is nil.
+    """
+    from torch import nn
+
+    chain_length = 32
+    probe = nn.Sequential(*[nn.Identity() for _ in range(chain_length)])
+    names = {name for name, _ in probe.named_modules()}
+    _, passes = _timed_passes(probe, example, names, repeats)
+    inside = statistics.median(statistics.mean(p[str(i)] for i in range(chain_length)) for p in passes)
+    outside = statistics.median(p[""] for p in passes) / chain_length
+    return inside, outside
+
+
+class _ExclusiveTimer:
+    """Forward pre-hooks push a frame; forward hooks pop it and charge its time less its children's."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.totals: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.child_calls: dict[str, int] = defaultdict(int)
+        self._stack: list[list] = []  # [module path, start time, seconds spent in timed children]
+
+    def reset(self) -> None:
+        self.totals.clear()
+        self.calls.clear()
+        self.child_calls.clear()
+
+    def enter(self, path: str) -> None:
+        self._stack.append([path, self.clock(), 0.0])
+
+    def leave(self) -> None:
+        path, start, children = self._stack.pop()
+        elapsed = self.clock() - start
+        self.totals[path] += elapsed - children
+        self.calls[path] += 1
+        if self._stack:
+            self._stack[-1][2] += elapsed
+            self.child_calls[self._stack[-1][0]] += 1
+
+
+@contextmanager
+def _hooked(timer: _ExclusiveTimer, model, modules: set[str]) -> Iterator[None]:
+    """Register the timer's pre- and post-forward hooks on ``modules`` of ``model``; remove them after."""
+    handles = []
+    for path, module in model.named_modules():
+        if path in modules:
+            handles.append(module.register_forward_pre_hook(lambda *_, p=path: timer.enter(p)))
+            handles.append(module.register_forward_hook(lambda *_: timer.leave()))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def build_model(metadata: Mapping[str, object]):
+    """The model a graph was traced from: its checkpoint if it has one, else the registered model."""
+    if "checkpoint" in metadata and metadata["checkpoint"]:
+        from attentionlite.model.checkpoint import load_checkpoint
+
+        return load_checkpoint(str(metadata["checkpoint"])).model
+    if "model" not in metadata or "image_size" not in metadata:
+        raise InputError("--measure needs a graph traced from a registered model or a checkpoint")
+    from attentionlite.model.data import dataset_info
+    from attentionlite.model.zoo import create_model
+
+    classes = dataset_info(str(metadata["dataset"])).num_classes
+    return create_model(str(metadata["model"]), num_classes=classes, image_size=int(metadata["image_size"]))
+
+
+def comparison_table(measurement: Measurement) -> str:
+    """Fixed-width per-module table: predicted, measured, error; then the end-to-end line."""
+    header = f"{'module':<40} {'kinds':<42} {'ops':>3} {'pred ms':>9} {'meas ms':>9} {'error':>7}"
+    lines = [header, "-" * len(header)]
+    for row in measurement.modules:
+        lines.append(
+            f"{row.module or '(model)':<40} {row.kinds:<42} {row.ops:>3} {row.predicted_s * 1e3:>9.3f} "
+            f"{row.measured_s * 1e3:>9.3f} {row.relative_error:>+7.0%}"
+        )
+    lines.append("-" * len(header))
+    lines.append(
+        f"end to end: predicted {measurement.predicted_s * 1e3:.2f} ms, measured {measurement.measured_s * 1e3:.2f} ms "
+        f"({measurement.end_to_end_error:+.0%}); median per-module error {measurement.median_module_error:.0%}"
+    )
+    return "\n".join(lines)
+
+
+
+GRAPH_SUFFIXES = (".json", ".graphml", ".csv")
+
+
+def run_cpu(
+    target: str, cpu_name: str, batch: int | None = None, dataset: str | None = None,
+    out: str | None = None, measure_too: bool = False,
+) -> str:
+    """The ``attentionlite cpu`` command: predict (and measure) ``target`` on a CPU; the text to print."""
+    from attentionlite.simulator.cpu import load_cpu, predict
+
+    cpu = load_cpu(cpu_name)  # validate the config before the slow trace
+    graph = _graph_for(target, dataset, batch)
+    result = predict(graph, cpu)
+    text, extra = result.table(), {}
+    if measure_too:
+        measurement = measure(build_model(graph.metadata), result, graph.metadata["input_shape"])
+        text, extra = f"{text}\n\n{comparison_table(measurement)}", {"measured": measurement.summary()}
+    if out is not None:
+        result.write(out, extra)
+        text += f"\nwrote {out}/ops.csv and {out}/summary.json"
+    return text
+
+
+def _graph_for(target: str, dataset: str | None, batch: int | None):
+    """A saved graph file as it is (its own batch), else a model name or checkpoint traced at ``batch``."""
+    from attentionlite.simulator.graph import load_graph, trace
+
+    if not target.endswith(GRAPH_SUFFIXES):
+        return trace(target, dataset=dataset, batch=batch or 1)
+    graph = load_graph(target)
+    if batch is not None and "batch" in graph.metadata and batch != graph.metadata["batch"]:
+        raise InputError(f"{target}: graph was traced at batch {graph.metadata['batch']}; --batch {batch} does not match")
+    return graph

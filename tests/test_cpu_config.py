@@ -1,0 +1,73 @@
+"""CPU configs: presets load, round-trip through TOML, and bad files fail with one clear line."""
+
+from __future__ import annotations
+
+import pytest
+
+from attentionlite.errors import InputError
+from attentionlite.simulator.cpu import list_cpu_presets, load_cpu
+from attentionlite.simulator.ops import OpKind
+
+
+def test_presets_include_the_host_default_and_a_documented_server_cpu():
+    presets = list_cpu_presets()
+    assert "cpu-host-default" in presets
+    assert any(name.startswith("cpu-xeon") for name in presets)
+
+
+@pytest.mark.parametrize("name", list_cpu_presets())
+def test_every_preset_loads_and_round_trips(name, tmp_path):
+    cpu = load_cpu(name)
+    assert cpu.peak_flops > 0 and set(cpu.efficiency) == set(OpKind)
+    assert cpu.sources, f"{name} must say where its numbers come from"
+    path = tmp_path / "copy.toml"
+    path.write_text(cpu.to_toml())
+    assert load_cpu(path) == cpu
+
+
+def _edited(tmp_path, old: str, new: str):
+    text = load_cpu("cpu-host-default").to_toml()
+    assert old in text
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("[compute]\n", "[compute]\nturbo = true\n", "unknown key 'turbo'"),
+        ("cores = ", "cores = 'two' #", "key 'cores' must be int"),
+        ("cores = ", "cores = -1 #", "key 'cores' must be > 0"),
+        ("frequency_ghz = ", "frequency_ghz = 0 #", "key 'frequency_ghz' must be > 0"),
+        ("shared = false", "shared = 1", "key 'shared' must be bool"),
+        ("size_kib = ", "size_kib = 0 #", "key 'size_kib' must be > 0"),
+        ("conv = ", "conv = 1.5 #", "key 'conv' must be in (0, 1.0]"),
+        ("\nact = ", "\nactivation = ", "unknown key 'activation'"),
+        ("[dram]\nbandwidth_gb_s = ", "[dram]\nbandwidth_gb_s = -3 #", "key 'bandwidth_gb_s' must be > 0"),
+    ],
+)
+def test_bad_config_names_file_and_key(tmp_path, old, new, expected):
+    path = _edited(tmp_path, old, new)
+    with pytest.raises(InputError) as error:
+        load_cpu(path)
+    message = str(error.value)
+    assert str(path) in message and expected in message and "\n" not in message
+
+
+def test_missing_section_and_unknown_preset_and_missing_file(tmp_path):
+    path = tmp_path / "empty.toml"
+    path.write_text('name = "x"\n')
+    with pytest.raises(InputError, match="missing key"):
+        load_cpu(path)
+    with pytest.raises(InputError, match="unknown CPU 'cpu-nonesuch'"):
+        load_cpu("cpu-nonesuch")
+    with pytest.raises(InputError, match="not found"):
+        load_cpu(tmp_path / "absent.toml")
+
+
+def test_invalid_toml_is_an_input_error(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("name = \n")
+    with pytest.raises(InputError, match="not valid TOML"):
+        load_cpu(path)
