@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Iterator
 
 
+def default_cache_dir() -> Path:
+    """``$ATTENTIONLITE_CACHE`` or ``~/.cache/attentionlite``: where derived files (decoded data, host calibration) are kept."""
+    return Path(os.environ.get("ATTENTIONLITE_CACHE") or Path.home() / ".cache" / "attentionlite")
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)

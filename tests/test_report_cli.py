@@ -89,7 +89,7 @@ def test_compare_command_prints_both_models_and_the_cpu(checkpoints):
     (["sweep", "resnet26", "--arrays", "8", "--set", "warp_drive=1", "--out", "{out}"], "warp_drive"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(args, named, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no cached calibration to lean on
+    monkeypatch.setenv("ATTENTIONLITE_CACHE", str(tmp_path / "cache"))  # no cached calibration to lean on
     out = tmp_path / "out"
     result = CliRunner().invoke(main, [a.format(out=out) for a in args])
     assert result.exit_code == 2

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from attentionlite.errors import InputError
-from attentionlite.files import atomic_output_dir
+from attentionlite.files import atomic_output_dir, default_cache_dir
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -290,11 +290,6 @@ def _list_tiny_imagenet_val(folder: Path, classes: tuple[str, ...]) -> FileListi
 
 
 # --- decoding and the cache ---------------------------------------------------------------
-
-
-def default_cache_dir() -> Path:
-    """``$ATTENTIONLITE_CACHE`` or ``~/.cache/attentionlite``: where derived files are kept."""
-    return Path(os.environ.get("ATTENTIONLITE_CACHE") or Path.home() / ".cache" / "attentionlite")
 
 
 def _cache_folder(cache_dir: str | Path | None, dataset: str, split: str, root: Path) -> Path:

@@ -25,7 +25,7 @@ from attentionlite.analysis.models import (
     DEFAULT_DENSITY, DEFAULT_MASK_SEED, ModelEntry, check_targets, trace_models,
 )
 from attentionlite.errors import InputError
-from attentionlite.files import atomic_write_text
+from attentionlite.files import atomic_write_text, default_cache_dir
 
 TEACHER = "resnet50"
 DEFAULT_STUDENTS = ("sasa26_hybrid", "sasa26_homogeneous")
@@ -97,8 +97,7 @@ def host_cpu_cache() -> Path:
     from attentionlite import __version__
 
     key = hashlib.sha256(f"{platform.node()}|{os.cpu_count()}|{__version__}".encode()).hexdigest()[:12]
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "attentionlite" / f"host-cpu-{key}.toml"
+    return default_cache_dir() / f"host-cpu-{key}.toml"
 
 
 def resolve_cpu(settings: ReportSettings, step: Callable[[str], None]):
