@@ -13,3 +13,12 @@ def cifar10_dir() -> Path:
     if not (SHARED_CIFAR10 / "train").is_dir():
         pytest.skip(f"CIFAR-10 image folder not found at {SHARED_CIFAR10}")
     return SHARED_CIFAR10
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tests run small tensors: one intra-op thread keeps them from oversubscribing a small machine's cores."""
+    import torch
+
+    torch.set_num_threads(1)
+    yield

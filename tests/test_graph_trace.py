@@ -25,16 +25,6 @@ from attentionlite.simulator.tracing import trace_model
 SMALL_WIDTH = 0.25
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """fvcore runs real forward passes of small tensors: on a shared machine, thread hand-offs
-    cost more than they save."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class _Wrapper(nn.Module):
     def __init__(self, block: nn.Module) -> None:
         super().__init__()

@@ -11,15 +11,6 @@ from attentionlite.model.layers import AttentionStem, LocalSelfAttention, window
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread, so tests do not oversubscribe a shared machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _project(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """A 1x1 convolution without bias, written as a channel contraction."""
     return torch.einsum("oc,bchw->bohw", conv.weight[:, :, 0, 0], x)

@@ -12,15 +12,6 @@ from attentionlite.model.complexity import count_macs, count_parameters
 from attentionlite.model.zoo import create_model, list_models
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread, so tests do not oversubscribe a shared machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 STAGE_WIDTHS = (64, 128, 256, 512)
 BLOCKS = {"26": (1, 2, 4, 1), "50": (3, 4, 6, 3)}
 
