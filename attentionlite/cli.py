@@ -40,77 +40,294 @@ def main() -> None:
     """
 
 
-def _not_yet(issue: int):
-    raise click.ClickException(f"this command is not built yet (tracked in issue {issue})")
+@main.command()
+@click.option("--dataset", default="cifar10", show_default=True, help="cifar10, cifar100 or tinyimagenet: class count and image size.")
+@click.option("--width", type=float, default=1.0, show_default=True, help="Channel width multiplier of every model.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def models(dataset: str, width: float, as_json: bool) -> None:
+    """List the registered models with parameters and dense MACs."""
+    import json
+
+    from attentionlite.model.complexity import format_models_report, models_report
+
+    report = models_report(dataset, width)
+    click.echo(json.dumps(report, indent=2) if as_json else format_models_report(report))
 
 
 @main.command()
-def models() -> None:
-    """List the registered models with parameters and dense MACs. (not built yet)"""
-    _not_yet(2)
+@click.option("--model", required=True, help="Registered model to train (see `attentionlite models`), e.g. resnet50 or sasa26_hybrid.")
+@click.option("--dataset", required=True, help="Dataset name: cifar10, cifar100 or tinyimagenet.")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="Folder holding the dataset (CIFAR pickles or image folders).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint.pt and log.csv are (re)written there after every epoch.")
+@click.option("--epochs", default=200, show_default=True, help="Training epochs.")
+@click.option("--batch-size", default=128, show_default=True, help="Images per SGD step.")
+@click.option("--lr", default=0.1, show_default=True, help="Initial learning rate; decays to 0 with a per-step cosine.")
+@click.option("--momentum", default=0.9, show_default=True, help="SGD (Nesterov) momentum; also the signal sparse momentum regrows by.")
+@click.option("--weight-decay", default=5e-4, show_default=True, help="L2 weight decay on all parameters.")
+@click.option("--teacher", type=click.Path(dir_okay=False), default=None, help="Teacher checkpoint to distil from (KD + attention transfer); omit to train with cross-entropy alone.")
+@click.option("--density", default=1.0, show_default=True, help="Fraction of maskable weights (conv, projection, classifier) kept; 1 = dense.")
+@click.option("--prune", type=click.Choice(["unstructured", "column"]), default="unstructured", show_default=True, help="Pruning unit when density < 1: single weights, or whole columns of the (out, in*k*k) weight matrix (compactable).")
+@click.option("--prune-rate", default=0.5, show_default=True, help="Fraction of active weights pruned and regrown after the first epoch; decays with a cosine to 0.")
+@click.option("--alpha", default=0.9, show_default=True, help="KD weight a: loss = (1-a) CE + a T^2 KL + b/2 AT.")
+@click.option("--temperature", default=4.0, show_default=True, help="KD softmax temperature T.")
+@click.option("--beta", default=1000.0, show_default=True, help="Attention-transfer weight b (summed over the four stages).")
+@click.option("--width", type=float, default=None, help="Channel width multiplier of the model (e.g. 0.25 for small runs); model default if omitted.")
+@click.option("--heads", type=int, default=None, help="Attention heads of a SASA student; model default (8) if omitted.")
+@click.option("--kernel-size", type=int, default=None, help="Local attention window k of a SASA student; model default (7) if omitted.")
+@click.option("--train-subset", type=int, default=None, help="Use only this many training images per class (small runs).")
+@click.option("--test-subset", type=int, default=None, help="Evaluate on only this many test images per class each epoch.")
+@click.option("--augment/--no-augment", default=True, show_default=True, help="Random crop (pad 4) and horizontal flip of training images.")
+@click.option("--seed", default=0, show_default=True, help="Seed of weights, masks, batch order and augmentation.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to train; cuda uses mixed precision (float16 autocast).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where decoded image folders are cached (default ~/.cache/attentionlite/data).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last finished epoch (same options).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(resume: bool, quiet: bool, **options) -> None:
+    """Sparse distillation: train a (pruned) student from a teacher in one pass.
+
+    Writes OUT/checkpoint.pt and OUT/log.csv (losses loss/ce/kd/at, train and
+    test accuracy, overall and per-layer density) after every epoch.
+    """
+    from attentionlite.model.train import TrainConfig, train as run_training
+
+    metrics = run_training(TrainConfig(progress=not quiet, **options), resume=resume)
+    click.echo(_format_metrics(metrics))
 
 
 @main.command()
-def train() -> None:
-    """Sparse distillation: train a (pruned) student from a teacher. (not built yet)"""
-    _not_yet(3)
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="Folder holding the dataset.")
+@click.option("--dataset", default=None, help="Dataset name; the checkpoint's own dataset if omitted (must match it).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to run the model.")
+@click.option("--batch-size", default=256, show_default=True, help="Images per forward pass.")
+@click.option("--test-subset", type=int, default=None, help="Use only this many test images per class.")
+def evaluate(checkpoint: str, **options) -> None:
+    """Test accuracy, non-zero parameters and MACs of CHECKPOINT."""
+    from attentionlite.model.evaluate import evaluate_checkpoint
+
+    click.echo(_format_metrics(evaluate_checkpoint(checkpoint, **options)))
 
 
 @main.command()
-def evaluate() -> None:
-    """Accuracy of a checkpoint on a dataset's test split. (not built yet)"""
-    _not_yet(3)
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the compacted checkpoint.")
+def compact(checkpoint: str, out: str) -> None:
+    """Turn a column-pruned CHECKPOINT into a smaller dense model with the same outputs."""
+    from attentionlite.model.checkpoint import compact_checkpoint
+
+    click.echo(_format_metrics(compact_checkpoint(checkpoint, out)))
+
+
+def _format_metrics(metrics: dict) -> str:
+    return "\n".join(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}"
+                     for key, value in metrics.items())
 
 
 @main.command()
-def compact() -> None:
-    """Turn a column-pruned checkpoint into a smaller dense model. (not built yet)"""
-    _not_yet(3)
+@click.argument("target")
+@click.option("--dataset", default=None,
+              help="cifar10, cifar100 or tinyimagenet: classes and image size "
+                   "[default: cifar10 for a model name, the checkpoint's own for a checkpoint]")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Images per forward pass.")
+@click.option("--image-size", default=None, type=click.IntRange(min=1), help="Override the dataset's image side.")
+@click.option("--fold-bn", is_flag=True, help="Fold batch norms into the convolution before them.")
+@click.option("--format", "graph_format", default=None, type=click.Choice(["json", "graphml"]),
+              help="Format of --out [default: from its suffix].")
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the graph to this file.")
+@click.option("--word-bytes", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Bytes per tensor element in the table.")
+def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_bytes) -> None:
+    """Trace TARGET (a registered model name or a checkpoint file) into an operator graph.
+
+    Prints one row per operator (kind, output shape, MACs, weights, non-zero
+    weights, bytes in and out) and the totals; --out writes the graph (JSON or
+    GraphML) for `attentionlite simulate` and `attentionlite cpu`.
+    """
+    from attentionlite.simulator.graph import op_table, save_graph
+    from attentionlite.simulator.graph import trace as trace_graph
+
+    graph = trace_graph(target, dataset=dataset, batch=batch, fold_bn=fold_bn, image_size=image_size)
+    click.echo(op_table(graph, word_bytes))
+    if out:
+        click.echo(f"wrote {save_graph(graph, out, graph_format)}")
 
 
 @main.command()
-def trace() -> None:
-    """Trace a model or checkpoint into an operator graph. (not built yet)"""
-    _not_yet(4)
+@click.argument("target", required=False)
+@click.option("--topology", type=click.Path(dir_okay=False), help="A SCALE-Sim topology CSV instead of TARGET.")
+@click.option("--hardware", "hardware_name", default="paa-default", show_default=True, help="Preset name or TOML file.")
+@click.option("--array", help="Array size RxC (or N for NxN), overriding the hardware's.")
+@click.option("--dataflow", type=click.Choice(["os", "ws", "is"]), help="Systolic dataflow.")
+@click.option("--cores", type=int, help="Number of cores.")
+@click.option("--bandwidth", "bandwidth_gb_s", type=float, help="Shared DRAM bandwidth in GB/s.")
+@click.option("--window-mapping", type=click.Choice(["blocked", "gathered"]), help="How attention windows map onto the array.")
+@click.option("--schedule", type=click.Choice(["data", "pipeline", "split"]), default="data", show_default=True)
+@click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), help="How weight sparsity is exploited.")
+@click.option("--dataset", help="Dataset that sets classes and image size when tracing a model name.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Images per traced graph.")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for ops.csv and summary.json.")
+def simulate(target, topology, hardware_name, array, dataflow, cores, bandwidth_gb_s, window_mapping, schedule, sparsity, dataset, batch, out) -> None:
+    """Simulate a model, checkpoint, saved graph or SCALE-Sim topology on the accelerator.
+
+    \b
+    attentionlite simulate sasa26_homogeneous --hardware paa-default --out sim/
+    attentionlite simulate --topology resnet18.csv --array 32x32 --dataflow os
+    """
+    from attentionlite.simulator.engine import simulate as run_simulation
+    from attentionlite.simulator.engine import workload
+    from attentionlite.simulator.hardware import load_hardware
+
+    overrides = {"array": array, "dataflow": dataflow, "cores": cores, "bandwidth_gb_s": bandwidth_gb_s, "window_mapping": window_mapping}
+    config = load_hardware(hardware_name, **overrides)
+    result = run_simulation(workload(target, topology, dataset, batch), config, schedule=schedule, sparsity=sparsity)
+    click.echo(result.table())
+    if out:
+        click.echo(f"wrote {result.write(out)}/ops.csv and summary.json")
 
 
-@main.command()
-def simulate() -> None:
-    """Simulate a model on the parallel attention accelerator. (not built yet)"""
-    _not_yet(5)
-
-
-@main.command()
+@main.group()
 def hardware() -> None:
-    """List the accelerator presets or show one resolved config. (not built yet)"""
-    _not_yet(5)
+    """List the accelerator presets or show one resolved config."""
+
+
+@hardware.command("list")
+def hardware_list() -> None:
+    """The accelerator presets shipped with the package."""
+    from attentionlite.simulator.hardware import list_presets, load_hardware
+
+    for name in list_presets():
+        click.echo(f"{name:<16} {load_hardware(name).description}")
+
+
+@hardware.command("show")
+@click.argument("name")
+@click.option("--array", help="Array size RxC (or N for NxN).")
+@click.option("--dataflow", type=click.Choice(["os", "ws", "is"]))
+@click.option("--cores", type=int)
+def hardware_show(name, array, dataflow, cores) -> None:
+    """One preset or TOML file, resolved (defaults filled in, overrides applied)."""
+    from attentionlite.simulator.hardware import describe, load_hardware
+
+    click.echo(describe(load_hardware(name, array=array, dataflow=dataflow, cores=cores)))
 
 
 @main.command()
-def calibrate() -> None:
-    """Micro-benchmark this machine and write a CPU config. (not built yet)"""
-    _not_yet(6)
+@click.option("--out", type=click.Path(dir_okay=False), default="host.toml", show_default=True, help="CPU config TOML to write.")
+@click.option("--quick", is_flag=True, help="Fewer shapes and repeats (about 15 s instead of about a minute).")
+@click.option("--threads", type=int, default=None, help="PyTorch threads (the config's cores); PyTorch's default if omitted.")
+def calibrate(out: str, quick: bool, threads: int | None) -> None:
+    """Micro-benchmark this machine and write a CPU config."""
+    from attentionlite.files import atomic_write_text
+    from attentionlite.simulator.cpu_calibrate import calibrate as calibrate_host
+
+    config = calibrate_host(quick=quick, threads=threads)
+    atomic_write_text(out, config.to_toml())
+    click.echo(f"wrote {out}: {config.cores} cores, {config.peak_flops / 1e9:.0f} GFLOP/s peak, DRAM {config.dram_bandwidth_gb_s:.1f} GB/s")
 
 
 @main.command()
-def cpu() -> None:
-    """Predict (and measure) a model's latency on a CPU. (not built yet)"""
-    _not_yet(6)
+@click.argument("target")
+@click.option("--cpu", "cpu_name", default="cpu-host-default", show_default=True, help="CPU preset name or TOML file (from `attentionlite calibrate`).")
+@click.option("--batch", type=int, default=None, help="Images per forward pass (default 1; a saved graph keeps its own).")
+@click.option("--dataset", default=None, help="Dataset setting classes and image size (default cifar10, or the checkpoint's).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for ops.csv and summary.json.")
+@click.option("--measure", "measure_too", is_flag=True, help="Also time the model in PyTorch here and compare per module.")
+def cpu(target: str, **options) -> None:
+    """Predict (and measure) a model's latency on a CPU.
+
+    TARGET is a registered model name, a checkpoint, or a saved graph (.json, .graphml, .csv).
+    """
+    from attentionlite.simulator.cpu_measure import run_cpu
+
+    click.echo(run_cpu(target, **options))
+
+
+_HARDWARE_HELP = "Accelerator preset name or TOML path."
+_DENSITY_HELP = ("Weight density of registered students (the pruning method's initial masks); "
+                 "the first model (the teacher) stays dense and checkpoints keep their own masks.")
 
 
 @main.command()
-def compare() -> None:
-    """Teacher vs students on one design point. (not built yet)"""
-    _not_yet(7)
+@click.argument("models", nargs=-1, required=True)
+@click.option("--hardware", default="paa-default", show_default=True, help=_HARDWARE_HELP)
+@click.option("--array", help="Array size RxC (or N for NxN), instead of the preset's.")
+@click.option("--dataflow", type=click.Choice(["os", "ws", "is"]), help="Dataflow, instead of the preset's.")
+@click.option("--cores", type=int, help="Cores, instead of the preset's.")
+@click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]),
+              help="How the accelerator exploits weight sparsity, instead of the preset's.")
+@click.option("--cpu", "cpu_config", help="CPU preset or TOML (see `calibrate`): adds each model's CPU latency.")
+@click.option("--density", type=float, default=0.1, show_default=True, help=_DENSITY_HELP)
+@click.option("--out", type=click.Path(file_okay=False), help="Also write compare.csv and breakdown.csv here.")
+def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, density, out) -> None:
+    """Teacher vs students on one design point: MODELS are names or checkpoints, the teacher first."""
+    from attentionlite.analysis.compare import compare_targets, comparison_text, write_comparison
+    from attentionlite.analysis.sweep import single_point
+
+    point = single_point(array, dataflow=dataflow, cores=cores, sparsity=sparsity)
+    rows, breakdown = compare_targets(models, hardware, point, cpu_config, density)
+    click.echo(comparison_text(rows, breakdown))
+    if out:
+        write_comparison(rows, breakdown, out)
+        click.echo(f"wrote {out}/compare.csv and {out}/breakdown.csv")
 
 
 @main.command()
-def sweep() -> None:
-    """Sweep hardware knobs over models. (not built yet)"""
-    _not_yet(7)
+@click.argument("models", nargs=-1, required=True)
+@click.option("--hardware", default="paa-default", show_default=True, help=_HARDWARE_HELP)
+@click.option("--arrays", default="8,16,32,64,128,256", show_default=True,
+              help="Array sizes, N or RxC, comma-separated.")
+@click.option("--dataflows", default="os,ws,is", show_default=True, help="Dataflows, comma-separated.")
+@click.option("--cores", help="Core counts, comma-separated (default: the preset's).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=V1,V2",
+              help="Sweep any hardware knob too, e.g. dram.bandwidth_gb_s=12.8,25.6, sram_kib=64,256, "
+                   "sparsity=none,skip or schedule=data,pipeline. Repeatable.")
+@click.option("--density", type=float, default=0.1, show_default=True, help=_DENSITY_HELP)
+@click.option("--workers", type=int, help="Worker processes (default: every core this process may use).")
+@click.option("--out", type=click.Path(file_okay=False), default="sweep", show_default=True,
+              help="Folder for sweep.csv and pareto.csv.")
+def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers, out) -> None:
+    """Simulate MODELS at every combination of the swept knobs; one CSV row per (model, point)."""
+    from attentionlite.analysis.sweep import (
+        SWEEP_COLUMNS, sweep_knobs, sweep_targets, text_table, with_pareto_flags, write_sweep,
+    )
+
+    knobs = sweep_knobs(arrays, dataflows, cores, settings)
+    rows = sweep_targets(models, hardware, knobs, density, seed=0, workers=workers)
+    write_sweep(rows, out)
+    front = [row for row in with_pareto_flags(rows) if row["pareto"]]
+    click.echo(f"Pareto front ({len(front)} of {len(rows)} rows; latency, energy, PEs):")
+    click.echo(text_table(front, SWEEP_COLUMNS))
+    click.echo(f"wrote {out}/sweep.csv and {out}/pareto.csv")
 
 
 @main.command()
-def report() -> None:
-    """The co-design report (the main job). (not built yet)"""
-    _not_yet(7)
+@click.argument("models", nargs=-1)
+@click.option("--out", type=click.Path(file_okay=False), default="attentionlite-report", show_default=True,
+              help="Report folder (replaced as a whole).")
+@click.option("--hardware", default="paa-default", show_default=True, help=_HARDWARE_HELP)
+@click.option("--cpu", "cpu_config", help="CPU preset or TOML (default: a quick calibration of this host).")
+@click.option("--arrays", default="8,16,32,64,128,256", show_default=True,
+              help="Square array sides, comma-separated.")
+@click.option("--dataflows", default="os,ws,is", show_default=True, help="Dataflows, comma-separated.")
+@click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), default="skip", show_default=True,
+              help="How the accelerator exploits weight sparsity (each model is also shown on dense hardware).")
+@click.option("--density", type=float, default=0.1, show_default=True, help=_DENSITY_HELP)
+@click.option("--workers", type=int, help="Worker processes (default: every core this process may use).")
+@click.option("--recalibrate", is_flag=True,
+              help="Calibrate this host again instead of reusing its cached calibration.")
+def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, density, workers, recalibrate) -> None:
+    """The co-design report (the main job).
+
+    \b
+    With no MODELS: the teacher resnet50 and the sasa26 hybrid and homogeneous
+    students at 10% weight density (initial masks, untrained).  MODELS are
+    checkpoints (their trained masks and accuracy) or model names, the teacher first.
+    """
+    from attentionlite.analysis.sweep import parse_names
+    from attentionlite.reports.build import DEFAULT_TARGETS, ReportSettings, build_report, parse_sides
+    from attentionlite.reports.render import render_report
+
+    settings = ReportSettings(targets=tuple(models) or DEFAULT_TARGETS, hardware=hardware, cpu=cpu_config,
+                              arrays=tuple(parse_sides(arrays)), dataflows=tuple(parse_names(dataflows)),
+                              sparsity=sparsity, density=density, workers=workers, recalibrate=recalibrate)
+    click.echo(f"wrote {render_report(build_report(settings), out) / 'index.html'}")
