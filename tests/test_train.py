@@ -18,8 +18,6 @@ from attentionlite.model.evaluate import evaluate_checkpoint, zero_weight_macs
 from attentionlite.model.train import TrainConfig, train
 
 CLASSES = 10
-# Two threads on two shared, busy cores run these tiny convolutions ten times slower than one.
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
