@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping
 
 
 def default_cache_dir() -> Path:
@@ -58,3 +61,27 @@ def atomic_output_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def write_text_folder(path: str | Path, texts: Mapping[str, str]) -> Path:
+    """Write each ``file name -> text`` into the folder ``path``, replacing it as a whole, atomically."""
+    with atomic_output_dir(path) as staging:
+        for name, text in texts.items():
+            (staging / name).write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def rows_to_csv(rows: Iterable[Mapping]) -> str:
+    """Rows as CSV text; columns in first-seen order; floats in their shortest exact form."""
+    rows = list(rows)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def json_text(data) -> str:
+    """Stable JSON text (sorted keys, indented, newline-terminated) so equal results give equal bytes."""
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"

@@ -25,7 +25,8 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from attentionlite.analysis.models import DEFAULT_DENSITY, DEFAULT_MASK_SEED, check_targets, trace_models
-from attentionlite.analysis.sweep import resolve_point, result_columns, rows_to_csv, text_table
+from attentionlite.analysis.sweep import resolve_point, result_columns, text_table
+from attentionlite.files import rows_to_csv, write_text_folder
 from attentionlite.simulator.ops import OpKind
 
 KIND_GROUPS: dict[OpKind, str] = {
@@ -175,8 +176,4 @@ COMPARE_COLUMNS = {
 
 def write_comparison(rows: Sequence[Mapping], breakdown: Sequence[Mapping], out_dir) -> None:
     """``compare.csv`` and ``breakdown.csv`` in ``out_dir``, written atomically as one folder."""
-    from attentionlite.files import atomic_output_dir
-
-    with atomic_output_dir(out_dir) as staging:
-        (staging / "compare.csv").write_text(rows_to_csv(rows), encoding="utf-8")
-        (staging / "breakdown.csv").write_text(rows_to_csv(breakdown), encoding="utf-8")
+    write_text_folder(out_dir, {"compare.csv": rows_to_csv(rows), "breakdown.csv": rows_to_csv(breakdown)})

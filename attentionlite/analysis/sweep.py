@@ -18,15 +18,13 @@ all three and better on one.
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from attentionlite.errors import InputError
-from attentionlite.files import atomic_output_dir
+from attentionlite.files import rows_to_csv, write_text_folder
 
 PARETO_OBJECTIVES = ("latency_s", "energy_per_image_j", "pes")
 SIMULATE_KNOBS = ("schedule",)  # passed to simulate(); every other knob overrides the hardware config
@@ -210,17 +208,6 @@ def _tick(row: dict, on_done: Callable[[], None] | None) -> dict:
 # ----------------------------------------------------------------------------- writing
 
 
-def rows_to_csv(rows: Iterable[Mapping]) -> str:
-    """Rows as CSV text; columns in first-seen order; floats in their shortest exact form."""
-    rows = list(rows)
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def with_pareto_flags(rows: Sequence[Mapping]) -> list[dict]:
     """Each row with a ``pareto`` column: True when it is on the front of :data:`PARETO_OBJECTIVES`."""
     return [{**row, "pareto": front} for row, front in zip(rows, pareto_mask(rows))]
@@ -229,9 +216,8 @@ def with_pareto_flags(rows: Sequence[Mapping]) -> list[dict]:
 def write_sweep(rows: Sequence[Mapping], out_dir) -> None:
     """``sweep.csv`` (every row, with its ``pareto`` flag) and ``pareto.csv`` (the front only), as one folder."""
     flagged = with_pareto_flags(rows)
-    with atomic_output_dir(out_dir) as staging:
-        (staging / "sweep.csv").write_text(rows_to_csv(flagged), encoding="utf-8")
-        (staging / "pareto.csv").write_text(rows_to_csv(r for r in flagged if r["pareto"]), encoding="utf-8")
+    front = [row for row in flagged if row["pareto"]]
+    write_text_folder(out_dir, {"sweep.csv": rows_to_csv(flagged), "pareto.csv": rows_to_csv(front)})
 
 
 def text_table(rows: Sequence[Mapping], columns: Mapping[str, Callable[[Mapping], str]]) -> str:

@@ -19,10 +19,8 @@ recomputed from its start.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import io
 import math
 import time
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from attentionlite.errors import InputError
-from attentionlite.files import atomic_write_text
+from attentionlite.files import atomic_write_text, rows_to_csv
 from attentionlite.model.checkpoint import load_checkpoint, save_checkpoint
 from attentionlite.model.complexity import count_macs
 from attentionlite.model.data import BatchLoader, dataset_info, load_split, subset
@@ -140,7 +138,7 @@ def _train_and_record_epoch(run: Run, epoch: int, checkpoint_path: Path) -> None
     test_accuracy = evaluate_accuracy(run.student, run.test_batches, run.device)
     run.history.append(_log_row(run, epoch, losses, test_accuracy, time.perf_counter() - started))
     _save(run, checkpoint_path)
-    atomic_write_text(checkpoint_path.parent / LOG_NAME, _csv_text(run.history))
+    atomic_write_text(checkpoint_path.parent / LOG_NAME, rows_to_csv(run.history))
     if run.config.progress:
         tqdm.write(_summary(run.history[-1], run.config.epochs))
 
@@ -205,14 +203,6 @@ def _log_row(run: Run, epoch: int, losses: dict[str, float], test_accuracy: floa
     row |= {"train_accuracy": losses["train_accuracy"], "test_accuracy": test_accuracy}
     row |= {"density": density(masks) if masks else 1.0, "seconds": seconds}
     return row | {f"density:{name}": value for name, value in layer_densities(masks).items()}
-
-
-def _csv_text(history: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(history[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    return buffer.getvalue()
 
 
 def _final_metrics(run: Run) -> dict:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from attentionlite.analysis.compare import GROUPS
 from attentionlite.analysis.models import DEFAULT_PRUNE_MODE, INITIAL_MASKS_NOTE
-from attentionlite.analysis.sweep import pareto_mask, rows_to_csv, with_pareto_flags
-from attentionlite.files import atomic_output_dir
+from attentionlite.analysis.sweep import pareto_mask, with_pareto_flags
+from attentionlite.files import atomic_output_dir, rows_to_csv
 from attentionlite.reports import figures, summary
 from attentionlite.reports.build import CodesignReport
 from attentionlite.reports.document import (

@@ -30,8 +30,6 @@ presets named ``cpu-*.toml`` ship in ``simulator/presets/``.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import tomllib
@@ -40,7 +38,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from attentionlite.errors import InputError
-from attentionlite.files import atomic_output_dir
+from attentionlite.files import json_text, rows_to_csv, write_text_folder
 from attentionlite.provenance import provenance
 from attentionlite.simulator.ops import Op, OpKind
 
@@ -472,21 +470,12 @@ class CpuResult:
         }
 
     def csv_text(self) -> str:
-        rows = [row.row() for row in self.rows]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["name"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue()
+        return rows_to_csv(row.row() for row in self.rows)
 
     def write(self, out_dir: str | Path, extra: Mapping[str, object] | None = None) -> Path:
         """Write ``ops.csv`` and ``summary.json`` (with ``extra`` merged in) into ``out_dir`` atomically."""
         summary = {**self.summary(), **(extra or {})}
-        with atomic_output_dir(out_dir) as staging:
-            (staging / "ops.csv").write_text(self.csv_text(), encoding="utf-8")
-            text = json.dumps(summary, indent=2, sort_keys=True, default=str)
-            (staging / "summary.json").write_text(text + "\n", encoding="utf-8")
-        return Path(out_dir)
+        return write_text_folder(out_dir, {"ops.csv": self.csv_text(), "summary.json": json_text(summary)})
 
     def table(self) -> str:
         """Fixed-width per-op table and the totals, for the terminal."""

@@ -8,15 +8,12 @@ JSON keys, floats written by ``repr``).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from typing import TYPE_CHECKING, Sequence
 
-from attentionlite.files import atomic_output_dir
+from attentionlite.files import json_text, rows_to_csv, write_text_folder
 from attentionlite.simulator.energy import COMPONENTS, leakage_pj, op_energy
 from attentionlite.simulator.hardware import HardwareConfig
 from attentionlite.simulator.memory import OpWork
@@ -112,19 +109,11 @@ class SimResult:
         return {"totals": asdict(self.totals), "hardware": self.hardware, "run": self.run, "provenance": self.provenance}
 
     def ops_csv(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow([item.name for item in fields(OpRow)])
-        for row in self.rows:
-            writer.writerow([_cell(getattr(row, item.name)) for item in fields(OpRow)])
-        return buffer.getvalue()
+        return rows_to_csv(asdict(row) for row in self.rows)
 
     def write(self, out_dir: str | Path) -> Path:
         """Write ops.csv and summary.json into ``out_dir`` (replaced whole, never half-written)."""
-        with atomic_output_dir(out_dir) as staging:
-            (staging / "ops.csv").write_text(self.ops_csv(), encoding="utf-8")
-            (staging / "summary.json").write_text(json.dumps(self.summary(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        return Path(out_dir)
+        return write_text_folder(out_dir, {"ops.csv": self.ops_csv(), "summary.json": json_text(self.summary())})
 
     def table(self) -> str:
         """A per-op table and the totals, for the terminal."""
@@ -144,10 +133,6 @@ class SimResult:
             f"utilisation {t.utilisation:.1%}  stall share {t.stall_share:.1%}\n"
             f"DRAM {t.dram_bytes:,} B  energy {t.energy_j * 1e6:.2f} uJ  EDP {t.edp:.3e} J*s"
         )
-
-
-def _cell(value: object) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 # ----------------------------------------------------------------------------- from a timeline
