@@ -47,11 +47,13 @@ CPU_PRESET = {
     "teacher": "resnet26", "teacher_width": 0.25, "teacher_epochs": 8,
     "students": ["sasa26_hybrid"], "width": 0.125, "heads": 2, "kernel_size": 3,
     "epochs": 5, "batch_size": 32, "lr": 0.05, "train_subset": 100, "test_subset": 50, "dense": False,
+    "beta": 1000.0,
 }
 FULL_PRESET = {
     "teacher": "resnet50", "teacher_width": None, "teacher_epochs": 200,
     "students": ["sasa26_hybrid", "sasa26_homogeneous"], "width": None, "heads": None, "kernel_size": None,
     "epochs": 200, "batch_size": 128, "lr": 0.1, "train_subset": None, "test_subset": None, "dense": True,
+    "beta": 1000.0,
 }
 
 
@@ -71,10 +73,11 @@ def main() -> None:
 def _student_rows(args, settings: dict, student: str, seed: int) -> list[dict]:
     """The distilled+pruned, alone+pruned (and distilled dense) runs of one student and seed."""
     teacher_path = str(Path(args.out) / "teacher" / CHECKPOINT_NAME)
-    variants = {f"{student} distilled d={args.density}": dict(teacher=teacher_path, density=args.density),
+    distilled = dict(teacher=teacher_path, beta=settings["beta"])
+    variants = {f"{student} distilled d={args.density}": dict(distilled, density=args.density),
                 f"{student} alone d={args.density}": dict(density=args.density)}
     if settings["dense"]:
-        variants[f"{student} distilled dense"] = dict(teacher=teacher_path, density=1.0)
+        variants[f"{student} distilled dense"] = dict(distilled, density=1.0)
     rows = []
     for name, options in variants.items():
         config = _student_config(args, settings, student, seed, name, **options)
@@ -152,7 +155,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a busy machine)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     for key, kind in (("teacher", str), ("teacher_epochs", int), ("lr", float), ("epochs", int), ("batch_size", int), ("train_subset", int),
-                      ("test_subset", int), ("width", float), ("teacher_width", float)):
+                      ("test_subset", int), ("width", float), ("teacher_width", float), ("beta", float)):
         parser.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, help=f"override the preset's {key}")
     return parser.parse_args()
 
