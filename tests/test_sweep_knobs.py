@@ -2,7 +2,9 @@
 
 import pytest
 
-from attentionlite.analysis.sweep import design_points, pareto_mask, parse_array, parse_knob_values, rows_to_csv
+from attentionlite.analysis.sweep import design_points, pareto_mask, parse_knob_values
+from attentionlite.files import rows_to_csv
+from attentionlite.simulator.hardware import parse_array
 from attentionlite.errors import InputError
 
 

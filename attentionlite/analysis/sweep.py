@@ -25,6 +25,7 @@ from typing import Callable, Mapping, Sequence
 
 from attentionlite.errors import InputError
 from attentionlite.files import rows_to_csv, write_text_folder
+from attentionlite.simulator.hardware import parse_array
 
 PARETO_OBJECTIVES = ("latency_s", "energy_per_image_j", "pes")
 SIMULATE_KNOBS = ("schedule",)  # passed to simulate(); every other knob overrides the hardware config
@@ -50,14 +51,6 @@ def pareto_mask(rows: Sequence[Mapping], objectives: Sequence[str] = PARETO_OBJE
     better = (values[:, None, :] < values[None, :, :]).any(axis=2)
     dominated = (no_worse & better).any(axis=0)
     return [not flag for flag in dominated]
-
-
-def parse_array(text: str) -> tuple[int, int]:
-    """``"32"`` or ``"32x32"`` or ``"64x8"`` -> (rows, columns)."""
-    parts = text.lower().split("x")
-    if len(parts) not in (1, 2) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise InputError(f"array size {text!r} is not understood; expected N or RxC with positive integers")
-    return int(parts[0]), int(parts[-1])
 
 
 def parse_names(text: str) -> list[str]:
