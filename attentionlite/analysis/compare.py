@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from attentionlite.analysis.models import DEFAULT_DENSITY, DEFAULT_MASK_SEED, check_targets, trace_models
-from attentionlite.analysis.sweep import resolve_point, result_columns, text_table
+from attentionlite.analysis.sweep import metric_cell, resolve_point, result_columns, text_table
 from attentionlite.files import rows_to_csv, write_text_folder
 from attentionlite.simulator.ops import OpKind
 
@@ -151,8 +151,8 @@ def comparison_text(rows: Sequence[Mapping], breakdown: Sequence[Mapping]) -> st
     """The comparison and the op-kind shares as two fixed-width tables."""
     columns = dict(COMPARE_COLUMNS)
     if "cpu_latency_s" in rows[0]:
-        columns["CPU ms"] = lambda r: f"{1e3 * r['cpu_latency_s']:.2f}"
-        columns["vs CPU"] = lambda r: f"{r['speedup_vs_cpu']:.1f}x"
+        columns["CPU ms"] = metric_cell("cpu_latency_s")
+        columns["vs CPU"] = metric_cell("speedup_vs_cpu")
     shares = [{"model": m, **{r["group"]: r["share"] for r in breakdown if r["model"] == m}}
               for m in dict.fromkeys(r["model"] for r in breakdown)]
     share_columns = {"model": lambda r: r["model"]}
@@ -162,15 +162,15 @@ def comparison_text(rows: Sequence[Mapping], breakdown: Sequence[Mapping]) -> st
 
 COMPARE_COLUMNS = {
     "model": lambda r: r["model"],
-    "latency ms": lambda r: f"{1e3 * r['latency_s']:.3f}",
-    "images/s": lambda r: f"{r['throughput']:.1f}",
-    "energy mJ": lambda r: f"{1e3 * r['energy_per_image_j']:.3f}",
-    "EDP mJ*ms": lambda r: f"{1e6 * r['edp_per_image']:.4g}",
-    "DRAM MB": lambda r: f"{r['dram_bytes_per_image'] / 1e6:.2f}",
-    "util %": lambda r: f"{100 * r['utilisation']:.1f}",
-    "stall %": lambda r: f"{100 * r['stall_share']:.1f}",
-    "speed-up": lambda r: f"{r['speedup_vs_teacher']:.2f}x",
-    "energy saving": lambda r: f"{r['energy_saving_vs_teacher']:.2f}x",
+    "latency ms": metric_cell("latency_s"),
+    "images/s": metric_cell("throughput"),
+    "energy mJ": metric_cell("energy_per_image_j"),
+    "EDP mJ*ms": metric_cell("edp_per_image"),
+    "DRAM MB": metric_cell("dram_bytes_per_image"),
+    "util %": metric_cell("utilisation"),
+    "stall %": metric_cell("stall_share"),
+    "speed-up": metric_cell("speedup_vs_teacher"),
+    "energy saving": metric_cell("energy_saving_vs_teacher"),
 }
 
 

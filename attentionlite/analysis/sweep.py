@@ -229,14 +229,53 @@ def point_label(row: Mapping) -> str:
     return " ".join(f"{key}={row[key]}" for key in keys[1:keys.index("pes")])
 
 
+def _milli(digits: int) -> Callable[[float], str]:
+    return lambda value: f"{1e3 * value:.{digits}f}"
+
+
+def _times(digits: int) -> Callable[[float], str]:
+    return lambda value: f"{value:.{digits}f}x"
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+# How each result field shows in a table, in one place so the terminal tables and the
+# report agree on units and digits: seconds and joules as milli-units, shares as percent.
+METRIC_FORMATS: dict[str, Callable[[float], str]] = {
+    "latency_s": _milli(3),
+    "dense_hw_latency_s": _milli(3),
+    "cpu_latency_s": _milli(2),
+    "energy_per_image_j": _milli(3),
+    "throughput": lambda images_per_s: f"{images_per_s:.1f}",
+    "edp_per_image": lambda joule_seconds: f"{1e6 * joule_seconds:.4g}",  # mJ*ms
+    "dram_bytes_per_image": lambda size: f"{size / 1e6:.2f}",  # MB
+    "utilisation": _percent,
+    "stall_share": _percent,
+    "speedup_vs_teacher": _times(2),
+    "energy_saving_vs_teacher": _times(2),
+    "edp_gain_vs_teacher": _times(2),
+    "speedup_from_sparsity": _times(2),
+    "energy_saving_from_sparsity": _times(2),
+    "speedup_vs_cpu": _times(1),
+}
+
+
+def metric_cell(key: str, suffix: str = "") -> Callable[[Mapping], str]:
+    """A table column showing ``row[key]`` as :data:`METRIC_FORMATS` says, with ``suffix`` after it."""
+    show = METRIC_FORMATS[key]
+    return lambda row: show(row[key]) + suffix
+
+
 SWEEP_COLUMNS: dict[str, Callable[[Mapping], str]] = {
     "model": lambda r: r["model"],
     "design point": point_label,
     "PEs": lambda r: str(r["pes"]),
-    "latency ms": lambda r: f"{1e3 * r['latency_s']:.3f}",
-    "energy mJ": lambda r: f"{1e3 * r['energy_per_image_j']:.3f}",
-    "util %": lambda r: f"{100 * r['utilisation']:.1f}",
-    "stall %": lambda r: f"{100 * r['stall_share']:.1f}",
+    "latency ms": metric_cell("latency_s"),
+    "energy mJ": metric_cell("energy_per_image_j"),
+    "util %": metric_cell("utilisation"),
+    "stall %": metric_cell("stall_share"),
 }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from attentionlite.analysis.compare import GROUPS
 from attentionlite.analysis.models import DEFAULT_PRUNE_MODE, INITIAL_MASKS_NOTE
-from attentionlite.analysis.sweep import pareto_mask, with_pareto_flags
+from attentionlite.analysis.sweep import metric_cell, pareto_mask, with_pareto_flags
 from attentionlite.files import atomic_output_dir, rows_to_csv
 from attentionlite.reports import figures, summary
 from attentionlite.reports.build import CodesignReport
@@ -197,28 +197,28 @@ def _source(entry) -> str:
 
 COST_COLUMNS = {
     "model": lambda r: f"`{r['model']}`",
-    "latency (ms)": lambda r: f"{1e3 * r['latency_s']:.3f}",
-    "images/s": lambda r: f"{r['throughput']:.1f}",
-    "energy per image (mJ)": lambda r: f"{1e3 * r['energy_per_image_j']:.3f}",
-    "EDP per image (mJ*ms)": lambda r: f"{1e6 * r['edp_per_image']:.4g}",
-    "DRAM per image (MB)": lambda r: f"{r['dram_bytes_per_image'] / 1e6:.2f}",
-    "utilisation": lambda r: f"{100 * r['utilisation']:.1f}%",
-    "stall share": lambda r: f"{100 * r['stall_share']:.1f}%",
+    "latency (ms)": metric_cell("latency_s"),
+    "images/s": metric_cell("throughput"),
+    "energy per image (mJ)": metric_cell("energy_per_image_j"),
+    "EDP per image (mJ*ms)": metric_cell("edp_per_image"),
+    "DRAM per image (MB)": metric_cell("dram_bytes_per_image"),
+    "utilisation": metric_cell("utilisation", "%"),
+    "stall share": metric_cell("stall_share", "%"),
 }
 RATIO_COLUMNS = {
     "model": lambda r: f"`{r['model']}`",
-    "speed-up vs teacher": lambda r: f"{r['speedup_vs_teacher']:.2f}x",
-    "energy saving vs teacher": lambda r: f"{r['energy_saving_vs_teacher']:.2f}x",
-    "EDP gain vs teacher": lambda r: f"{r['edp_gain_vs_teacher']:.2f}x",
+    "speed-up vs teacher": metric_cell("speedup_vs_teacher"),
+    "energy saving vs teacher": metric_cell("energy_saving_vs_teacher"),
+    "EDP gain vs teacher": metric_cell("edp_gain_vs_teacher"),
 }
 SPARSITY_COLUMNS = {
-    "on dense hardware (ms)": lambda r: f"{1e3 * r['dense_hw_latency_s']:.3f}",
-    "speed-up from sparsity": lambda r: f"{r['speedup_from_sparsity']:.2f}x",
-    "energy saving from sparsity": lambda r: f"{r['energy_saving_from_sparsity']:.2f}x",
+    "on dense hardware (ms)": metric_cell("dense_hw_latency_s"),
+    "speed-up from sparsity": metric_cell("speedup_from_sparsity"),
+    "energy saving from sparsity": metric_cell("energy_saving_from_sparsity"),
 }
 CPU_COLUMNS = {
-    "CPU latency (ms)": lambda r: f"{1e3 * r['cpu_latency_s']:.2f}",
-    "accelerator vs CPU": lambda r: f"{r['speedup_vs_cpu']:.1f}x",
+    "CPU latency (ms)": metric_cell("cpu_latency_s"),
+    "accelerator vs CPU": metric_cell("speedup_vs_cpu"),
 }
 
 
