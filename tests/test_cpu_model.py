@@ -66,6 +66,14 @@ def test_streaming_add_too_big_for_caches_is_dram_bound():
     assert row.seconds == pytest.approx(tensor_bytes / (10 * GB))
 
 
+def test_in_place_relu_writes_back_without_reading_for_ownership():
+    shape = (1, 1024, 32, 32)  # 4 MiB: beyond the 1 MiB L2
+    out_of_place, in_place = elementwise_op(OpKind.ACT, shape), elementwise_op(OpKind.ACT, shape, in_place=True)
+    tensor = 4 * 1024 * 32 * 32
+    assert predict_op(out_of_place, toy_cpu()).bytes_per_level["DRAM"] == 3 * tensor  # read, own, write
+    assert predict_op(in_place, toy_cpu()).bytes_per_level["DRAM"] == 2 * tensor  # read, write back
+
+
 def test_add_that_fits_l2_is_served_by_l2_not_dram():
     shape = (1, 16, 32, 32)  # 64 KiB per tensor: beyond L1, inside L2
     row = predict_op(elementwise_op(OpKind.ADD, shape, operands=2), toy_cpu())

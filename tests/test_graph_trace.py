@@ -115,6 +115,24 @@ def test_conv_and_linear_hand_count():
     assert ops[1].gemm == Gemm(2, 5, 128) and ops[1].input_shapes == ((2, 128),)
 
 
+class _InPlaceAndNot(nn.Module):
+    """relu_(x + x), then y.add_(relu(y)): out-of-place add, in-place ReLU, out-of-place ReLU, in-place add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu(x + x)
+        return y.add_(torch.relu(y))
+
+
+def test_in_place_ops_are_marked():
+    ops = trace_model(_InPlaceAndNot(), 4).ops_in_order()
+    marked = [(op.kind, dict(op.attrs).get("in_place", 0)) for op in ops]
+    assert marked == [(OpKind.ADD, 0), (OpKind.ACT, 1), (OpKind.ACT, 0), (OpKind.ADD, 1)]
+
+
 def test_local_attention_hand_count():
     graph = trace_model(_Wrapper(LocalSelfAttention(16, 16, kernel_size=3, heads=2, stride=2)), 8)
     ops = {op.name.split(".")[-1]: op for op in graph.ops_in_order()}

@@ -20,7 +20,8 @@ PyTorch runs it (``attentionlite.model.layers``): one element-wise pass per
 window position over the queries and a shifted view of the neighbours, so a
 window op launches ``kernel**2`` kernels and re-streams its inputs that many
 times unless they fit.  Softmax, pooling, normalisation and element-wise work
-stream their tensors once.  Outputs move twice their size (write-allocate).
+stream their tensors once.  Outputs move twice their size (write-allocate),
+except those of in-place ops, which overwrite lines just read.
 Weights are dense: PyTorch runs masked weights as
 dense tensors, and a compacted model is a smaller dense one.
 
@@ -301,8 +302,12 @@ def _window_traffic(op: Op, capacity: float, word: int) -> Traffic:
 
 
 def _streaming_traffic(op: Op, capacity: float, word: int) -> Traffic:
-    """Softmax, pooling, normalisation, element-wise: every tensor streams through once."""
-    return Traffic(op.input_bytes(word) + WRITE_ALLOCATE * op.output_bytes(word), op.weight_bytes(word))
+    """Softmax, pooling, normalisation, element-wise: every tensor streams through once.
+
+    An in-place op writes back the lines it has just read, so its output costs no read for ownership.
+    """
+    writes = 1 if dict(op.attrs).get("in_place") else WRITE_ALLOCATE
+    return Traffic(op.input_bytes(word) + writes * op.output_bytes(word), op.weight_bytes(word))
 
 
 _TRAFFIC: dict[OpKind, Callable[[Op, float, int], Traffic]] = {

@@ -135,10 +135,12 @@ def _captured_calls(layer, x) -> dict[str, Callable[[], object]]:
     return {name: functools.partial(getattr(layers, name), *spy.call_args.args) for name, spy in spies.items()}
 
 
-def elementwise_op(kind: OpKind, shape: tuple[int, ...], operands: int = 1, ops_per_element: int = 1) -> Op:
-    """An element-wise op (add, ReLU, norm) reading ``operands`` tensors of ``shape``."""
+def elementwise_op(kind: OpKind, shape: tuple[int, ...], operands: int = 1, ops_per_element: int = 1,
+                   in_place: bool = False) -> Op:
+    """An element-wise op (add, ReLU, norm) reading ``operands`` tensors of ``shape`` (``in_place``: overwriting the first)."""
     name = f"{kind.value}_{'x'.join(map(str, shape))}"
-    return _shape_op(name, kind, (shape,) * operands, shape, vector_ops=ops_per_element * math.prod(shape))
+    return _shape_op(name, kind, (shape,) * operands, shape, vector_ops=ops_per_element * math.prod(shape),
+                     attrs=(("in_place", 1),) if in_place else ())
 
 
 def pool_op(shape: tuple[int, ...], factor: int) -> Op:
@@ -166,7 +168,7 @@ def _vector(batch: int, channels: int, size: int) -> list[Sample]:
     local_pool, global_pool = nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(1)
     return [
         Sample(elementwise_op(OpKind.ADD, shape, operands=2), lambda: next(inputs) + next(inputs)),
-        Sample(elementwise_op(OpKind.ACT, shape), lambda: relu(next(inputs))),
+        Sample(elementwise_op(OpKind.ACT, shape, in_place=True), lambda: relu(next(inputs))),
         Sample(elementwise_op(OpKind.NORM, shape, ops_per_element=NORM_OPS_PER_ELEMENT), lambda: norm(next(inputs))),
         Sample(pool_op(shape, 2), lambda: local_pool(next(channels_last))),
         Sample(pool_op(shape, size), lambda: global_pool(next(inputs))),

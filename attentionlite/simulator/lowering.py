@@ -100,7 +100,7 @@ class Lowered:
         return cls(ops=(op,), entry=(op.name,), exit=op.name)
 
 
-def _elementwise(ctx: NodeContext, kind: OpKind, ops_per_element: int) -> Lowered:
+def _elementwise(ctx: NodeContext, kind: OpKind, ops_per_element: int, in_place: bool = False) -> Lowered:
     """One vector op per output element (times ``ops_per_element``), on the node's own tensors."""
     return Lowered.single(
         Op(
@@ -110,6 +110,7 @@ def _elementwise(ctx: NodeContext, kind: OpKind, ops_per_element: int) -> Lowere
             output_shape=ctx.output_shape,
             vector_ops=ops_per_element * math.prod(ctx.output_shape),
             source=ctx.source,
+            attrs=(("in_place", 1),) if in_place else (),
         )
     )
 
@@ -118,8 +119,17 @@ def lower_add(ctx: NodeContext) -> Lowered:
     return _elementwise(ctx, OpKind.ADD, 1)
 
 
+def lower_add_in_place(ctx: NodeContext) -> Lowered:
+    return _elementwise(ctx, OpKind.ADD, 1, in_place=True)
+
+
 def lower_activation(ctx: NodeContext) -> Lowered:
-    return _elementwise(ctx, OpKind.ACT, 1)
+    """ReLU; an ``nn.ReLU(inplace=True)`` overwrites its input."""
+    return _elementwise(ctx, OpKind.ACT, 1, in_place=getattr(ctx.module, "inplace", False))
+
+
+def lower_activation_in_place(ctx: NodeContext) -> Lowered:
+    return _elementwise(ctx, OpKind.ACT, 1, in_place=True)
 
 
 def lower_batch_norm(ctx: NodeContext) -> Lowered:
@@ -364,14 +374,14 @@ MODULE_LOWERINGS: dict[type, Handler] = {
 # Function handlers by function object, and by method name for tensor methods (``x.relu()``).
 FUNCTION_LOWERINGS: dict[object, Handler] = {
     operator.add: lower_add,
-    operator.iadd: lower_add,
+    operator.iadd: lower_add_in_place,
     torch.add: lower_add,
     "add": lower_add,
-    "add_": lower_add,
+    "add_": lower_add_in_place,
     torch.relu: lower_activation,
     F.relu: lower_activation,
     "relu": lower_activation,
-    "relu_": lower_activation,
+    "relu_": lower_activation_in_place,
     torch.flatten: free,
     "flatten": free,
     "view": free,

@@ -108,7 +108,9 @@ class Op:
     GEMM of M = queries, N = kernel, K = head channels per head); ``kernel_h``,
     ``kernel_w``, ``stride_h``, ``stride_w`` (conv, pool), ``groups`` (conv),
     ``mode`` (pool: avg, max, adaptive_avg), ``folded_norm`` (a conv or linear
-    that absorbed a batch norm: the norm's module path).
+    that absorbed a batch norm: the norm's module path), ``in_place`` (an add or
+    ReLU that overwrites its input: ``add_``, ``relu_``,
+    ``nn.ReLU(inplace=True)``; torch.fx records ``+=`` as a plain add).
     """
 
     name: str
