@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 MODELS = ("resnet50", "sasa26_hybrid", "sasa26_homogeneous")
@@ -30,6 +31,8 @@ def main() -> None:
     cpu = load_cpu(args.cpu) if args.cpu else calibrate(quick=args.quick, threads=args.threads)
     rows = [_one(model, batch, cpu) for model in args.models for batch in args.batches]
     print(_table(rows, cpu))
+    print()
+    print(_kind_table(rows))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
             json.dump({"cpu": cpu.to_dict(), "rows": rows}, handle, indent=2, default=str)
@@ -73,6 +76,23 @@ def _table(rows: list[dict], cpu) -> str:
     module_hits = sum(r["median_module_error"] <= GOAL_MEDIAN_MODULE for r in rows)
     lines.append(f"within {GOAL_END_TO_END:.0%} end to end: {hits}/{len(rows)}; "
                  f"median module error within {GOAL_MEDIAN_MODULE:.0%}: {module_hits}/{len(rows)}")
+    return "\n".join(lines)
+
+
+def _kind_table(rows: list[dict]) -> str:
+    """Where the error comes from: per model, batch and module kind, the summed times and the median error."""
+    header = f"{'model':<20} {'batch':>5} {'module kinds':<34} {'modules':>7} {'pred ms':>9} {'meas ms':>9} {'median err':>10}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        groups: dict[str, list[dict]] = {}
+        for module in row["modules"]:
+            groups.setdefault(module["kinds"], []).append(module)
+        for kinds, modules in sorted(groups.items()):
+            predicted = sum(m["predicted_s"] for m in modules) * 1e3
+            measured = sum(m["measured_s"] for m in modules) * 1e3
+            error = statistics.median(m["relative_error"] for m in modules)
+            lines.append(f"{row['model']:<20} {row['batch']:>5} {kinds:<34} {len(modules):>7} {predicted:>9.2f} "
+                         f"{measured:>9.2f} {error:>+10.0%}")
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from attentionlite.cli import main
 from attentionlite.simulator.cpu import CpuResult, predict_op
-from attentionlite.simulator.cpu_calibrate import Repeats, fit_kind_factors, median_seconds
+from attentionlite.simulator.cpu_calibrate import Repeats, fit_kind_factors, median_seconds, median_seconds_in_turn
 from attentionlite.simulator.cpu_measure import _enclosing, measure
 from attentionlite.simulator.cpu_samples import attention_ops, conv_op, elementwise_op
 from attentionlite.simulator.graph import OpGraph, save_graph
@@ -38,6 +38,25 @@ def test_median_seconds_ignores_one_slow_outlier():
     delays = iter([0.0] * 2 + [0.0, 0.0, 0.05, 0.0, 0.0])
     seconds = median_seconds(lambda: _sleep(next(delays)), Repeats(warmup=2, timed=5))  # wall clock: sleeping uses no CPU time
     assert seconds < 0.01
+
+
+def test_median_seconds_in_turn_interleaves_the_runs_and_takes_each_ones_median():
+    now, calls = [0.0], []
+
+    def run(name: str, seconds: list[float]):
+        durations = iter(seconds)
+
+        def call():
+            calls.append(name)
+            now[0] += next(durations)
+
+        return call
+
+    # 1 warm-up round, 3 timed: a takes 1, 9 (an outlier), 1; b takes 2 each time.
+    runs = [run("a", [5.0, 1.0, 9.0, 1.0]), run("b", [5.0, 2.0, 2.0, 2.0])]
+    medians = median_seconds_in_turn(runs, Repeats(warmup=1, timed=3, clock=lambda: now[0]))
+    assert calls == ["a", "b"] * 4
+    assert medians == [1.0, 2.0]
 
 
 def _sleep(seconds: float) -> None:
