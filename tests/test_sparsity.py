@@ -128,6 +128,17 @@ def test_prune_redistribute_regrow_on_a_toy_layer():
     assert model.b.weight.flatten().tolist() == pytest.approx([0, 0, 0, 0, -1.0, 0, 3.0, 0])
 
 
+def test_redistribution_never_prunes_a_layer_below_half_its_initial_units():
+    model, masks, optimizer = _toy_sparse_momentum()
+    optimizer.state[model.b.weight]["momentum_buffer"] = torch.zeros(1, 8)  # b claims no regrowth at all
+    sparse = SparseMomentum(model, masks, prune_rate=0.5)
+    for epoch in range(4):
+        sparse.prune_and_regrow(optimizer, epoch, epochs=8)
+        # Unbounded, b would fall 4 -> 2 -> 1 -> 0; the floor keeps half of its initial 4.
+        assert int(sparse.masks["b.weight"].sum()) == 2
+        assert sparse.kept_count() == 8
+
+
 def test_sparse_momentum_keeps_the_exact_count_over_many_steps():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 16, 3), nn.Flatten(), nn.Linear(16, 10))
     masks = initial_masks(model, 0.1, seed=0)
