@@ -5,9 +5,9 @@ One epoch: for every batch, the named losses of :class:`~attentionlite.model.dis
 weight decay 5e-4, learning rate 0.1 with a per-step cosine decay to 0;
 mixed precision on CUDA), then the masks are re-applied.  After every epoch
 but the last, sparse momentum prunes and regrows
-(:class:`~attentionlite.model.sparsity.SparseMomentum`); the batch-norm
-statistics are recomputed for the weights as they now are
-(:func:`recompute_norm_statistics`); then the student is evaluated, a row
+(:class:`~attentionlite.model.sparsity.SparseMomentum`).  After every
+epoch the batch-norm statistics are recomputed for the weights as they now
+are (:func:`recompute_norm_statistics`); then the student is evaluated, a row
 is added to ``log.csv`` and ``checkpoint.pt`` is rewritten atomically with
 everything needed to resume.
 
