@@ -166,7 +166,7 @@ class SparseMomentum:
         self.masks = {n: m.to(self.weights[n].device, torch.bool) for n, m in self.masks.items()}
         # The regrowth tops the count back up to this, so column rounding never accumulates.
         self.target_count = self.kept_count()
-        self.floor_units = {n: math.ceil(MIN_KEPT_FRACTION * _active_units(m, self.mode)) for n, m in self.masks.items()}
+        self.floor_units = {n: math.ceil(MIN_KEPT_FRACTION * int(_active(m, self.mode).sum())) for n, m in self.masks.items()}
 
     def apply(self) -> None:
         """Re-zero the masked weights (after an optimiser step moved them)."""
@@ -195,7 +195,7 @@ class SparseMomentum:
     def _prune_layer(self, name: str, rate: float) -> None:
         """Remove the ``rate`` fraction of active units with the smallest magnitude."""
         weight, mask = self.weights[name], self.masks[name]
-        active = _units_of(mask.float(), self.mode) > 0  # (units,)
+        active = _active(mask, self.mode)  # (units,)
         n_active = int(active.sum())
         n_prune = min(round(rate * n_active), max(0, n_active - self.floor_units[name]))
         magnitude = _units_of(weight.abs().float(), self.mode).masked_fill(~active, math.inf)
@@ -204,7 +204,7 @@ class SparseMomentum:
 
     def _regrow(self, budget: int, shares: list[float], momenta: dict[str, torch.Tensor]) -> None:
         """Give each layer its share of ``budget`` and grow its largest-momentum inactive units."""
-        inactive = {n: _units_of(self.masks[n].float(), self.mode) == 0 for n in self.weights}
+        inactive = {n: ~_active(self.masks[n], self.mode) for n in self.weights}
         room = [int(inactive[n].sum()) for n in self.weights]
         costs = [_unit_cost(w, self.mode) for w in self.weights.values()]
         grants = allocate_units(budget, shares, room, costs)
@@ -334,8 +334,9 @@ def _unit_mask_to_weight(units: torch.Tensor, weight: torch.Tensor, mode: str) -
     return columns.reshape(weight.shape).clone()
 
 
-def _active_units(mask: torch.Tensor, mode: str) -> int:
-    return int((_units_of(mask.float(), mode) > 0).sum())
+def _active(mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """Bool per unit: whether any of its weights is kept."""
+    return _units_of(mask.float(), mode) > 0
 
 
 def _unit_count(weight: torch.Tensor, mode: str) -> int:
