@@ -65,14 +65,7 @@ class Repeats:
 
 def median_seconds(run: Callable[[], object], repeats: Repeats) -> float:
     """Median time of ``run()`` after warm-up: robust to the odd preempted call."""
-    for _ in range(repeats.warmup):
-        run()
-    times = []
-    for _ in range(repeats.timed):
-        start = repeats.clock()
-        run()
-        times.append(repeats.clock() - start)
-    return statistics.median(times)
+    return median_seconds_in_turn([run], repeats)[0]
 
 
 def median_seconds_in_turn(runs: Sequence[Callable[[], object]], repeats: Repeats) -> list[float]:
