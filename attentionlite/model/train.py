@@ -140,8 +140,7 @@ def _train_and_record_epoch(run: Run, epoch: int, checkpoint_path: Path) -> None
     losses = _train_epoch(run, epoch)
     if run.sparsity is not None and epoch < run.config.epochs - 1:
         run.sparsity.prune_and_regrow(run.optimizer, epoch, run.config.epochs)
-    run.train_batches.set_epoch(epoch)
-    recompute_norm_statistics(run.student, run.train_batches, run.device)
+    recompute_norm_statistics(run.student, run.train_batches, run.device)  # the epoch's own batches
     test_accuracy = evaluate_accuracy(run.student, run.test_batches, run.device)
     run.history.append(_log_row(run, epoch, losses, test_accuracy, time.perf_counter() - started))
     _save(run, checkpoint_path)
