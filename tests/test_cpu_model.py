@@ -74,6 +74,16 @@ def test_in_place_relu_writes_back_without_reading_for_ownership():
     assert predict_op(in_place, toy_cpu()).bytes_per_level["DRAM"] == 2 * tensor  # read, write back
 
 
+def test_in_place_relu_whose_input_alone_fits_l2_stays_in_l2():
+    shape = (1, 192, 32, 32)  # 768 KiB: input alone fits the 1 MiB L2, input plus a separate output does not
+    out_of_place, in_place = elementwise_op(OpKind.ACT, shape), elementwise_op(OpKind.ACT, shape, in_place=True)
+    tensor = 4 * 192 * 32 * 32
+    assert predict_op(out_of_place, toy_cpu()).bytes_per_level["DRAM"] == 3 * tensor
+    row = predict_op(in_place, toy_cpu())
+    assert row.bytes_per_level["DRAM"] == 0
+    assert row.seconds == pytest.approx(2 * tensor / (20 * GB))  # read and written back at L2 speed
+
+
 def test_add_that_fits_l2_is_served_by_l2_not_dram():
     shape = (1, 16, 32, 32)  # 64 KiB per tensor: beyond L1, inside L2
     row = predict_op(elementwise_op(OpKind.ADD, shape, operands=2), toy_cpu())
