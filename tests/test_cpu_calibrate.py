@@ -146,6 +146,18 @@ def test_calibration_attention_ops_are_counted_as_the_tracer_counts_them():
         assert (made.input_shapes, made.output_shape) == (twin.input_shapes, twin.output_shape)
 
 
+def test_calibration_samples_run_in_network_order():
+    """In each bottleneck, an element-wise sample reads the tensor the sample before it wrote."""
+    from attentionlite.simulator.cpu_samples import kind_samples
+
+    samples = kind_samples(quick=True)
+    for before, sample in zip(samples, samples[1:]):
+        if sample.op.kind in (OpKind.NORM, OpKind.ACT, OpKind.ADD):
+            assert sample.op.input_shapes[0] == before.op.output_shape, (before.op.name, sample.op.name)
+    kinds = {sample.op.kind for sample in samples}
+    assert kinds == set(OpKind)  # every kind gets factors fitted
+
+
 def test_os_cache_descriptions_parse():
     from attentionlite.simulator.cpu_calibrate import _cpu_list, _size_kib
 

@@ -115,6 +115,13 @@ def test_conv_and_linear_hand_count():
     assert ops[1].gemm == Gemm(2, 5, 128) and ops[1].input_shapes == ((2, 128),)
 
 
+def test_adaptive_pool_to_one_pixel_is_a_global_pool():
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(1))
+    ops = trace_model(nn.Sequential(nn.Conv2d(3, 4, 1), model), 8).ops_in_order()[1:]
+    assert [op.kind for op in ops] == [OpKind.POOL, OpKind.POOL, OpKind.GLOBAL_POOL]
+    assert [op.vector_ops for op in ops] == [4 * 8 * 8, 4 * 2 * 2, 4 * 1 * 1]  # one add per element read
+
+
 class _InPlaceAndNot(nn.Module):
     """relu_(x + x), then y.add_(relu(y)): out-of-place add, in-place ReLU, out-of-place ReLU, in-place add."""
 

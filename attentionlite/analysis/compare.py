@@ -37,6 +37,7 @@ KIND_GROUPS: dict[OpKind, str] = {
     OpKind.CONV: "convolution",
     OpKind.LINEAR: "other",
     OpKind.POOL: "other",
+    OpKind.GLOBAL_POOL: "other",
     OpKind.NORM: "other",
     OpKind.ADD: "other",
     OpKind.ACT: "other",

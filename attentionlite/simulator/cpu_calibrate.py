@@ -254,16 +254,21 @@ def _read_bandwidth(nbytes: int, launch: float, repeats: Repeats) -> float:
 
 
 def fit_kind_factors(cpu: CpuConfig, ops: Sequence[Op], measured: Sequence[float]) -> CpuConfig:
-    """Fit each kind's efficiency and per-launch overhead to measured op times; kinds not sampled keep theirs."""
+    """Fit each kind's efficiency and per-launch overhead to measured op times; kinds not sampled keep theirs.
+
+    The ops were timed in turn, as one network: their weights live where all of them fit together,
+    as a model's do (:func:`~attentionlite.simulator.cpu.predict`).
+    """
     efficiency, overhead = dict(cpu.efficiency), dict(cpu.overhead_us)
+    weight_bytes = sum(op.weight_bytes(cpu.word_bytes) for op in ops)
     for kind in OpKind:
         pairs = [(op, seconds) for op, seconds in zip(ops, measured) if op.kind is kind]
         if pairs:
-            efficiency[kind], overhead[kind] = _fit_one_kind(cpu, pairs)
+            efficiency[kind], overhead[kind] = _fit_one_kind(cpu, pairs, weight_bytes)
     return replace(cpu, efficiency=efficiency, overhead_us=overhead)
 
 
-def _fit_one_kind(cpu: CpuConfig, pairs: list[tuple[Op, float]]) -> tuple[float, float]:
+def _fit_one_kind(cpu: CpuConfig, pairs: list[tuple[Op, float]], weight_bytes: float) -> tuple[float, float]:
     """Robust least squares on log(predicted / measured), so every shape counts alike, small or large.
 
     The max() in the roofline makes the cost non-convex, so the fit starts from
@@ -271,7 +276,7 @@ def _fit_one_kind(cpu: CpuConfig, pairs: list[tuple[Op, float]]) -> tuple[float,
     """
     from scipy.optimize import least_squares  # only calibration pays for scipy's import
 
-    residuals = _log_residuals(cpu, pairs)
+    residuals = _log_residuals(cpu, pairs, weight_bytes)
     bounds = ([EFFICIENCY_BOUNDS[0], OVERHEAD_BOUNDS_US[0]], [EFFICIENCY_BOUNDS[1], OVERHEAD_BOUNDS_US[1]])
     per_launch_us = min(seconds / kernel_launches(op) for op, seconds in pairs) * 1e6
     starts = [(e, o) for e in np.geomspace(2e-3, 0.5, 6) for o in (0.0, 0.5 * min(per_launch_us, OVERHEAD_BOUNDS_US[1]))]
@@ -280,11 +285,11 @@ def _fit_one_kind(cpu: CpuConfig, pairs: list[tuple[Op, float]]) -> tuple[float,
     return round(float(best.x[0]), 5), round(float(best.x[1]), 3)
 
 
-def _log_residuals(cpu: CpuConfig, pairs: list[tuple[Op, float]]) -> Callable[[np.ndarray], np.ndarray]:
+def _log_residuals(cpu: CpuConfig, pairs: list[tuple[Op, float]], weight_bytes: float) -> Callable[[np.ndarray], np.ndarray]:
     """Residuals of log time for (efficiency, overhead in us) of one kind, all else from ``cpu``."""
     unit = replace(cpu, efficiency={kind: 1.0 for kind in OpKind})
     compute = np.array([compute_seconds(op, unit) for op, _ in pairs])
-    memory = np.array([_memory_seconds(op, unit) for op, _ in pairs])
+    memory = np.array([_memory_seconds(op, unit, weight_bytes) for op, _ in pairs])
     launches = np.array([kernel_launches(op) for op, _ in pairs])
     measured = np.array([seconds for _, seconds in pairs])
 
@@ -295,7 +300,7 @@ def _log_residuals(cpu: CpuConfig, pairs: list[tuple[Op, float]]) -> Callable[[n
     return residuals
 
 
-def _memory_seconds(op: Op, cpu: CpuConfig) -> float:
-    """The slowest memory level's time for ``op`` standing alone."""
-    supplied = bytes_per_level(op, cpu, op.weight_bytes(cpu.word_bytes))
+def _memory_seconds(op: Op, cpu: CpuConfig, weight_bytes: float) -> float:
+    """The slowest memory level's time for ``op`` in a network of ``weight_bytes`` of weights."""
+    supplied = bytes_per_level(op, cpu, weight_bytes)
     return max(level_seconds(supplied, cpu).values())

@@ -4,25 +4,22 @@ Each :class:`Sample` is an :class:`~attentionlite.simulator.ops.Op` counted
 the way the tracer counts it (``attentionlite.simulator.lowering``'s
 conventions, whose constants it shares) and a closure that runs the same
 computation with the code the models use: their modules, and for local
-attention the very window functions the layer calls.  Shapes are those of
-32 px CIFAR networks at batch 1 and larger batches, so the fitted factors cover
-both regimes the fidelity benchmark checks.
+attention the very window functions the layer calls.  The samples come as a
+network runs them, a bottleneck block's ops then an attention layer's, each
+reading what the one before it wrote.  Shapes are those of 32 px CIFAR
+networks at batch 1 and larger batches, so the fitted factors cover both
+regimes the fidelity benchmark checks.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import itertools
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 from attentionlite.simulator.lowering import NORM_OPS_PER_ELEMENT, RELATIVE_ADDS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
 from attentionlite.simulator.ops import Gemm, Op, OpKind, Window
-
-COLD_SET_BYTES = 32 * 2**20  # beyond any private L2, so a rotating input is not re-read hot
-
 
 @dataclass(frozen=True)
 class Sample:
@@ -33,17 +30,25 @@ class Sample:
 
 
 def kind_samples(quick: bool) -> list[Sample]:
-    """Samples of every op kind (about 10 s with ``quick``, a minute without, on an idle core)."""
+    """Samples of every op kind, in the order a network runs them (about 10 s with ``quick``, a minute without)."""
     batches = (1, 8) if quick else (1, 8, 32)
     shapes = ((64, 32), (256, 16), (512, 8)) if quick else ((64, 32), (128, 16), (256, 16), (256, 8), (512, 8))
     samples = []
     for batch in batches:
         for channels, size in shapes:
-            samples += _conv_like(batch, channels, size)
+            samples += _bottleneck(batch, channels, size)
             samples += _attention(batch, channels, size)
-            samples += _vector(batch, channels * 2, size)
         samples += _linear(batch)
     return samples
+
+
+def _step(flow: dict, out: str, function: Callable, *names: str) -> Callable[[], None]:
+    """A call of ``function`` on the tensors named ``names`` in ``flow``, storing its result as ``out``."""
+
+    def run() -> None:
+        flow[out] = function(*(flow[name] for name in names))
+
+    return run
 
 
 def _shape_op(name: str, kind: OpKind, inputs: tuple, output: tuple, **counts) -> Op:
@@ -59,18 +64,38 @@ def conv_op(batch: int, cin: int, size: int, cout: int, kernel: int, kind: OpKin
     return _shape_op(name, kind, inputs, output, macs=gemm.macs, gemm=gemm, weight_params=weights, weight_nonzero=weights)
 
 
-def _conv_like(batch: int, channels: int, size: int) -> list[Sample]:
+def _bottleneck(batch: int, channels: int, size: int) -> list[Sample]:
+    """A ResNet bottleneck's ops, each reading what the one before it wrote, as in a network.
+
+    Timed in turn (:func:`~attentionlite.simulator.cpu_calibrate.median_seconds_in_turn`),
+    every element-wise op finds its input just written, hot in cache, as it
+    does in a network; timed on a cold input of its own, ReLU and batch norm at
+    batch 1 came out two to three times slower than inside the benchmark models.
+    """
     import torch
     from torch import nn
 
-    x, wide = torch.randn(batch, channels, size, size), torch.randn(batch, channels * 4, size, size)
-    conv3 = nn.Conv2d(channels, channels, 3, padding=1, bias=False).eval()
-    reduce = nn.Conv2d(channels * 4, channels, 1, bias=False).eval()  # a bottleneck's 1x1 in
-    expand = nn.Conv2d(channels, channels * 4, 1, bias=False).eval()  # as an attention projection
+    wide, narrow = (batch, channels * 4, size, size), (batch, channels, size, size)
+    reduce = nn.Conv2d(channels * 4, channels, 1, bias=False).eval()
+    spatial = nn.Conv2d(channels, channels, 3, padding=1, bias=False).eval()
+    expand = nn.Conv2d(channels, channels * 4, 1, bias=False).eval()
+    norms = [nn.BatchNorm2d(width).eval() for width in (channels, channels, channels * 4)]
+    relu, pool = nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1)
+    flow = {"block_in": torch.randn(wide)}
+    norm_op = functools.partial(elementwise_op, OpKind.NORM, ops_per_element=NORM_OPS_PER_ELEMENT)
+    relu_op = functools.partial(elementwise_op, OpKind.ACT, in_place=True)
     return [
-        Sample(conv_op(batch, channels, size, channels, 3), lambda: conv3(x)),
-        Sample(conv_op(batch, channels * 4, size, channels, 1), lambda: reduce(wide)),
-        Sample(conv_op(batch, channels, size, channels * 4, 1, OpKind.PROJECTION), lambda: expand(x)),
+        Sample(conv_op(batch, channels * 4, size, channels, 1), _step(flow, "a", reduce, "block_in")),
+        Sample(norm_op(narrow), _step(flow, "a", norms[0], "a")),
+        Sample(relu_op(narrow), _step(flow, "a", relu, "a")),
+        Sample(conv_op(batch, channels, size, channels, 3), _step(flow, "b", spatial, "a")),
+        Sample(norm_op(narrow), _step(flow, "b", norms[1], "b")),
+        Sample(relu_op(narrow), _step(flow, "b", relu, "b")),
+        Sample(conv_op(batch, channels, size, channels * 4, 1), _step(flow, "c", expand, "b")),
+        Sample(norm_op(wide), _step(flow, "c", norms[2], "c")),
+        Sample(elementwise_op(OpKind.ADD, wide, operands=2), _step(flow, "c", torch.add, "c", "block_in")),
+        Sample(relu_op(wide), _step(flow, "c", relu, "c")),
+        Sample(pool_op(wide, size), _step(flow, "pooled", pool, "c")),
     ]
 
 
@@ -103,36 +128,42 @@ def attention_ops(batch: int, channels: int, size: int, kernel: int = 7, heads: 
 
 
 def _attention(batch: int, channels: int, size: int) -> list[Sample]:
-    """Time the window functions the layer itself calls, on the very arguments it passes them."""
+    """A SASA layer's ops in the order it runs them: a projection, the window functions it calls
+    (on the very queries, keys and values it passes them), and the 2x2 pool of their result."""
     import torch
+    from torch import nn
 
-    from attentionlite.model.layers import LocalSelfAttention
+    from attentionlite.model.layers import LocalSelfAttention, masked_window_softmax, window_dot, window_sum
 
     layer = LocalSelfAttention(channels, channels).eval()
-    with torch.inference_mode():
-        calls = _captured_calls(layer, torch.randn(batch, channels, size, size))
-    logits, softmax, weighted = attention_ops(batch, channels, size)
+    x = torch.randn(batch, channels, size, size)
+    queries, keys, values = _window_arguments(layer, x)
+    flow, kernel, pool = {"x": x, "queries": queries, "keys": keys, "values": values}, layer.kernel_size, nn.AvgPool2d(2)
+    logits, softmax, weighted = attention_ops(batch, channels, size, kernel)
     return [
-        Sample(logits, calls["window_dot"]),
-        Sample(softmax, calls["masked_window_softmax"]),
-        Sample(weighted, calls["window_sum"]),
+        Sample(conv_op(batch, channels, size, channels, 1, OpKind.PROJECTION), _step(flow, "query", layer.query, "x")),
+        Sample(logits, _step(flow, "logits", lambda q, k: window_dot(q, k, kernel), "queries", "keys")),
+        Sample(softmax, _step(flow, "attention", lambda w: masked_window_softmax(w, kernel), "logits")),
+        Sample(weighted, _step(flow, "out", lambda a, v: window_sum(a, v, kernel), "attention", "values")),
+        Sample(pool_op(tuple(x.shape), 2), _step(flow, "pooled", lambda out: pool(out.flatten(1, 2)), "out")),
     ]
 
 
-def _captured_calls(layer, x) -> dict[str, Callable[[], object]]:
-    """Run ``layer(x)`` with spies on the window functions; return a closure replaying each call.
+def _window_arguments(layer, x) -> tuple:
+    """The queries, keys and values ``layer(x)`` hands its window functions, caught by spies.
 
-    The window logits' relative term (a k-fold smaller product) is not replayed.
+    The window logits' relative term (a k-fold smaller product) is left out of the samples.
     """
+    import torch
     from unittest import mock
 
     from attentionlite.model import layers
 
-    names = ("window_dot", "masked_window_softmax", "window_sum")
-    with contextlib.ExitStack() as stack:
-        spies = {name: stack.enter_context(mock.patch.object(layers, name, wraps=getattr(layers, name))) for name in names}
+    with mock.patch.object(layers, "window_dot", wraps=layers.window_dot) as dot, \
+            mock.patch.object(layers, "window_sum", wraps=layers.window_sum) as weighted, torch.inference_mode():
         layer(x)
-    return {name: functools.partial(getattr(layers, name), *spy.call_args.args) for name, spy in spies.items()}
+    (queries, keys, _), (_, values, _) = dot.call_args.args, weighted.call_args.args
+    return queries, keys, values
 
 
 def elementwise_op(kind: OpKind, shape: tuple[int, ...], operands: int = 1, ops_per_element: int = 1,
@@ -147,38 +178,6 @@ def pool_op(shape: tuple[int, ...], factor: int) -> Op:
     """Average pooling by ``factor`` in each spatial axis (``factor`` = size: global): one operation per element read."""
     batch, channels, height, width = shape
     output = (batch, channels, height // factor, width // factor)
-    return _shape_op(f"pool{factor}_{'x'.join(map(str, shape))}", OpKind.POOL, (shape,), output,
+    kind = OpKind.GLOBAL_POOL if factor == height == width else OpKind.POOL
+    return _shape_op(f"{kind.value}{factor}_{'x'.join(map(str, shape))}", kind, (shape,), output,
                      vector_ops=math.prod(shape))
-
-
-def _vector(batch: int, channels: int, size: int) -> list[Sample]:
-    """Element-wise kinds as the models call them (modules, in-place ReLU), plus both poolings.
-
-    Each call reads a different input from a rotating set larger than a private
-    cache: in a network these ops read what the op before them has just
-    written, which measures two to four times slower than re-reading a hot tensor.
-    """
-    import torch
-    from torch import nn
-
-    shape = (batch, channels, size, size)
-    inputs = _cold_inputs(shape)
-    channels_last = _cold_inputs(shape, torch.channels_last)  # as attention layers hand it to their pool
-    norm, relu = nn.BatchNorm2d(channels).eval(), nn.ReLU(inplace=True)
-    local_pool, global_pool = nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(1)
-    return [
-        Sample(elementwise_op(OpKind.ADD, shape, operands=2), lambda: next(inputs) + next(inputs)),
-        Sample(elementwise_op(OpKind.ACT, shape, in_place=True), lambda: relu(next(inputs))),
-        Sample(elementwise_op(OpKind.NORM, shape, ops_per_element=NORM_OPS_PER_ELEMENT), lambda: norm(next(inputs))),
-        Sample(pool_op(shape, 2), lambda: local_pool(next(channels_last))),
-        Sample(pool_op(shape, size), lambda: global_pool(next(inputs))),
-    ]
-
-
-def _cold_inputs(shape: tuple[int, ...], memory_format=None) -> Iterator:
-    """An endless cycle over enough random tensors of ``shape`` to fill ``COLD_SET_BYTES`` (at least two)."""
-    import torch
-
-    copies = max(2, COLD_SET_BYTES // (4 * math.prod(shape)))
-    layout = memory_format or torch.contiguous_format
-    return itertools.cycle([torch.randn(shape).contiguous(memory_format=layout) for _ in range(copies)])

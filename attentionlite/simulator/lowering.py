@@ -27,7 +27,8 @@ over all heads, k = window side):
   stem's mixture table is a constant at inference and not counted.
   Logits and softmax tensors are (N, heads, k*k, H, W); the rest are NCHW.
 - batch norm: 2 vector ops per element (scale, shift); ReLU and add: 1;
-  pooling: kh*kw per output element; adaptive average pool: 1 per input element.
+  pooling: kh*kw per output element; adaptive average pool: 1 per input element
+  (kind ``global_pool`` when it pools to 1x1).
 """
 
 from __future__ import annotations
@@ -147,8 +148,13 @@ def lower_pool(ctx: NodeContext) -> Lowered:
 
 
 def lower_adaptive_pool(ctx: NodeContext) -> Lowered:
-    """Adaptive average pooling: one add per input element (the divide is per output, folded)."""
+    """Adaptive average pooling: one add per input element (the divide is per output, folded).
+
+    To 1x1 it is a global pool, a mean over each plane (PyTorch runs it as ``mean``), its own kind.
+    """
     op = _pool_op(ctx, ctx.name, ctx.input_shapes, ctx.output_shape, math.prod(ctx.input_shapes[0]))
+    if ctx.output_shape[2:] == (1, 1):
+        op = dataclasses.replace(op, kind=OpKind.GLOBAL_POOL)
     return Lowered.single(_with_attrs(op, (("mode", "adaptive_avg"),)))
 
 

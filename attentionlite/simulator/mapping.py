@@ -99,6 +99,7 @@ MAPPERS: dict[OpKind, Callable[[Op, HardwareConfig, OnChip], OpWork]] = {
     OpKind.SOFTMAX: attention.map_softmax,
     OpKind.WEIGHTED_SUM: attention.map_weighted_sum,
     OpKind.POOL: _map_vector,
+    OpKind.GLOBAL_POOL: _map_vector,
     OpKind.NORM: _map_vector,
     OpKind.ADD: _map_vector,
     OpKind.ACT: _map_vector,

@@ -24,7 +24,8 @@ class OpKind(str, Enum):
     WINDOW_LOGITS = "window_logits"  # q . (k + r) over each k x k window, per head
     SOFTMAX = "softmax"  # max, exp, sum, divide over each window (vector unit)
     WEIGHTED_SUM = "weighted_sum"  # softmax-weighted sum of the window's values, per head
-    POOL = "pool"  # average / max pooling (vector unit)
+    POOL = "pool"  # average / max pooling over small windows (vector unit)
+    GLOBAL_POOL = "global_pool"  # average over each whole plane: a reduction, not a window (vector unit)
     NORM = "norm"  # batch norm (vector unit unless folded into the conv before it)
     ADD = "add"  # element-wise add (residual)
     ACT = "act"  # ReLU and other element-wise activations
