@@ -10,8 +10,9 @@ the config then has; with one thread, timed on its CPU-time clock, see
    less the launch overhead of a tiny ``sum()``.  L1 cannot be timed through
    PyTorch's dispatch, so it keeps the architectural two vector loads per cycle;
 3. per op kind, the efficiency and per-launch overhead that best fit the
-   measured times of that kind's micro-benchmarks (hand-made ops whose shapes
-   are those of 32 px CIFAR networks, :mod:`~attentionlite.simulator.cpu_samples`,
+   measured times of that kind's micro-benchmarks (the ops of bottleneck blocks
+   and attention layers with the shapes of 32 px CIFAR networks, each reading
+   what the one before it wrote, :mod:`~attentionlite.simulator.cpu_samples`,
    timed in turn as a network runs them: :func:`median_seconds_in_turn`),
    by robust least squares on log time (scipy).
 
