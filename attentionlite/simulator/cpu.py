@@ -306,12 +306,8 @@ def _streaming_traffic(op: Op, capacity: float, word: int) -> Traffic:
 
     An in-place op writes back the lines it has just read, so its output costs no read for ownership.
     """
-    writes = 1 if _in_place(op) else WRITE_ALLOCATE
+    writes = 1 if op.in_place else WRITE_ALLOCATE
     return Traffic(op.input_bytes(word) + writes * op.output_bytes(word), op.weight_bytes(word))
-
-
-def _in_place(op: Op) -> bool:
-    return bool(dict(op.attrs).get("in_place"))
 
 
 _TRAFFIC: dict[OpKind, Callable[[Op, float, int], Traffic]] = {
@@ -394,7 +390,7 @@ def bytes_per_level(op: Op, cpu: CpuConfig, model_weight_bytes: float) -> dict[s
     """Bytes each memory level supplies for ``op``; a tensor is supplied only by levels up to its home."""
     levels, word = _levels(cpu), cpu.word_bytes
     # An in-place op's output overwrites its input: its working set is the input alone.
-    footprint = op.input_bytes(word) + (0 if _in_place(op) else op.output_bytes(word))
+    footprint = op.input_bytes(word) + (0 if op.in_place else op.output_bytes(word))
     activation_home = _home(levels, footprint)
     weight_home = _home(levels, model_weight_bytes)
     supplied = {}

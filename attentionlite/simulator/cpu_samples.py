@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from attentionlite.simulator.lowering import NORM_OPS_PER_ELEMENT, RELATIVE_ADDS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
-from attentionlite.simulator.ops import Gemm, Op, OpKind, Window
+from attentionlite.simulator.ops import IN_PLACE, Gemm, Op, OpKind, Window
 
 @dataclass(frozen=True)
 class Sample:
@@ -171,7 +171,7 @@ def elementwise_op(kind: OpKind, shape: tuple[int, ...], operands: int = 1, ops_
     """An element-wise op (add, ReLU, norm) reading ``operands`` tensors of ``shape`` (``in_place``: overwriting the first)."""
     name = f"{kind.value}_{'x'.join(map(str, shape))}"
     return _shape_op(name, kind, (shape,) * operands, shape, vector_ops=ops_per_element * math.prod(shape),
-                     attrs=(("in_place", 1),) if in_place else ())
+                     attrs=IN_PLACE if in_place else ())
 
 
 def pool_op(shape: tuple[int, ...], factor: int) -> Op:

@@ -46,7 +46,7 @@ from torch import nn
 
 from attentionlite.model.layers import AttentionStem, LocalSelfAttention
 from attentionlite.model.sparsity import GatheredConv2d, GatheredLinear
-from attentionlite.simulator.ops import Gemm, Op, OpKind, Window
+from attentionlite.simulator.ops import IN_PLACE, Gemm, Op, OpKind, Window
 
 Shape = tuple[int, ...]
 SOFTMAX_OPS_PER_ELEMENT = 4  # max, exp, sum, divide
@@ -111,7 +111,7 @@ def _elementwise(ctx: NodeContext, kind: OpKind, ops_per_element: int, in_place:
             output_shape=ctx.output_shape,
             vector_ops=ops_per_element * math.prod(ctx.output_shape),
             source=ctx.source,
-            attrs=(("in_place", 1),) if in_place else (),
+            attrs=IN_PLACE if in_place else (),
         )
     )
 

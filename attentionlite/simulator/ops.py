@@ -130,6 +130,11 @@ class Op:
     attrs: tuple[tuple[str, int | float | str], ...] = field(default=())
 
     @property
+    def in_place(self) -> bool:
+        """Whether the op overwrites its first input (the ``in_place`` attr, :data:`IN_PLACE`)."""
+        return bool(dict(self.attrs).get("in_place"))
+
+    @property
     def weight_density(self) -> float:
         """Fraction of weights that are non-zero (1.0 for ops without weights)."""
         return self.weight_nonzero / self.weight_params if self.weight_params else 1.0
@@ -160,6 +165,9 @@ class Op:
         data["output_shape"] = list(self.output_shape)
         data["attrs"] = [list(pair) for pair in self.attrs]
         return data
+
+
+IN_PLACE: tuple[tuple[str, int], ...] = (("in_place", 1),)  # the attrs that mark an op as in place
 
 
 def op_from_dict(data: dict) -> Op:
