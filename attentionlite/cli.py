@@ -213,14 +213,14 @@ def hardware_show(name, array, dataflow, cores) -> None:
 
 @main.command()
 @click.option("--out", type=click.Path(dir_okay=False), default="host.toml", show_default=True, help="CPU config TOML to write.")
-@click.option("--quick", is_flag=True, help="Fewer shapes and repeats (about 15 s instead of about a minute).")
+@click.option("--quick", is_flag=True, help="One network width, batches 1 and 8, fewer repeats (about 10 s instead of about a minute).")
 @click.option("--threads", type=int, default=None, help="PyTorch threads (the config's cores); PyTorch's default if omitted.")
 def calibrate(out: str, quick: bool, threads: int | None) -> None:
-    """Micro-benchmark this machine and write a CPU config."""
+    """Time this machine (bandwidths, then small networks op by op) and write a CPU config."""
     from attentionlite.files import atomic_write_text
     from attentionlite.simulator.cpu_calibrate import calibrate as calibrate_host
 
-    config = calibrate_host(quick=quick, threads=threads)
+    config = calibrate_host(quick=quick, threads=threads, progress=True)
     atomic_write_text(out, config.to_toml())
     click.echo(f"wrote {out}: {config.cores} cores, {config.peak_flops / 1e9:.0f} GFLOP/s peak, DRAM {config.dram_bandwidth_gb_s:.1f} GB/s")
 

@@ -10,12 +10,12 @@ from click.testing import CliRunner
 
 from attentionlite.cli import main
 from attentionlite.simulator.cpu import CpuResult, predict_op
-from attentionlite.simulator.cpu_calibrate import Repeats, fit_kind_factors, median_seconds, median_seconds_in_turn
-from attentionlite.simulator.cpu_measure import _enclosing, measure
-from attentionlite.simulator.cpu_samples import attention_ops, conv_op, elementwise_op
+from attentionlite.simulator.cpu_calibrate import TimedUnit, fit_kind_factors
+from attentionlite.simulator.cpu_measure import Repeats, _enclosing, measure, median_seconds
 from attentionlite.simulator.graph import OpGraph, save_graph
 from attentionlite.simulator.ops import OpKind
-from test_cpu_model import toy_cpu  # pytest puts tests/ on sys.path (no __init__.py)
+from hand_ops import attention_ops, conv_op, elementwise_op  # pytest puts tests/ on sys.path (no __init__.py)
+from test_cpu_model import toy_cpu
 
 
 def test_fit_recovers_the_efficiency_and_overhead_that_made_the_times():
@@ -23,40 +23,29 @@ def test_fit_recovers_the_efficiency_and_overhead_that_made_the_times():
         efficiency={**toy_cpu().efficiency, OpKind.CONV: 0.4, OpKind.WINDOW_LOGITS: 0.02},
         overhead_us={**toy_cpu().overhead_us, OpKind.CONV: 7.0, OpKind.WINDOW_LOGITS: 3.0},
     )
-    ops = [conv_op(batch, 16, size, 32, 3) for batch in (1, 4) for size in (4, 8, 16, 32)]
-    ops += [attention_ops(batch, 16, size)[0] for batch in (1, 4) for size in (4, 8, 16)]
-    measured = [predict_op(op, truth).seconds for op in ops]
-    fitted = fit_kind_factors(toy_cpu(), ops, measured)
+    convs = [conv_op(batch, 16, size, 32, 3) for batch in (1, 4) for size in (4, 8, 16, 32)]
+    logits = [attention_ops(batch, 16, size)[0] for batch in (1, 4) for size in (4, 8, 16)]
+    groups = [(op,) for op in convs + logits] + [tuple(convs[:3])]  # one unit timed three convolutions
+    weights = 1e6  # bytes of weights in the network the units ran in
+    units = [TimedUnit(ops, sum(predict_op(op, truth, weights).seconds for op in ops), weights) for ops in groups]
+    fitted = fit_kind_factors(toy_cpu(), units)
     assert fitted.efficiency[OpKind.CONV] == pytest.approx(0.4, rel=0.02)
     assert fitted.overhead_us[OpKind.CONV] == pytest.approx(7.0, rel=0.05)
     assert fitted.efficiency[OpKind.WINDOW_LOGITS] == pytest.approx(0.02, rel=0.02)
     assert fitted.overhead_us[OpKind.WINDOW_LOGITS] == pytest.approx(3.0, rel=0.05)
-    assert fitted.efficiency[OpKind.ADD] == toy_cpu().efficiency[OpKind.ADD]  # not sampled: kept
+    assert fitted.efficiency[OpKind.ADD] == toy_cpu().efficiency[OpKind.ADD]  # not timed: kept
+
+
+def test_fit_skips_units_that_mix_kinds_or_timed_nothing():
+    conv, relu = conv_op(1, 16, 8, 16, 3), elementwise_op(OpKind.ACT, (1, 16, 8, 8))
+    units = [TimedUnit((conv, relu), 1e-3, 0.0), TimedUnit((relu,), 0.0, 0.0)]
+    assert fit_kind_factors(toy_cpu(), units) == toy_cpu()
 
 
 def test_median_seconds_ignores_one_slow_outlier():
     delays = iter([0.0] * 2 + [0.0, 0.0, 0.05, 0.0, 0.0])
     seconds = median_seconds(lambda: _sleep(next(delays)), Repeats(warmup=2, timed=5))  # wall clock: sleeping uses no CPU time
     assert seconds < 0.01
-
-
-def test_median_seconds_in_turn_interleaves_the_runs_and_takes_each_ones_median():
-    now, calls = [0.0], []
-
-    def run(name: str, seconds: list[float]):
-        durations = iter(seconds)
-
-        def call():
-            calls.append(name)
-            now[0] += next(durations)
-
-        return call
-
-    # 1 warm-up round, 3 timed: a takes 1, 9 (an outlier), 1; b takes 2 each time.
-    runs = [run("a", [5.0, 1.0, 9.0, 1.0]), run("b", [5.0, 2.0, 2.0, 2.0])]
-    medians = median_seconds_in_turn(runs, Repeats(warmup=1, timed=3, clock=lambda: now[0]))
-    assert calls == ["a", "b"] * 4
-    assert medians == [1.0, 2.0]
 
 
 def _sleep(seconds: float) -> None:
@@ -86,6 +75,21 @@ def test_measure_times_each_source_module_and_the_whole_model():
     assert all(row.measured_s >= 0 for row in measurement.modules)
     assert measurement.measured_s > 0
     assert measurement.predicted_s == pytest.approx(result.latency_s)
+
+
+def test_measure_times_the_attention_softmax_and_weighted_sum_apart_from_their_layer():
+    from torch import nn
+
+    from attentionlite.model.layers import LocalSelfAttention
+    from attentionlite.simulator.cpu import predict
+    from attentionlite.simulator.tracing import trace_model
+
+    model = nn.Sequential(nn.Conv2d(3, 16, 1, bias=False), LocalSelfAttention(16, 16, kernel_size=3, heads=2))
+    measurement = measure(model, predict(trace_model(model, image_size=8), toy_cpu()), (1, 3, 8, 8), quick=True)
+    kinds = {row.module: row.kinds for row in measurement.modules}
+    assert kinds == {"0": "conv", "1.query": "projection", "1.key": "projection", "1.value": "projection",
+                     "1": "window_logits", "1:masked_window_softmax": "softmax", "1:window_sum": "weighted_sum"}
+    assert all(row.measured_s > 0 for row in measurement.modules)
 
 
 def _saved_graph(tmp_path):
@@ -146,16 +150,24 @@ def test_calibration_attention_ops_are_counted_as_the_tracer_counts_them():
         assert (made.input_shapes, made.output_shape) == (twin.input_shapes, twin.output_shape)
 
 
-def test_calibration_samples_run_in_network_order():
-    """In each bottleneck, an element-wise sample reads the tensor the sample before it wrote."""
-    from attentionlite.simulator.cpu_samples import kind_samples
+def test_calibration_networks_time_every_kind_each_unit_alone():
+    """Each unit of the calibration networks timed ops of one kind, and together they time every kind."""
+    import torch
 
-    samples = kind_samples(quick=True)
-    for before, sample in zip(samples, samples[1:]):
-        if sample.op.kind in (OpKind.NORM, OpKind.ACT, OpKind.ADD):
-            assert sample.op.input_shapes[0] == before.op.output_shape, (before.op.name, sample.op.name)
-    kinds = {sample.op.kind for sample in samples}
-    assert kinds == set(OpKind)  # every kind gets factors fitted
+    from attentionlite.simulator.cpu_calibrate import CALIBRATION_IMAGE_SIZE, calibration_networks, timed_units
+    from attentionlite.simulator.cpu_measure import time_units
+    from attentionlite.simulator.tracing import trace_model
+
+    units = []
+    for network in calibration_networks(quick=True):
+        if network.batch == 1:
+            model = network.build().eval()
+            ops = trace_model(model, image_size=CALIBRATION_IMAGE_SIZE).ops_in_order()
+            with torch.inference_mode():
+                times = time_units(model, torch.zeros(1, 3, 32, 32), [op.source for op in ops], Repeats(warmup=0, timed=1))
+            units += timed_units(ops, times)
+    assert all(len({op.kind for op in unit.ops}) == 1 for unit in units)
+    assert {unit.ops[0].kind for unit in units} == set(OpKind)
 
 
 def test_os_cache_descriptions_parse():

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from attentionlite.simulator.cpu import CacheLevel, CpuConfig, predict, predict_op
-from attentionlite.simulator.cpu_samples import attention_ops, conv_op, elementwise_op
 from attentionlite.simulator.ops import Gemm, Op, OpKind
+from hand_ops import attention_ops, conv_op, elementwise_op  # pytest puts tests/ on sys.path
 
 GB = 1e9
 

@@ -93,10 +93,13 @@ class CodesignReport:
 
 
 def host_cpu_cache() -> Path:
-    """Where this host's quick calibration is kept, keyed by host name, core count and package version."""
+    """Where this host's quick calibration is kept, keyed by host name, core count, package version
+    and calibration method."""
     from attentionlite import __version__
+    from attentionlite.simulator.cpu_calibrate import CALIBRATION_SOURCE
 
-    key = hashlib.sha256(f"{platform.node()}|{os.cpu_count()}|{__version__}".encode()).hexdigest()[:12]
+    identity = f"{platform.node()}|{os.cpu_count()}|{__version__}|{CALIBRATION_SOURCE}"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
     return default_cache_dir() / f"host-cpu-{key}.toml"
 
 

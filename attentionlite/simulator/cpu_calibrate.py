@@ -1,34 +1,35 @@
 """Calibrate a :class:`~attentionlite.simulator.cpu.CpuConfig` on this host.
 
-Three steps, each a short PyTorch micro-benchmark timed as the median of
-repeats after warm-up, with the requested number of PyTorch threads (the cores
-the config then has; with one thread, timed on its CPU-time clock, see
-:class:`Repeats`):
+Three steps, timed with the requested number of PyTorch threads (the cores the
+config then has; with one thread, on its CPU-time clock, see
+:class:`~attentionlite.simulator.cpu_measure.Repeats`):
 
 1. the machine's shape from the OS: cores, frequency, SIMD lanes, cache sizes;
-2. bandwidths: ``sum()`` over tensors sized for each cache level and for DRAM,
-   less the launch overhead of a tiny ``sum()``.  L1 cannot be timed through
-   PyTorch's dispatch, so it keeps the architectural two vector loads per cycle;
+2. bandwidths: ``sum()`` over tensors sized for each cache level and for DRAM
+   (median of repeats after warm-up), less the launch overhead of a tiny
+   ``sum()``.  L1 cannot be timed through PyTorch's dispatch, so it keeps the
+   architectural two vector loads per cycle;
 3. per op kind, the efficiency and per-launch overhead that best fit the
-   measured times of that kind's micro-benchmarks (the ops of bottleneck blocks
-   and attention layers with the shapes of 32 px CIFAR networks, each reading
-   what the one before it wrote, :mod:`~attentionlite.simulator.cpu_samples`,
-   timed in turn as a network runs them: :func:`median_seconds_in_turn`),
-   by robust least squares on log time (scipy).
+   measured times of that kind's ops inside small calibration networks
+   (:func:`calibration_networks`), timed unit by unit as ``attentionlite cpu
+   --measure`` times a model (:func:`~attentionlite.simulator.cpu_measure.time_units`),
+   by robust least squares on log time (scipy).  An op's cost inside a network
+   depends on what ran before it: at batch 1 on the development VM, a batch
+   norm right after a convolution took twice as long as back to back, and
+   isolated micro-benchmarks, even chained, missed the models' per-module
+   times by a median 36-60%.
 
 The fit is pure (:func:`fit_kind_factors`), so it is tested without timing.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-import statistics
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -40,85 +41,104 @@ from attentionlite.simulator.cpu import (
     kernel_launches,
     level_seconds,
 )
+from attentionlite.simulator.cpu_measure import Repeats, UnitTimes, median_seconds, time_units, torch_threads
 from attentionlite.simulator.ops import Op, OpKind
 
 ASSUMED_FMA_UNITS = 2  # two 512-bit FMA pipes on Xeon server cores since Skylake-SP; not visible to the OS
 FALLBACK_FREQUENCY_GHZ = 2.0  # when /proc/cpuinfo gives none (the fitted efficiency absorbs the error)
+FP32_BYTES = 4  # PyTorch runs the models in fp32
 EFFICIENCY_BOUNDS = (1e-3, 1.0)
-OVERHEAD_BOUNDS_US = (0.0, 200.0)  # dispatch costs microseconds; more would be noise fitted as overhead
+# An op's fixed cost in a network: dispatch, and at batch 1 the refill of caches the previous op
+# evicted; oneDNN convolutions paid about 350 us of it on the development VM.
+OVERHEAD_BOUNDS_US = (0.0, 1000.0)
+CALIBRATION_IMAGE_SIZE = 32  # the CIFAR size the benchmark models run at
+CALIBRATION_WIDTHS = (0.75, 1.25)
+CALIBRATION_BATCHES = (1, 8, 32)
+BLOCK_PER_STAGE = (1, 1, 1, 1)
+# How a calibrated config was made; it also keys the report's cached calibration, so a new method
+# is a new cache entry.
+CALIBRATION_SOURCE = (
+    "attentionlite calibrate: OS cache sizes, sum() bandwidths, per-kind factors fitted (scipy least squares) "
+    "to the op times of small bottleneck networks timed unit by unit"
+)
+
+
+def calibrate(quick: bool = False, threads: int | None = None, progress: bool = False) -> CpuConfig:
+    """Time this host with ``threads`` PyTorch threads (default: PyTorch's) and fit a config.
+
+    Imports torch.  The config's ``cores`` is the thread count: on a shared
+    machine, fewer threads than cores give steadier numbers.  ``progress``
+    shows a bar over the calibration networks.
+    """
+    with torch_threads(threads) as used:
+        cpu = measure_bandwidths(host_skeleton(used), Repeats.for_mode(quick, used))
+        units = time_calibration_networks(quick, used, progress)
+    return fit_kind_factors(cpu, units)
+
+
+def time_calibration_networks(quick: bool, threads: int, progress: bool = False) -> list[TimedUnit]:
+    """The ops of every :func:`calibration_networks` network, grouped by the unit that timed them."""
+    from tqdm import tqdm
+
+    networks = tqdm(calibration_networks(quick), desc="calibrating", unit="network", disable=not progress)
+    return [unit for network in networks for unit in time_network(network, quick, threads)]
+
+
+def time_network(network: CalibrationNetwork, quick: bool, threads: int) -> list[TimedUnit]:
+    """One calibration network's ops, grouped by the unit that timed them, with ``threads`` PyTorch threads."""
+    import torch
+
+    from attentionlite.simulator.tracing import trace_model
+
+    model = network.build().eval()
+    ops = trace_model(model, image_size=CALIBRATION_IMAGE_SIZE, batch=network.batch).ops_in_order()
+    example = torch.zeros(network.batch, 3, CALIBRATION_IMAGE_SIZE, CALIBRATION_IMAGE_SIZE)
+    with torch_threads(threads) as used, torch.inference_mode():
+        # Large batches take seconds a pass: the quick repeats keep calibration within a minute.
+        repeats = Repeats.for_mode(quick or network.batch > 1, used)
+        return timed_units(ops, time_units(model, example, [op.source for op in ops], repeats))
 
 
 @dataclass(frozen=True)
-class Repeats:
-    """How long each micro-benchmark runs: warm-up calls, then the median of ``timed`` calls on ``clock``."""
+class CalibrationNetwork:
+    """A network to time for calibration, built on demand (a width-1.25 SASA net is not small)."""
 
-    warmup: int
-    timed: int
-    clock: Callable[[], float] = time.perf_counter
-
-    @classmethod
-    def for_mode(cls, quick: bool, threads: int) -> Repeats:
-        """With one thread the clock is that thread's CPU time: it leaves out the time other processes
-        hold the core, so timings on a shared machine stay steady.  More threads need wall time."""
-        clock = time.thread_time if threads == 1 else time.perf_counter
-        return cls(warmup=2, timed=5, clock=clock) if quick else cls(warmup=3, timed=15, clock=clock)
+    name: str
+    build: Callable[[], object]
+    batch: int
 
 
-def median_seconds(run: Callable[[], object], repeats: Repeats) -> float:
-    """Median time of ``run()`` after warm-up: robust to the odd preempted call."""
-    return median_seconds_in_turn([run], repeats)[0]
+def calibration_networks(quick: bool) -> list[CalibrationNetwork]:
+    """One bottleneck block per stage, with convolutions and with attention (stem and blocks), at
+    widths either side of the benchmark models' width 1, so that calibration shares no layer shape
+    with them, and at batch 1, 8 and 32; ``quick`` keeps the narrower width and batches 1 and 8."""
+    from attentionlite.model.students import sasa_resnet
+    from attentionlite.model.zoo import resnet
+
+    networks = []
+    for width in CALIBRATION_WIDTHS[:1] if quick else CALIBRATION_WIDTHS:
+        for batch in CALIBRATION_BATCHES[:2] if quick else CALIBRATION_BATCHES:
+            networks += [
+                CalibrationNetwork(f"cnn-w{width}", functools.partial(resnet, BLOCK_PER_STAGE, 10, width), batch),
+                CalibrationNetwork(f"sasa-w{width}", functools.partial(sasa_resnet, BLOCK_PER_STAGE, 10, True, width), batch),
+            ]
+    return networks
 
 
-def median_seconds_in_turn(runs: Sequence[Callable[[], object]], repeats: Repeats) -> list[float]:
-    """Median time of each of ``runs``, called in turn, one call per run per round.
+@dataclass(frozen=True)
+class TimedUnit:
+    """Ops timed together (one module, or one timed function in it) and the network's weight bytes."""
 
-    A network runs each op once between different ops, so its caches, branch
-    predictors and kernel dispatch never warm up on one shape; timing each
-    sample between all the others measures it in that state.  Back to back,
-    the samples under 100 us ran 1.5 to 5 times faster than in turn on the
-    development VM (2 threads).
-    """
-    for _ in range(repeats.warmup):
-        for run in runs:
-            run()
-    times: list[list[float]] = [[] for _ in runs]
-    for _ in range(repeats.timed):
-        for run, samples in zip(runs, times):
-            start = repeats.clock()
-            run()
-            samples.append(repeats.clock() - start)
-    return [statistics.median(samples) for samples in times]
+    ops: tuple[Op, ...]
+    seconds: float
+    model_weight_bytes: float
 
 
-def calibrate(quick: bool = False, threads: int | None = None) -> CpuConfig:
-    """Micro-benchmark this host with ``threads`` PyTorch threads (default: PyTorch's) and fit a config.
-
-    Imports torch.  The config's ``cores`` is the thread count: on a shared
-    machine, fewer threads than cores give steadier numbers.
-    """
-    import torch
-
-    from attentionlite.simulator import cpu_samples  # imports torch and the model layers
-
-    with torch_threads(threads) as used, torch.inference_mode():
-        repeats = Repeats.for_mode(quick, used)
-        cpu = measure_bandwidths(host_skeleton(used), repeats)
-        samples = cpu_samples.kind_samples(quick)
-        measured = median_seconds_in_turn([sample.run for sample in samples], repeats)
-    return fit_kind_factors(cpu, [sample.op for sample in samples], measured)
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[int]:
-    """Run PyTorch with ``threads`` intra-op threads (None: as it is), restoring the count after."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads or before)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
+def timed_units(ops: Sequence[Op], times: UnitTimes) -> list[TimedUnit]:
+    """``ops`` of one network grouped by the unit that timed them, with the unit's measured time."""
+    weights = sum(op.weight_bytes(FP32_BYTES) for op in ops)
+    groups = times.group(ops, lambda op: (op.source, op.kind.value))
+    return [TimedUnit(tuple(group), times.seconds[unit], weights) for unit, group in groups.items()]
 
 
 # --------------------------------------------------------------------------- the machine's shape
@@ -130,13 +150,13 @@ def host_skeleton(threads: int) -> CpuConfig:
     return CpuConfig(
         name="host",
         description=f"this host ({_model_name()}), calibrated with {threads} PyTorch threads",
-        sources=["attentionlite calibrate: OS cache sizes, PyTorch micro-benchmarks, scipy least-squares fit"],
+        sources=[CALIBRATION_SOURCE],
         cores=threads,
         frequency_ghz=_frequency_ghz(),
         simd_lanes=lanes,
         fma_units=ASSUMED_FMA_UNITS,
         register_kib=32 * lanes * 4 / 1024,  # 32 vector registers (AVX-512; AVX2 has 16, a minor error)
-        word_bytes=4,
+        word_bytes=FP32_BYTES,
         caches=tuple(_os_caches()),
         dram_bandwidth_gb_s=10.0,
         efficiency={kind: 0.5 for kind in OpKind},
@@ -254,49 +274,52 @@ def _read_bandwidth(nbytes: int, launch: float, repeats: Repeats) -> float:
 # --------------------------------------------------------------------------- the fit
 
 
-def fit_kind_factors(cpu: CpuConfig, ops: Sequence[Op], measured: Sequence[float]) -> CpuConfig:
-    """Fit each kind's efficiency and per-launch overhead to measured op times; kinds not sampled keep theirs.
+def fit_kind_factors(cpu: CpuConfig, units: Sequence[TimedUnit]) -> CpuConfig:
+    """Fit each kind's efficiency and per-launch overhead to the measured times of the units that
+    timed ops of that kind alone; kinds not timed keep theirs.
 
-    The ops were timed in turn, as one network: their weights live where all of them fit together,
-    as a model's do (:func:`~attentionlite.simulator.cpu.predict`).
+    Each unit's ops are predicted as :func:`~attentionlite.simulator.cpu.predict` does in their
+    network: their weights live where all the network's weights fit.
     """
     efficiency, overhead = dict(cpu.efficiency), dict(cpu.overhead_us)
-    weight_bytes = sum(op.weight_bytes(cpu.word_bytes) for op in ops)
     for kind in OpKind:
-        pairs = [(op, seconds) for op, seconds in zip(ops, measured) if op.kind is kind]
-        if pairs:
-            efficiency[kind], overhead[kind] = _fit_one_kind(cpu, pairs, weight_bytes)
+        timed = [unit for unit in units if unit.seconds > 0 and {op.kind for op in unit.ops} == {kind}]
+        if timed:
+            efficiency[kind], overhead[kind] = _fit_one_kind(cpu, timed)
     return replace(cpu, efficiency=efficiency, overhead_us=overhead)
 
 
-def _fit_one_kind(cpu: CpuConfig, pairs: list[tuple[Op, float]], weight_bytes: float) -> tuple[float, float]:
-    """Robust least squares on log(predicted / measured), so every shape counts alike, small or large.
+def _fit_one_kind(cpu: CpuConfig, units: list[TimedUnit]) -> tuple[float, float]:
+    """Robust least squares on log(predicted / measured), so every unit counts alike, small or large.
 
     The max() in the roofline makes the cost non-convex, so the fit starts from
     a grid of efficiencies and overheads and keeps the best end point.
     """
     from scipy.optimize import least_squares  # only calibration pays for scipy's import
 
-    residuals = _log_residuals(cpu, pairs, weight_bytes)
+    residuals = _log_residuals(cpu, units)
     bounds = ([EFFICIENCY_BOUNDS[0], OVERHEAD_BOUNDS_US[0]], [EFFICIENCY_BOUNDS[1], OVERHEAD_BOUNDS_US[1]])
-    per_launch_us = min(seconds / kernel_launches(op) for op, seconds in pairs) * 1e6
+    per_launch_us = min(unit.seconds / sum(kernel_launches(op) for op in unit.ops) for unit in units) * 1e6
     starts = [(e, o) for e in np.geomspace(2e-3, 0.5, 6) for o in (0.0, 0.5 * min(per_launch_us, OVERHEAD_BOUNDS_US[1]))]
     fits = [least_squares(residuals, np.array(start), bounds=bounds, loss="soft_l1", f_scale=0.3) for start in starts]
     best = min(fits, key=lambda fit: fit.cost)
     return round(float(best.x[0]), 5), round(float(best.x[1]), 3)
 
 
-def _log_residuals(cpu: CpuConfig, pairs: list[tuple[Op, float]], weight_bytes: float) -> Callable[[np.ndarray], np.ndarray]:
+def _log_residuals(cpu: CpuConfig, units: list[TimedUnit]) -> Callable[[np.ndarray], np.ndarray]:
     """Residuals of log time for (efficiency, overhead in us) of one kind, all else from ``cpu``."""
-    unit = replace(cpu, efficiency={kind: 1.0 for kind in OpKind})
-    compute = np.array([compute_seconds(op, unit) for op, _ in pairs])
-    memory = np.array([_memory_seconds(op, unit, weight_bytes) for op, _ in pairs])
-    launches = np.array([kernel_launches(op) for op, _ in pairs])
-    measured = np.array([seconds for _, seconds in pairs])
+    unit_cpu = replace(cpu, efficiency={kind: 1.0 for kind in OpKind})
+    ops = [(index, op, unit.model_weight_bytes) for index, unit in enumerate(units) for op in unit.ops]
+    owner = np.array([index for index, _, _ in ops])
+    compute = np.array([compute_seconds(op, unit_cpu) for _, op, _ in ops])
+    memory = np.array([_memory_seconds(op, unit_cpu, weights) for _, op, weights in ops])
+    launches = np.array([kernel_launches(op) for _, op, _ in ops])
+    measured = np.array([unit.seconds for unit in units])
 
     def residuals(params: np.ndarray) -> np.ndarray:
         efficiency, overhead_us = params
-        return np.log(overhead_us * 1e-6 * launches + np.maximum(compute / efficiency, memory)) - np.log(measured)
+        per_op = overhead_us * 1e-6 * launches + np.maximum(compute / efficiency, memory)
+        return np.log(np.bincount(owner, weights=per_op, minlength=len(units))) - np.log(measured)
 
     return residuals
 

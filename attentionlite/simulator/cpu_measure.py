@@ -5,29 +5,80 @@ hooks on those modules (torchdistill's way: no change to the model's forward)
 time each module's *exclusive* time: its own time less that of the timed
 modules inside it, so a residual block's row holds its add and ReLU and not its
 convolutions.  An op whose source is not a module (a function called in a
-forward) counts toward the nearest enclosing module.  The end-to-end time is
-measured without hooks, whose own cost (a few microseconds per module) would
-otherwise inflate it.  Every time is the median of repeats after warm-up, run
-with as many PyTorch threads as the CPU config has cores (with one thread, on
-its CPU-time clock: see :class:`~attentionlite.simulator.cpu_calibrate.Repeats`).
+forward) counts toward the nearest enclosing module, except the attention
+layers' softmax and weighted sum: their functions are timed as units of their
+own (``"<layer>:window_sum"``), so every unit times one kind of op and the
+calibration can fit each kind on its own (the layer's row keeps the window
+logits).  The end-to-end time is measured without hooks, whose own cost (a few
+microseconds per module) would otherwise inflate it.  Every time is the median
+of repeats after warm-up, run with as many PyTorch threads as the CPU config
+has cores (with one thread, on its CPU-time clock: see :class:`Repeats`).
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from contextlib import contextmanager
-from typing import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from attentionlite.errors import InputError
 from attentionlite.simulator.cpu import CpuResult
-from attentionlite.simulator.cpu_calibrate import Repeats, median_seconds, torch_threads
+from attentionlite.simulator.ops import OpKind
+
+# Op kind -> the function of ``attentionlite.model.layers`` whose calls are that kind's ops.
+TIMED_FUNCTIONS = {OpKind.SOFTMAX.value: "masked_window_softmax", OpKind.WEIGHTED_SUM.value: "window_sum"}
+
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """How long each timing runs: warm-up calls, then the median of ``timed`` calls on ``clock``."""
+
+    warmup: int
+    timed: int
+    clock: Callable[[], float] = time.perf_counter
+
+    @classmethod
+    def for_mode(cls, quick: bool, threads: int) -> Repeats:
+        """With one thread the clock is that thread's CPU time: it leaves out the time other processes
+        hold the core, so timings on a shared machine stay steady.  More threads need wall time."""
+        clock = time.thread_time if threads == 1 else time.perf_counter
+        return cls(warmup=2, timed=5, clock=clock) if quick else cls(warmup=3, timed=15, clock=clock)
+
+
+def median_seconds(run: Callable[[], object], repeats: Repeats) -> float:
+    """Median time of ``run()`` after warm-up: robust to the odd preempted call."""
+    for _ in range(repeats.warmup):
+        run()
+    samples = []
+    for _ in range(repeats.timed):
+        start = repeats.clock()
+        run()
+        samples.append(repeats.clock() - start)
+    return statistics.median(samples)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[int]:
+    """Run PyTorch with ``threads`` intra-op threads (None: as it is), restoring the count after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
 class ModuleComparison:
-    """One module: the ops lowered from it, their predicted time and the module's measured time."""
+    """One timed unit (a module, or a timed function in it): its ops, their predicted time, its measured time."""
 
     module: str
     kinds: str
@@ -69,28 +120,55 @@ class Measurement:
 
 
 def measure(model, result: CpuResult, input_shape: Sequence[int], quick: bool = False) -> Measurement:
-    """Time ``model`` on zeros of ``input_shape`` and compare with ``result`` module by module."""
+    """Time ``model`` on zeros of ``input_shape`` and compare with ``result`` unit by unit."""
+    end_to_end, times = time_model(model, [row.source for row in result.rows], input_shape, result.cpu.cores, quick)
+    return compare(result, end_to_end, times)
+
+
+def time_model(model, sources: Iterable[str], input_shape: Sequence[int], threads: int,
+               quick: bool = False) -> tuple[float, UnitTimes]:
+    """Seconds of one forward pass of ``model`` on zeros of ``input_shape`` with ``threads`` PyTorch
+    threads, and the exclusive times of the units the ops from ``sources`` ran in."""
     import torch
 
     example = torch.zeros(tuple(input_shape))
     model.eval()
-    with torch_threads(result.cpu.cores) as threads, torch.inference_mode():
-        repeats = Repeats.for_mode(quick, threads)
+    with torch_threads(threads) as used, torch.inference_mode():
+        repeats = Repeats.for_mode(quick, used)
         end_to_end = median_seconds(lambda: model(example), repeats)
-        groups = _group_ops_by_module(result, {name for name, _ in model.named_modules()})
-        measured = _module_times(model, example, set(groups), repeats)
-    rows = tuple(_comparison(module, rows, measured[module]) for module, rows in groups.items())
-    return Measurement(predicted_s=result.latency_s, measured_s=end_to_end, modules=rows)
+        times = time_units(model, example, sources, repeats)
+    return end_to_end, times
 
 
-def _group_ops_by_module(result: CpuResult, modules: set[str]) -> dict[str, list]:
-    groups: dict[str, list] = defaultdict(list)
-    for row in result.rows:
-        groups[_enclosing(row.source, modules)].append(row)
-    return dict(groups)
+def compare(result: CpuResult, end_to_end_s: float, times: UnitTimes) -> Measurement:
+    """The predicted ``result`` beside measured times, unit by unit and end to end."""
+    groups = times.group(result.rows, lambda row: (row.source, row.kind))
+    rows = tuple(_comparison(unit, rows, times.seconds[unit]) for unit, rows in groups.items())
+    return Measurement(predicted_s=result.latency_s, measured_s=end_to_end_s, modules=rows)
 
 
-def _enclosing(source: str, modules: set[str]) -> str:
+@dataclass(frozen=True)
+class UnitTimes:
+    """Measured exclusive seconds per timed unit: a module path, or ``"<module>:<function>"``."""
+
+    modules: frozenset[str]  # every module path of the model ("" is the model itself)
+    seconds: Mapping[str, float]
+
+    def unit(self, source: str, kind: str) -> str:
+        """The unit that timed an op: its timed function inside its module if it has one, else the module."""
+        module = _enclosing(source, self.modules)
+        function_unit = f"{module}:{TIMED_FUNCTIONS[kind]}" if kind in TIMED_FUNCTIONS else None
+        return function_unit if function_unit in self.seconds else module
+
+    def group(self, items: Iterable[Item], source_and_kind: Callable[[Item], tuple[str, str]]) -> dict[str, list[Item]]:
+        """``items`` (ops or their predictions) by the unit that timed them, in order of first appearance."""
+        groups: dict[str, list[Item]] = defaultdict(list)
+        for item in items:
+            groups[self.unit(*source_and_kind(item))].append(item)
+        return dict(groups)
+
+
+def _enclosing(source: str, modules: Iterable[str]) -> str:
     """The longest module path that is ``source`` or a prefix of it ("" is the model itself)."""
     path = source
     while path and path not in modules:
@@ -103,15 +181,19 @@ def _comparison(module: str, rows: list, measured: float) -> ModuleComparison:
     return ModuleComparison(module, kinds, len(rows), sum(row.seconds for row in rows), measured)
 
 
-def _module_times(model, example, modules: set[str], repeats: Repeats) -> dict[str, float]:
-    """Median over repeats of each module's exclusive time in one forward pass, less the hooks' own cost."""
+def time_units(model, example, sources: Iterable[str], repeats: Repeats) -> UnitTimes:
+    """Median over repeats of the exclusive time, in one forward pass, of every module that ops
+    come from (``sources``) and of every timed function called inside them, less the timer's own cost."""
+    modules = frozenset(name for name, _ in model.named_modules())
+    hooked = {_enclosing(source, modules) for source in sources}
     inside, outside = _hook_costs(example, repeats)
-    timer, passes = _timed_passes(model, example, modules, repeats)
-    return {
-        module: max(0.0, statistics.median(p[module] for p in passes)
-                    - inside * timer.calls[module] - outside * timer.child_calls[module])
-        for module in modules
+    timer, passes = _timed_passes(model, example, hooked, repeats)
+    seconds = {
+        unit: max(0.0, statistics.median(p[unit] for p in passes)
+                  - inside * timer.calls[unit] - outside * timer.child_calls[unit])
+        for unit in set(hooked).union(*passes)
     }
+    return UnitTimes(modules, seconds)
 
 
 def _timed_passes(model, example, modules: set[str], repeats: Repeats) -> tuple[_ExclusiveTimer, list[dict]]:
@@ -144,28 +226,33 @@ def _hook_costs(example, repeats: Repeats) -> tuple[float, float]:
 
 
 class _ExclusiveTimer:
-    """Forward pre-hooks push a frame; forward hooks pop it and charge its time less its children's."""
+    """A unit's start pushes a frame; its end pops it and charges its time less its children's."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.totals: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self.child_calls: dict[str, int] = defaultdict(int)
-        self._stack: list[list] = []  # [module path, start time, seconds spent in timed children]
+        self._stack: list[list] = []  # [unit, start time, seconds spent in timed children]
 
     def reset(self) -> None:
         self.totals.clear()
         self.calls.clear()
         self.child_calls.clear()
 
-    def enter(self, path: str) -> None:
-        self._stack.append([path, self.clock(), 0.0])
+    @property
+    def current(self) -> str:
+        """The innermost unit running now ("" outside any)."""
+        return self._stack[-1][0] if self._stack else ""
+
+    def enter(self, unit: str) -> None:
+        self._stack.append([unit, self.clock(), 0.0])
 
     def leave(self) -> None:
-        path, start, children = self._stack.pop()
+        unit, start, children = self._stack.pop()
         elapsed = self.clock() - start
-        self.totals[path] += elapsed - children
-        self.calls[path] += 1
+        self.totals[unit] += elapsed - children
+        self.calls[unit] += 1
         if self._stack:
             self._stack[-1][2] += elapsed
             self.child_calls[self._stack[-1][0]] += 1
@@ -173,17 +260,39 @@ class _ExclusiveTimer:
 
 @contextmanager
 def _hooked(timer: _ExclusiveTimer, model, modules: set[str]) -> Iterator[None]:
-    """Register the timer's pre- and post-forward hooks on ``modules`` of ``model``; remove them after."""
+    """Time ``modules`` of ``model`` by pre- and post-forward hooks, and the :data:`TIMED_FUNCTIONS` of
+    the attention layers by wrapping them where the layers look them up; undo both after."""
+    from unittest import mock
+
+    from attentionlite.model import layers
+
     handles = []
     for path, module in model.named_modules():
         if path in modules:
             handles.append(module.register_forward_pre_hook(lambda *_, p=path: timer.enter(p)))
             handles.append(module.register_forward_hook(lambda *_: timer.leave()))
     try:
-        yield
+        with ExitStack() as patches:
+            for name in TIMED_FUNCTIONS.values():
+                patches.enter_context(mock.patch.object(layers, name, _timed_function(timer, getattr(layers, name))))
+            yield
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _timed_function(timer: _ExclusiveTimer, function: Callable) -> Callable:
+    """``function``, timed as the unit ``"<module running it>:<its name>"``."""
+
+    @functools.wraps(function)
+    def timed(*args, **kwargs):
+        timer.enter(f"{timer.current}:{function.__name__}")
+        try:
+            return function(*args, **kwargs)
+        finally:
+            timer.leave()
+
+    return timed
 
 
 def build_model(metadata: Mapping[str, object]):
