@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from attentionlite.simulator.cpu import CacheLevel, CpuConfig, predict, predict_op
+from attentionlite.simulator.cpu import CacheLevel, CpuConfig, compute_seconds, predict, predict_op
 from attentionlite.simulator.ops import Gemm, Op, OpKind
 from hand_ops import attention_ops, conv_op, elementwise_op  # pytest puts tests/ on sys.path
 
@@ -116,6 +116,15 @@ def test_window_op_overhead_counts_one_launch_per_window_position():
     cpu = toy_cpu(overhead_us={kind: 2.0 for kind in OpKind})
     assert predict_op(logits, cpu).overhead_s == pytest.approx(49 * 2e-6)
     assert predict_op(softmax, cpu).overhead_s == pytest.approx(2e-6)
+
+
+def test_window_ops_on_maps_narrower_than_a_vector_leave_lanes_idle():
+    cpu = toy_cpu()  # 4 lanes, 8 GFLOP/s peak
+    for size, filled in ((2, 0.5), (4, 1.0), (6, 0.75)):  # 6 floats a row fill 2 vectors of 4 lanes: 6/8
+        _, _, weighted = attention_ops(batch=1, channels=8, size=size, kernel=3, heads=2)
+        assert compute_seconds(weighted, cpu) == pytest.approx(2 * weighted.macs / (8e9 * filled))
+    conv = conv_op(1, 8, 2, 8, 3)  # contiguous: no lane penalty whatever the map width
+    assert compute_seconds(conv, cpu) == pytest.approx(2 * conv.macs / 8e9)
 
 
 @pytest.mark.parametrize(

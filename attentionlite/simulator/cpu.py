@@ -19,11 +19,12 @@ GEMM (tiles of ``sqrt(capacity / 3)`` words).  Local attention is modelled as
 PyTorch runs it (``attentionlite.model.layers``): one element-wise pass per
 window position over the queries and a shifted view of the neighbours, so a
 window op launches ``kernel**2`` kernels and re-streams its inputs that many
-times unless they fit.  Softmax, pooling, normalisation and element-wise work
-stream their tensors once.  Outputs move twice their size (write-allocate),
-except those of in-place ops, which overwrite lines just read.
-Weights are dense: PyTorch runs masked weights as
-dense tensors, and a compacted model is a smaller dense one.
+times unless they fit; its passes run over rows a map's width long, so maps
+narrower than a vector leave SIMD lanes idle (:func:`lane_fill`).  Softmax,
+pooling, normalisation and element-wise work stream their tensors once.
+Outputs move twice their size (write-allocate), except those of in-place ops,
+which overwrite lines just read.  Weights are dense: PyTorch runs masked
+weights as dense tensors, and a compacted model is a smaller dense one.
 
 The CPU config is a TOML file validated at the door (:func:`load_cpu`);
 presets named ``cpu-*.toml`` ship in ``simulator/presets/``.
@@ -381,9 +382,23 @@ def kernel_launches(op: Op) -> int:
 
 
 def compute_seconds(op: Op, cpu: CpuConfig) -> float:
-    """Work over the peak rate for the op's kind at that kind's efficiency."""
+    """Work over the peak rate for the op's kind at that kind's efficiency (and a window op's lane fill)."""
     peak = cpu.peak_flops if op.kind in GEMM_KINDS | WINDOW_KINDS else cpu.peak_vector_ops
-    return op_work(op) / (peak * cpu.efficiency[op.kind])
+    return op_work(op) / (peak * cpu.efficiency[op.kind] * lane_fill(op, cpu))
+
+
+def lane_fill(op: Op, cpu: CpuConfig) -> float:
+    """Fraction of the SIMD lanes a window op's passes fill.
+
+    Each window position is an element-wise pass over a shifted view of a
+    padded map, whose rows are ``width`` floats apart from the next: a row
+    fills ``ceil(width / lanes)`` vectors, so an 8-wide map keeps half of
+    AVX-512's 16 lanes idle.  Other ops run over contiguous memory (1).
+    """
+    if op.kind not in WINDOW_KINDS or op.window is None:
+        return 1.0
+    width = op.window.width
+    return width / (math.ceil(width / cpu.simd_lanes) * cpu.simd_lanes)
 
 
 def bytes_per_level(op: Op, cpu: CpuConfig, model_weight_bytes: float) -> dict[str, float]:
