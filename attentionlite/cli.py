@@ -214,7 +214,7 @@ def hardware_show(name, array, dataflow, cores) -> None:
 @main.command()
 @click.option("--out", type=click.Path(dir_okay=False), default="host.toml", show_default=True, help="CPU config TOML to write.")
 @click.option("--quick", is_flag=True, help="One network width, batches 1 and 8, fewer repeats (about 10 s instead of about a minute).")
-@click.option("--threads", type=int, default=None, help="PyTorch threads (the config's cores); PyTorch's default if omitted.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="PyTorch threads (the config's cores); PyTorch's default if omitted.")
 def calibrate(out: str, quick: bool, threads: int | None) -> None:
     """Time this machine (bandwidths, then small networks op by op) and write a CPU config."""
     from attentionlite.files import atomic_write_text

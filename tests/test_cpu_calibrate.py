@@ -121,6 +121,14 @@ def test_cpu_command_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert run.exit_code == 2 and "batch 2" in run.output
 
 
+def test_calibrate_refuses_a_thread_count_below_one_and_writes_nothing(tmp_path):
+    out = tmp_path / "host.toml"
+    for threads in ("0", "-2"):
+        run = CliRunner().invoke(main, ["calibrate", "--threads", threads, "--out", str(out)])
+        assert run.exit_code == 2 and "--threads" in run.output
+    assert not out.exists()
+
+
 def test_predicting_a_saved_graph_does_not_import_torch(tmp_path):
     import subprocess
     import sys
