@@ -36,9 +36,7 @@ def main() -> None:
     from tqdm import tqdm
 
     from attentionlite.simulator.cpu import load_cpu
-    from attentionlite.simulator.cpu_calibrate import (
-        calibration_networks, fit_kind_factors, host_skeleton, measure_bandwidths, time_network,
-    )
+    from attentionlite.simulator.cpu_calibrate import calibration_networks, fit_kind_factors, host_skeleton, measure_bandwidths
     from attentionlite.simulator.cpu_measure import Repeats, torch_threads
     from attentionlite.simulator.graph import trace
 
@@ -47,16 +45,8 @@ def main() -> None:
     networks = [] if args.cpu else calibration_networks(quick=False)
     with torch_threads(args.threads) as threads:
         cpu = load_cpu(args.cpu) if args.cpu else measure_bandwidths(host_skeleton(threads), Repeats.for_mode(False, threads))
-        unit_rounds, timing_rounds = [], []
-        for _ in tqdm(range(args.rounds), desc="rounds", unit="round"):
-            units, timings = [[]] * len(networks), [None] * len(cases)
-            for kind, index in _interleaved(len(networks), len(cases)):
-                if kind == "network":
-                    units[index] = time_network(networks[index], False, threads)
-                else:
-                    timings[index] = _time(*cases[index], threads)
-            unit_rounds.append([unit for network_units in units for unit in network_units])
-            timing_rounds.append(timings)
+        rounds = [_round(networks, cases, threads) for _ in tqdm(range(args.rounds), desc="rounds", unit="round")]
+    unit_rounds, timing_rounds = zip(*rounds)
     if networks:
         cpu = fit_kind_factors(cpu, _median_units(unit_rounds))
     rows = [_row(case, [timings[index] for timings in timing_rounds], cpu) for index, case in enumerate(cases)]
@@ -92,6 +82,19 @@ def _interleaved(networks: int, cases: int) -> list[tuple[str, int]]:
     return [(kind, index) for _, kind, index in sorted(jobs)]
 
 
+def _round(networks: list, cases: list[tuple], threads: int) -> tuple[list, list]:
+    """One round: every calibration network's timed units, and every case's (end-to-end, unit) times."""
+    from attentionlite.simulator.cpu_calibrate import time_network
+
+    units, timings = [[]] * len(networks), [None] * len(cases)
+    for kind, index in _interleaved(len(networks), len(cases)):
+        if kind == "network":
+            units[index] = time_network(networks[index], False, threads)
+        else:
+            timings[index] = _time(*cases[index], threads)
+    return [unit for network_units in units for unit in network_units], timings
+
+
 def _time(model: str, batch: int, graph, threads: int):
     from attentionlite.simulator.cpu_measure import build_model, time_model
 
@@ -99,7 +102,7 @@ def _time(model: str, batch: int, graph, threads: int):
     return time_model(build_model(graph.metadata), sources, graph.metadata["input_shape"], threads, quick=batch > 1)
 
 
-def _median_units(rounds: list[list]) -> list:
+def _median_units(rounds: tuple[list, ...]) -> list:
     """Each calibration unit with its median time over the rounds (the networks run the same units each round)."""
     return [replace(units[0], seconds=statistics.median(unit.seconds for unit in units)) for units in zip(*rounds)]
 

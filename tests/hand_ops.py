@@ -19,7 +19,9 @@ def conv_op(batch: int, cin: int, size: int, cout: int, kernel: int, kind: OpKin
     weights = cout * cin * kernel * kernel
     inputs, output = ((batch, cin, size, size),), (batch, cout, size, size)
     name = f"{kind.value}{kernel}x{kernel}_{batch}x{cin}x{size}x{size}_to{cout}"
-    return _shape_op(name, kind, inputs, output, macs=gemm.macs, gemm=gemm, weight_params=weights, weight_nonzero=weights)
+    attrs = (("kernel_h", kernel), ("kernel_w", kernel), ("stride_h", 1), ("stride_w", 1), ("groups", 1))
+    return _shape_op(name, kind, inputs, output, macs=gemm.macs, gemm=gemm, weight_params=weights, weight_nonzero=weights,
+                     attrs=attrs)
 
 
 def attention_ops(batch: int, channels: int, size: int, kernel: int = 7, heads: int = 8) -> tuple[Op, Op, Op]:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from attentionlite.cli import main
-from attentionlite.simulator.cpu import CpuResult, predict_op
+from attentionlite.simulator.cpu import FACTOR_KEYS, CpuResult, factor_key, predict_op
 from attentionlite.simulator.cpu_calibrate import TimedUnit, fit_kind_factors
 from attentionlite.simulator.cpu_measure import Repeats, _enclosing, measure, median_seconds
 from attentionlite.simulator.graph import OpGraph, save_graph
@@ -20,20 +20,20 @@ from test_cpu_model import toy_cpu
 
 def test_fit_recovers_the_efficiency_and_overhead_that_made_the_times():
     truth = toy_cpu(
-        efficiency={**toy_cpu().efficiency, OpKind.CONV: 0.4, OpKind.WINDOW_LOGITS: 0.02},
-        overhead_us={**toy_cpu().overhead_us, OpKind.CONV: 7.0, OpKind.WINDOW_LOGITS: 3.0},
+        efficiency={**toy_cpu().efficiency, "conv": 0.3, "conv_spatial": 0.4, "window_logits": 0.02},
+        overhead_us={**toy_cpu().overhead_us, "conv": 5.0, "conv_spatial": 7.0, "window_logits": 3.0},
     )
-    convs = [conv_op(batch, 16, size, 32, 3) for batch in (1, 4) for size in (4, 8, 16, 32)]
+    spatial = [conv_op(batch, 16, size, 32, 3) for batch in (1, 4) for size in (4, 8, 16, 32)]
+    pointwise = [conv_op(batch, 64, size, 32, 1) for batch in (1, 4) for size in (4, 8, 16, 32)]
     logits = [attention_ops(batch, 16, size)[0] for batch in (1, 4) for size in (4, 8, 16)]
-    groups = [(op,) for op in convs + logits] + [tuple(convs[:3])]  # one unit timed three convolutions
+    groups = [(op,) for op in spatial + pointwise + logits] + [tuple(spatial[:3])]  # one unit timed three convolutions
     weights = 1e6  # bytes of weights in the network the units ran in
     units = [TimedUnit(ops, sum(predict_op(op, truth, weights).seconds for op in ops), weights) for ops in groups]
     fitted = fit_kind_factors(toy_cpu(), units)
-    assert fitted.efficiency[OpKind.CONV] == pytest.approx(0.4, rel=0.02)
-    assert fitted.overhead_us[OpKind.CONV] == pytest.approx(7.0, rel=0.05)
-    assert fitted.efficiency[OpKind.WINDOW_LOGITS] == pytest.approx(0.02, rel=0.02)
-    assert fitted.overhead_us[OpKind.WINDOW_LOGITS] == pytest.approx(3.0, rel=0.05)
-    assert fitted.efficiency[OpKind.ADD] == toy_cpu().efficiency[OpKind.ADD]  # not timed: kept
+    for key in ("conv", "conv_spatial", "window_logits"):
+        assert fitted.efficiency[key] == pytest.approx(truth.efficiency[key], rel=0.02), key
+        assert fitted.overhead_us[key] == pytest.approx(truth.overhead_us[key], rel=0.05), key
+    assert fitted.efficiency["add"] == toy_cpu().efficiency["add"]  # not timed: kept
 
 
 def test_fit_skips_units_that_mix_kinds_or_timed_nothing():
@@ -174,8 +174,9 @@ def test_calibration_networks_time_every_kind_each_unit_alone():
             with torch.inference_mode():
                 times = time_units(model, torch.zeros(1, 3, 32, 32), [op.source for op in ops], Repeats(warmup=0, timed=1))
             units += timed_units(ops, times)
-    assert all(len({op.kind for op in unit.ops}) == 1 for unit in units)
+    assert all(len({factor_key(op) for op in unit.ops}) == 1 for unit in units)
     assert {unit.ops[0].kind for unit in units} == set(OpKind)
+    assert {factor_key(unit.ops[0]) for unit in units} == set(FACTOR_KEYS)
 
 
 def test_os_cache_descriptions_parse():

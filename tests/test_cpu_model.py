@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from attentionlite.simulator.cpu import CacheLevel, CpuConfig, compute_seconds, predict, predict_op
+from attentionlite.simulator.cpu import FACTOR_KEYS, CacheLevel, CpuConfig, compute_seconds, predict, predict_op
 from attentionlite.simulator.ops import Gemm, Op, OpKind
 from hand_ops import attention_ops, conv_op, elementwise_op  # pytest puts tests/ on sys.path
 
@@ -28,8 +28,8 @@ def toy_cpu(**changes) -> CpuConfig:
         word_bytes=4,
         caches=(CacheLevel("L1", 32.0, 100.0, False), CacheLevel("L2", 1024.0, 20.0, False)),
         dram_bandwidth_gb_s=10.0,
-        efficiency={kind: 1.0 for kind in OpKind},
-        overhead_us={kind: 0.0 for kind in OpKind},
+        efficiency={key: 1.0 for key in FACTOR_KEYS},
+        overhead_us={key: 0.0 for key in FACTOR_KEYS},
     )
     return replace(cpu, **changes)
 
@@ -50,7 +50,7 @@ def test_peaks_follow_the_core_arithmetic():
 
 def test_compute_bound_gemm_takes_flops_over_peak():
     op = square_gemm(64)  # 48 KiB of tensors: fits L2, so its DRAM share is zero
-    row = predict_op(op, toy_cpu(efficiency={kind: 0.5 for kind in OpKind}))
+    row = predict_op(op, toy_cpu(efficiency={key: 0.5 for key in FACTOR_KEYS}))
     assert row.bound == "compute"
     assert row.seconds == pytest.approx(2 * 64**3 / (8e9 * 0.5))
     assert row.bytes_per_level["DRAM"] == 0
@@ -113,7 +113,7 @@ def test_window_ops_restream_inputs_per_position_only_when_they_do_not_fit():
 
 def test_window_op_overhead_counts_one_launch_per_window_position():
     logits, softmax, _ = attention_ops(batch=1, channels=8, size=4)
-    cpu = toy_cpu(overhead_us={kind: 2.0 for kind in OpKind})
+    cpu = toy_cpu(overhead_us={key: 2.0 for key in FACTOR_KEYS})
     assert predict_op(logits, cpu).overhead_s == pytest.approx(49 * 2e-6)
     assert predict_op(softmax, cpu).overhead_s == pytest.approx(2e-6)
 

@@ -50,6 +50,9 @@ PRESET_PREFIX = "cpu-"
 GEMM_KINDS = frozenset({OpKind.CONV, OpKind.LINEAR, OpKind.PROJECTION})
 WINDOW_KINDS = frozenset({OpKind.WINDOW_LOGITS, OpKind.WEIGHTED_SUM})
 BOUNDS = ("compute", "cache", "dram")
+# Convolutions with a kernel wider than 1x1 get factors of their own (:func:`factor_key`).
+SPATIAL_CONV = "conv_spatial"
+FACTOR_KEYS = tuple(kind.value for kind in OpKind) + (SPATIAL_CONV,)
 # A store to a line not in cache first reads it (read for ownership), then writes it back: an output
 # moves twice its size (as STREAM counts it).
 WRITE_ALLOCATE = 2
@@ -87,8 +90,8 @@ class CpuConfig:
     word_bytes: int
     caches: tuple[CacheLevel, ...]  # innermost first
     dram_bandwidth_gb_s: float
-    efficiency: Mapping[OpKind, float] = field(default_factory=dict)  # fraction of peak per kind
-    overhead_us: Mapping[OpKind, float] = field(default_factory=dict)  # fixed cost per kernel launch
+    efficiency: Mapping[str, float] = field(default_factory=dict)  # fraction of peak per FACTOR_KEYS entry
+    overhead_us: Mapping[str, float] = field(default_factory=dict)  # fixed cost per kernel launch, likewise
 
     @property
     def peak_flops(self) -> float:
@@ -116,8 +119,8 @@ class CpuConfig:
             },
             "cache": [asdict(level) for level in self.caches],
             "dram": {"bandwidth_gb_s": self.dram_bandwidth_gb_s},
-            "efficiency": {kind.value: self.efficiency[kind] for kind in OpKind},
-            "overhead_us": {kind.value: self.overhead_us[kind] for kind in OpKind},
+            "efficiency": {key: self.efficiency[key] for key in FACTOR_KEYS},
+            "overhead_us": {key: self.overhead_us[key] for key in FACTOR_KEYS},
         }
 
     def to_toml(self) -> str:
@@ -248,18 +251,18 @@ def _string_list(data: dict, key: str, where: str) -> list[str]:
 
 
 def _per_kind(data: dict, key: str, where: str, upper: float | None, allow_zero: bool = False) -> dict:
-    """One number per op kind, every kind present: a missing kind would silently price ops at zero."""
+    """One number per :data:`FACTOR_KEYS` entry, every one present: a missing one would price ops at zero."""
     table = data[key] if key in data else _missing(where, key)
     if not isinstance(table, dict):
         raise InputError(f"{where}: [{key}] must be a table")
-    _reject_unknown(table, [kind.value for kind in OpKind], f"{where}: [{key}]")
+    _reject_unknown(table, FACTOR_KEYS, f"{where}: [{key}]")
     values = {}
-    for kind in OpKind:
-        value = _typed(table, kind.value, float, not allow_zero, f"{where}: [{key}]")
+    for factor in FACTOR_KEYS:
+        value = _typed(table, factor, float, not allow_zero, f"{where}: [{key}]")
         if value < 0 or (upper is not None and value > upper):
             bound = f"in (0, {upper}]" if upper is not None else ">= 0"
-            raise InputError(f"{where}: [{key}] key '{kind.value}' must be {bound}, got {value!r}")
-        values[kind] = value
+            raise InputError(f"{where}: [{key}] key '{factor}' must be {bound}, got {value!r}")
+        values[factor] = value
     return values
 
 
@@ -384,7 +387,18 @@ def kernel_launches(op: Op) -> int:
 def compute_seconds(op: Op, cpu: CpuConfig) -> float:
     """Work over the peak rate for the op's kind at that kind's efficiency (and a window op's lane fill)."""
     peak = cpu.peak_flops if op.kind in GEMM_KINDS | WINDOW_KINDS else cpu.peak_vector_ops
-    return op_work(op) / (peak * cpu.efficiency[op.kind] * lane_fill(op, cpu))
+    return op_work(op) / (peak * cpu.efficiency[factor_key(op)] * lane_fill(op, cpu))
+
+
+def factor_key(op: Op) -> str:
+    """The entry of the config's efficiency and overhead tables that prices ``op``: its kind's, except
+    that a convolution with a kernel wider than 1x1 has its own.  PyTorch runs those through oneDNN's
+    direct convolution, which at batch 32 ran 1.5-2x faster per FLOP than the 1x1 convolutions (plain
+    GEMMs) on the development VM."""
+    attrs = dict(op.attrs)
+    if op.kind is OpKind.CONV and attrs.get("kernel_h", 1) * attrs.get("kernel_w", 1) > 1:
+        return SPATIAL_CONV
+    return op.kind.value
 
 
 def lane_fill(op: Op, cpu: CpuConfig) -> float:
@@ -428,7 +442,7 @@ def predict_op(op: Op, cpu: CpuConfig, model_weight_bytes: float | None = None) 
     supplied = bytes_per_level(op, cpu, weights)
     terms = {"compute": compute_seconds(op, cpu), **level_seconds(supplied, cpu)}
     limiting = max(terms, key=terms.__getitem__)
-    overhead = cpu.overhead_us[op.kind] * 1e-6 * kernel_launches(op)
+    overhead = cpu.overhead_us[factor_key(op)] * 1e-6 * kernel_launches(op)
     tensor_bytes = op.input_bytes(cpu.word_bytes) + op.output_bytes(cpu.word_bytes) + op.weight_bytes(cpu.word_bytes)
     return CpuOpTime(
         name=op.name,

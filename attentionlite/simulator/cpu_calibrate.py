@@ -9,11 +9,13 @@ config then has; with one thread, on its CPU-time clock, see
    (median of repeats after warm-up), less the launch overhead of a tiny
    ``sum()``.  L1 cannot be timed through PyTorch's dispatch, so it keeps the
    architectural two vector loads per cycle;
-3. per op kind, the efficiency and per-launch overhead that best fit the
-   measured times of that kind's ops inside small calibration networks
-   (:func:`calibration_networks`), timed unit by unit as ``attentionlite cpu
-   --measure`` times a model (:func:`~attentionlite.simulator.cpu_measure.time_units`),
-   by robust least squares on log time (scipy).  An op's cost inside a network
+3. per op kind (convolutions wider than 1x1 apart from the rest, see
+   :func:`~attentionlite.simulator.cpu.factor_key`), the efficiency and
+   per-launch overhead that best fit the measured times of that kind's ops
+   inside small calibration networks (:func:`calibration_networks`), timed
+   unit by unit as ``attentionlite cpu --measure`` times a model
+   (:func:`~attentionlite.simulator.cpu_measure.time_units`), by robust least
+   squares on log time (scipy).  An op's cost inside a network
    depends on what ran before it: at batch 1 on the development VM, a batch
    norm right after a convolution took twice as long as back to back, and
    isolated micro-benchmarks, even chained, missed the models' per-module
@@ -34,15 +36,17 @@ from typing import Callable, Sequence
 import numpy as np
 
 from attentionlite.simulator.cpu import (
+    FACTOR_KEYS,
     CacheLevel,
     CpuConfig,
     bytes_per_level,
     compute_seconds,
+    factor_key,
     kernel_launches,
     level_seconds,
 )
 from attentionlite.simulator.cpu_measure import Repeats, UnitTimes, median_seconds, time_units, torch_threads
-from attentionlite.simulator.ops import Op, OpKind
+from attentionlite.simulator.ops import Op
 
 ASSUMED_FMA_UNITS = 2  # two 512-bit FMA pipes on Xeon server cores since Skylake-SP; not visible to the OS
 FALLBACK_FREQUENCY_GHZ = 2.0  # when /proc/cpuinfo gives none (the fitted efficiency absorbs the error)
@@ -54,7 +58,7 @@ OVERHEAD_BOUNDS_US = (0.0, 1000.0)
 CALIBRATION_IMAGE_SIZE = 32  # the CIFAR size the benchmark models run at
 CALIBRATION_WIDTHS = (0.75, 1.25)
 CALIBRATION_BATCHES = (1, 8, 32)
-BLOCK_PER_STAGE = (1, 1, 1, 1)
+BLOCKS_PER_STAGE = (2, 2, 2, 2)
 # How a calibrated config was made; it also keys the report's cached calibration, so a new method
 # is a new cache entry.
 CALIBRATION_SOURCE = (
@@ -109,7 +113,8 @@ class CalibrationNetwork:
 
 
 def calibration_networks(quick: bool) -> list[CalibrationNetwork]:
-    """One bottleneck block per stage, with convolutions and with attention (stem and blocks), at
+    """Two bottleneck blocks per stage (a downsampling one, and one that runs as the deeper blocks
+    do: stride 1, identity shortcut), with convolutions and with attention (stem and blocks), at
     widths either side of the benchmark models' width 1, so that calibration shares no layer shape
     with them, and at batch 1, 8 and 32; ``quick`` keeps the narrower width and batches 1 and 8."""
     from attentionlite.model.students import sasa_resnet
@@ -119,8 +124,8 @@ def calibration_networks(quick: bool) -> list[CalibrationNetwork]:
     for width in CALIBRATION_WIDTHS[:1] if quick else CALIBRATION_WIDTHS:
         for batch in CALIBRATION_BATCHES[:2] if quick else CALIBRATION_BATCHES:
             networks += [
-                CalibrationNetwork(f"cnn-w{width}", functools.partial(resnet, BLOCK_PER_STAGE, 10, width), batch),
-                CalibrationNetwork(f"sasa-w{width}", functools.partial(sasa_resnet, BLOCK_PER_STAGE, 10, True, width), batch),
+                CalibrationNetwork(f"cnn-w{width}", functools.partial(resnet, BLOCKS_PER_STAGE, 10, width), batch),
+                CalibrationNetwork(f"sasa-w{width}", functools.partial(sasa_resnet, BLOCKS_PER_STAGE, 10, True, width), batch),
             ]
     return networks
 
@@ -159,8 +164,8 @@ def host_skeleton(threads: int) -> CpuConfig:
         word_bytes=FP32_BYTES,
         caches=tuple(_os_caches()),
         dram_bandwidth_gb_s=10.0,
-        efficiency={kind: 0.5 for kind in OpKind},
-        overhead_us={kind: 5.0 for kind in OpKind},
+        efficiency={key: 0.5 for key in FACTOR_KEYS},
+        overhead_us={key: 5.0 for key in FACTOR_KEYS},
     )
 
 
@@ -275,17 +280,17 @@ def _read_bandwidth(nbytes: int, launch: float, repeats: Repeats) -> float:
 
 
 def fit_kind_factors(cpu: CpuConfig, units: Sequence[TimedUnit]) -> CpuConfig:
-    """Fit each kind's efficiency and per-launch overhead to the measured times of the units that
-    timed ops of that kind alone; kinds not timed keep theirs.
+    """Fit each :data:`~attentionlite.simulator.cpu.FACTOR_KEYS` entry's efficiency and per-launch
+    overhead to the measured times of the units whose ops it alone prices; entries not timed keep theirs.
 
     Each unit's ops are predicted as :func:`~attentionlite.simulator.cpu.predict` does in their
     network: their weights live where all the network's weights fit.
     """
     efficiency, overhead = dict(cpu.efficiency), dict(cpu.overhead_us)
-    for kind in OpKind:
-        timed = [unit for unit in units if unit.seconds > 0 and {op.kind for op in unit.ops} == {kind}]
+    for key in FACTOR_KEYS:
+        timed = [unit for unit in units if unit.seconds > 0 and {factor_key(op) for op in unit.ops} == {key}]
         if timed:
-            efficiency[kind], overhead[kind] = _fit_one_kind(cpu, timed)
+            efficiency[key], overhead[key] = _fit_one_kind(cpu, timed)
     return replace(cpu, efficiency=efficiency, overhead_us=overhead)
 
 
@@ -308,7 +313,7 @@ def _fit_one_kind(cpu: CpuConfig, units: list[TimedUnit]) -> tuple[float, float]
 
 def _log_residuals(cpu: CpuConfig, units: list[TimedUnit]) -> Callable[[np.ndarray], np.ndarray]:
     """Residuals of log time for (efficiency, overhead in us) of one kind, all else from ``cpu``."""
-    unit_cpu = replace(cpu, efficiency={kind: 1.0 for kind in OpKind})
+    unit_cpu = replace(cpu, efficiency={key: 1.0 for key in FACTOR_KEYS})
     ops = [(index, op, unit.model_weight_bytes) for index, unit in enumerate(units) for op in unit.ops]
     owner = np.array([index for index, _, _ in ops])
     compute = np.array([compute_seconds(op, unit_cpu) for _, op, _ in ops])
