@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from attentionlite.simulator.cpu import FACTOR_KEYS, CacheLevel, CpuConfig, compute_seconds, predict, predict_op
+from attentionlite.simulator.cpu import FACTOR_KEYS, CacheLevel, CpuConfig, compute_seconds, factor_key, predict, predict_op
 from attentionlite.simulator.ops import Gemm, Op, OpKind
 from hand_ops import attention_ops, conv_op, elementwise_op  # pytest puts tests/ on sys.path
 
@@ -116,6 +116,15 @@ def test_window_op_overhead_counts_one_launch_per_window_position():
     cpu = toy_cpu(overhead_us={key: 2.0 for key in FACTOR_KEYS})
     assert predict_op(logits, cpu).overhead_s == pytest.approx(49 * 2e-6)
     assert predict_op(softmax, cpu).overhead_s == pytest.approx(2e-6)
+
+
+def test_convolutions_wider_than_1x1_are_priced_by_their_own_factors():
+    cpu = toy_cpu(efficiency={**toy_cpu().efficiency, "conv": 0.5, "conv_spatial": 0.25})
+    pointwise, spatial = conv_op(1, 8, 4, 8, 1), conv_op(1, 8, 4, 8, 3)
+    assert (factor_key(pointwise), factor_key(spatial)) == ("conv", "conv_spatial")
+    assert compute_seconds(pointwise, cpu) == pytest.approx(2 * pointwise.macs / (8e9 * 0.5))
+    assert compute_seconds(spatial, cpu) == pytest.approx(2 * spatial.macs / (8e9 * 0.25))
+    assert factor_key(conv_op(1, 8, 4, 8, 1, kind=OpKind.PROJECTION)) == "projection"
 
 
 def test_window_ops_on_maps_narrower_than_a_vector_leave_lanes_idle():

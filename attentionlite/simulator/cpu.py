@@ -393,8 +393,8 @@ def compute_seconds(op: Op, cpu: CpuConfig) -> float:
 def factor_key(op: Op) -> str:
     """The entry of the config's efficiency and overhead tables that prices ``op``: its kind's, except
     that a convolution with a kernel wider than 1x1 has its own.  PyTorch runs those through oneDNN's
-    direct convolution, which at batch 32 ran 1.5-2x faster per FLOP than the 1x1 convolutions (plain
-    GEMMs) on the development VM."""
+    direct convolution, which at batch 32 ran 1.5-2x faster per FLOP than the 1x1 convolutions on the
+    development VM."""
     attrs = dict(op.attrs)
     if op.kind is OpKind.CONV and attrs.get("kernel_h", 1) * attrs.get("kernel_w", 1) > 1:
         return SPATIAL_CONV

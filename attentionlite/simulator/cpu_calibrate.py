@@ -15,11 +15,11 @@ config then has; with one thread, on its CPU-time clock, see
    inside small calibration networks (:func:`calibration_networks`), timed
    unit by unit as ``attentionlite cpu --measure`` times a model
    (:func:`~attentionlite.simulator.cpu_measure.time_units`), by robust least
-   squares on log time (scipy).  An op's cost inside a network
-   depends on what ran before it: at batch 1 on the development VM, a batch
-   norm right after a convolution took twice as long as back to back, and
-   isolated micro-benchmarks, even chained, missed the models' per-module
-   times by a median 36-60%.
+   squares on log time (scipy).  An op's cost inside a network depends on what
+   ran before it: at batch 1 on the development VM, a batch norm right after a
+   convolution took twice as long as back to back, and isolated
+   micro-benchmarks, even chained, missed the models' per-module times by a
+   median 36-60%.
 
 The fit is pure (:func:`fit_kind_factors`), so it is tested without timing.
 """
@@ -56,6 +56,7 @@ EFFICIENCY_BOUNDS = (1e-3, 1.0)
 # evicted; oneDNN convolutions paid about 350 us of it on the development VM.
 OVERHEAD_BOUNDS_US = (0.0, 1000.0)
 CALIBRATION_IMAGE_SIZE = 32  # the CIFAR size the benchmark models run at
+CALIBRATION_CLASSES = 10  # a CIFAR-10 head
 CALIBRATION_WIDTHS = (0.75, 1.25)
 CALIBRATION_BATCHES = (1, 8, 32)
 BLOCKS_PER_STAGE = (2, 2, 2, 2)
@@ -123,10 +124,9 @@ def calibration_networks(quick: bool) -> list[CalibrationNetwork]:
     networks = []
     for width in CALIBRATION_WIDTHS[:1] if quick else CALIBRATION_WIDTHS:
         for batch in CALIBRATION_BATCHES[:2] if quick else CALIBRATION_BATCHES:
-            networks += [
-                CalibrationNetwork(f"cnn-w{width}", functools.partial(resnet, BLOCKS_PER_STAGE, 10, width), batch),
-                CalibrationNetwork(f"sasa-w{width}", functools.partial(sasa_resnet, BLOCKS_PER_STAGE, 10, True, width), batch),
-            ]
+            cnn = functools.partial(resnet, BLOCKS_PER_STAGE, CALIBRATION_CLASSES, width)
+            sasa = functools.partial(sasa_resnet, BLOCKS_PER_STAGE, CALIBRATION_CLASSES, True, width)
+            networks += [CalibrationNetwork(f"cnn-w{width}", cnn, batch), CalibrationNetwork(f"sasa-w{width}", sasa, batch)]
     return networks
 
 
