@@ -53,7 +53,7 @@ FALLBACK_FREQUENCY_GHZ = 2.0  # when /proc/cpuinfo gives none (the fitted effici
 FP32_BYTES = 4  # PyTorch runs the models in fp32
 EFFICIENCY_BOUNDS = (1e-3, 1.0)
 # An op's fixed cost in a network: dispatch, and at batch 1 the refill of caches the previous op
-# evicted; oneDNN convolutions paid about 350 us of it on the development VM.
+# evicted; a convolution paid over 300 us of it on the development VM.
 OVERHEAD_BOUNDS_US = (0.0, 1000.0)
 CALIBRATION_IMAGE_SIZE = 32  # the CIFAR size the benchmark models run at
 CALIBRATION_CLASSES = 10  # a CIFAR-10 head
