@@ -1,10 +1,11 @@
-"""The ``attentionlite`` command line: a thin click layer over the library.
+"""The ``attentionlite`` command line: a thin click layer over the public API (:mod:`attentionlite.api`).
 
-Each command parses its options, calls one library function and prints or
-writes the result.  torch and matplotlib are imported inside the commands that
-need them, so ``--help`` and the simulator's commands start fast.  Bad input
-raises :class:`~attentionlite.errors.InputError`; it is printed as one line and
-the command exits with status 2.
+Each command parses its options (the comma lists and ``KEY=V1,V2`` settings
+are parsed here, into the values the API takes), calls one library function
+and prints or writes the result.  torch and matplotlib are imported inside the
+commands that need them, so ``--help`` and the simulator's commands start
+fast.  Bad input raises :class:`~attentionlite.errors.InputError`; it is
+printed as one line and the command exits with status 2.
 """
 
 from __future__ import annotations
@@ -13,8 +14,14 @@ import sys
 
 import click
 
-from attentionlite import __version__
+from attentionlite import api
 from attentionlite.errors import InputError
+from attentionlite.version import __version__
+
+_HARDWARE_HELP = "Accelerator preset name or TOML path."
+_BATCH_HELP = "Images per forward pass [default: 1; a saved graph keeps its own]."
+_DENSITY_HELP = ("Weight density of registered students (the pruning method's initial masks); "
+                 "the first model (the teacher) stays dense and checkpoints keep their own masks.")
 
 
 class _Group(click.Group):
@@ -48,7 +55,7 @@ def models(dataset: str, width: float, as_json: bool) -> None:
     """List the registered models with parameters and dense MACs."""
     import json
 
-    from attentionlite.model.complexity import format_models_report, models_report
+    from attentionlite.analysis.models import format_models_report, models_report
 
     report = models_report(dataset, width)
     click.echo(json.dumps(report, indent=2) if as_json else format_models_report(report))
@@ -88,7 +95,8 @@ def train(resume: bool, quiet: bool, **options) -> None:
     Writes OUT/checkpoint.pt and OUT/log.csv (losses loss/ce/kd/at, train and
     test accuracy, overall and per-layer density) after every epoch.
     """
-    from attentionlite.model.train import TrainConfig, train as run_training
+    from attentionlite.model.training.train import TrainConfig
+    from attentionlite.model.training.train import train as run_training
 
     metrics = run_training(TrainConfig(progress=not quiet, **options), resume=resume)
     click.echo(_format_metrics(metrics))
@@ -103,7 +111,7 @@ def train(resume: bool, quiet: bool, **options) -> None:
 @click.option("--test-subset", type=int, default=None, help="Use only this many test images per class.")
 def evaluate(checkpoint: str, **options) -> None:
     """Test accuracy, non-zero parameters and MACs of CHECKPOINT."""
-    from attentionlite.model.evaluate import evaluate_checkpoint
+    from attentionlite.model.training.evaluate import evaluate_checkpoint
 
     click.echo(_format_metrics(evaluate_checkpoint(checkpoint, **options)))
 
@@ -113,7 +121,7 @@ def evaluate(checkpoint: str, **options) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the compacted checkpoint.")
 def compact(checkpoint: str, out: str) -> None:
     """Turn a column-pruned CHECKPOINT into a smaller dense model with the same outputs."""
-    from attentionlite.model.checkpoint import compact_checkpoint
+    from attentionlite.model.training.compact import compact_checkpoint
 
     click.echo(_format_metrics(compact_checkpoint(checkpoint, out)))
 
@@ -128,7 +136,7 @@ def _format_metrics(metrics: dict) -> str:
 @click.option("--dataset", default=None,
               help="cifar10, cifar100 or tinyimagenet: classes and image size "
                    "[default: cifar10 for a model name, the checkpoint's own for a checkpoint]")
-@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Images per forward pass.")
+@click.option("--batch", default=None, type=click.IntRange(min=1), help=_BATCH_HELP)
 @click.option("--image-size", default=None, type=click.IntRange(min=1), help="Override the dataset's image side.")
 @click.option("--fold-bn", is_flag=True, help="Fold batch norms into the convolution before them.")
 @click.option("--format", "graph_format", default=None, type=click.Choice(["json", "graphml"]),
@@ -143,10 +151,10 @@ def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_b
     weights, bytes in and out) and the totals; --out writes the graph (JSON or
     GraphML) for `attentionlite simulate` and `attentionlite cpu`.
     """
-    from attentionlite.simulator.graph import op_table, save_graph
-    from attentionlite.simulator.graph import trace as trace_graph
+    from attentionlite.simulator.graph.formats import save_graph
+    from attentionlite.simulator.graph.graph import op_table
 
-    graph = trace_graph(target, dataset=dataset, batch=batch, fold_bn=fold_bn, image_size=image_size)
+    graph = api.trace(target, dataset=dataset, batch=batch, fold_bn=fold_bn, image_size=image_size)
     click.echo(op_table(graph, word_bytes))
     if out:
         click.echo(f"wrote {save_graph(graph, out, graph_format)}")
@@ -164,7 +172,7 @@ def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_b
 @click.option("--schedule", type=click.Choice(["data", "pipeline", "split"]), default="data", show_default=True)
 @click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), help="How weight sparsity is exploited.")
 @click.option("--dataset", help="Dataset that sets classes and image size when tracing a model name.")
-@click.option("--batch", type=int, default=1, show_default=True, help="Images per traced graph.")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help=_BATCH_HELP)
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for ops.csv and summary.json.")
 def simulate(target, topology, hardware_name, array, dataflow, cores, bandwidth_gb_s, window_mapping, schedule, sparsity, dataset, batch, out) -> None:
     """Simulate a model, checkpoint, saved graph or SCALE-Sim topology on the accelerator.
@@ -173,13 +181,15 @@ def simulate(target, topology, hardware_name, array, dataflow, cores, bandwidth_
     attentionlite simulate sasa26_homogeneous --hardware paa-default --out sim/
     attentionlite simulate --topology resnet18.csv --array 32x32 --dataflow os
     """
-    from attentionlite.simulator.engine import simulate as run_simulation
-    from attentionlite.simulator.engine import workload
-    from attentionlite.simulator.hardware import load_hardware
+    from attentionlite.simulator.graph.targets import resolve_target
 
-    overrides = {"array": array, "dataflow": dataflow, "cores": cores, "bandwidth_gb_s": bandwidth_gb_s, "window_mapping": window_mapping}
-    config = load_hardware(hardware_name, **overrides)
-    result = run_simulation(workload(target, topology, dataset, batch), config, schedule=schedule, sparsity=sparsity)
+    if (target is None) == (topology is None):
+        raise InputError("give either a TARGET (model name, checkpoint or saved graph) or --topology FILE, not both or neither")
+    workload = resolve_target(topology, topology=True) if topology is not None else target
+    overrides = {"array": array, "dataflow": dataflow, "cores": cores, "bandwidth_gb_s": bandwidth_gb_s,
+                 "window_mapping": window_mapping, "sparsity": sparsity}
+    config = api.hardware_config(hardware_name, **overrides)  # checked before the slow trace
+    result = api.simulate(workload, config, schedule=schedule, dataset=dataset, batch=batch)
     click.echo(result.table())
     if out:
         click.echo(f"wrote {result.write(out)}/ops.csv and summary.json")
@@ -193,7 +203,7 @@ def hardware() -> None:
 @hardware.command("list")
 def hardware_list() -> None:
     """The accelerator presets shipped with the package."""
-    from attentionlite.simulator.hardware import list_presets, load_hardware
+    from attentionlite.simulator.accelerator.hardware import list_presets, load_hardware
 
     for name in list_presets():
         click.echo(f"{name:<16} {load_hardware(name).description}")
@@ -206,9 +216,9 @@ def hardware_list() -> None:
 @click.option("--cores", type=int)
 def hardware_show(name, array, dataflow, cores) -> None:
     """One preset or TOML file, resolved (defaults filled in, overrides applied)."""
-    from attentionlite.simulator.hardware import describe, load_hardware
+    from attentionlite.simulator.accelerator.hardware import describe
 
-    click.echo(describe(load_hardware(name, array=array, dataflow=dataflow, cores=cores)))
+    click.echo(describe(api.hardware_config(name, array=array, dataflow=dataflow, cores=cores)))
 
 
 @main.command()
@@ -218,33 +228,32 @@ def hardware_show(name, array, dataflow, cores) -> None:
 def calibrate(out: str, quick: bool, threads: int | None) -> None:
     """Time this machine (bandwidths, then small networks op by op) and write a CPU config."""
     from attentionlite.files import atomic_write_text
-    from attentionlite.simulator.cpu_calibrate import calibrate as calibrate_host
+    from attentionlite.simulator.cpu.calibrate import calibrate as calibrate_host
 
     config = calibrate_host(quick=quick, threads=threads, progress=True)
     atomic_write_text(out, config.to_toml())
-    click.echo(f"wrote {out}: {config.cores} cores, {config.peak_flops / 1e9:.0f} GFLOP/s peak, DRAM {config.dram_bandwidth_gb_s:.1f} GB/s")
+    click.echo(f"wrote {out}: {config.compute.cores} cores, {config.peak_flops / 1e9:.0f} GFLOP/s peak, "
+               f"DRAM {config.dram.bandwidth_gb_s:.1f} GB/s")
 
 
 @main.command()
 @click.argument("target")
 @click.option("--cpu", "cpu_name", default="cpu-host-default", show_default=True, help="CPU preset name or TOML file (from `attentionlite calibrate`).")
-@click.option("--batch", type=int, default=None, help="Images per forward pass (default 1; a saved graph keeps its own).")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help=_BATCH_HELP)
 @click.option("--dataset", default=None, help="Dataset setting classes and image size (default cifar10, or the checkpoint's).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for ops.csv and summary.json.")
 @click.option("--measure", "measure_too", is_flag=True, help="Also time the model in PyTorch here and compare per module.")
-def cpu(target: str, **options) -> None:
+def cpu(target: str, cpu_name: str, batch: int | None, dataset: str | None, out: str | None,
+        measure_too: bool) -> None:
     """Predict (and measure) a model's latency on a CPU.
 
     TARGET is a registered model name, a checkpoint, or a saved graph (.json, .graphml, .csv).
     """
-    from attentionlite.simulator.cpu_measure import run_cpu
-
-    click.echo(run_cpu(target, **options))
-
-
-_HARDWARE_HELP = "Accelerator preset name or TOML path."
-_DENSITY_HELP = ("Weight density of registered students (the pruning method's initial masks); "
-                 "the first model (the teacher) stays dense and checkpoints keep their own masks.")
+    prediction = api.predict_cpu(target, cpu_name, dataset=dataset, batch=batch, measure=measure_too)
+    click.echo(prediction.text())
+    if out is not None:
+        prediction.write(out)
+        click.echo(f"wrote {out}/ops.csv and {out}/summary.json")
 
 
 @main.command()
@@ -260,11 +269,11 @@ _DENSITY_HELP = ("Weight density of registered students (the pruning method's in
 @click.option("--out", type=click.Path(file_okay=False), help="Also write compare.csv and breakdown.csv here.")
 def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, density, out) -> None:
     """Teacher vs students on one design point: MODELS are names or checkpoints, the teacher first."""
-    from attentionlite.analysis.compare import compare_targets, comparison_text, write_comparison
-    from attentionlite.analysis.sweep import single_point
+    from attentionlite.analysis.compare import write_comparison
+    from attentionlite.analysis.tables import comparison_text
 
-    point = single_point(array, dataflow=dataflow, cores=cores, sparsity=sparsity)
-    rows, breakdown = compare_targets(models, hardware, point, cpu_config, density)
+    rows, breakdown = api.compare(models, hardware, cpu=cpu_config, density=density, array=array,
+                                  dataflow=dataflow, cores=cores, sparsity=sparsity)
     click.echo(comparison_text(rows, breakdown))
     if out:
         write_comparison(rows, breakdown, out)
@@ -287,12 +296,11 @@ def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, dens
               help="Folder for sweep.csv and pareto.csv.")
 def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers, out) -> None:
     """Simulate MODELS at every combination of the swept knobs; one CSV row per (model, point)."""
-    from attentionlite.analysis.sweep import (
-        SWEEP_COLUMNS, sweep_knobs, sweep_targets, text_table, with_pareto_flags, write_sweep,
-    )
+    from attentionlite.analysis.sweep import with_pareto_flags, write_sweep
+    from attentionlite.analysis.tables import SWEEP_COLUMNS, text_table
 
-    knobs = sweep_knobs(arrays, dataflows, cores, settings)
-    rows = sweep_targets(models, hardware, knobs, density, seed=0, workers=workers)
+    rows = api.sweep(models, sweep_knobs(arrays, dataflows, cores, settings), hardware, density=density,
+                     workers=workers)
     write_sweep(rows, out)
     front = [row for row in with_pareto_flags(rows) if row["pareto"]]
     click.echo(f"Pareto front ({len(front)} of {len(rows)} rows; latency, energy, PEs):")
@@ -323,11 +331,53 @@ def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, densi
     students at 10% weight density (initial masks, untrained).  MODELS are
     checkpoints (their trained masks and accuracy) or model names, the teacher first.
     """
-    from attentionlite.analysis.sweep import parse_names
-    from attentionlite.reports.build import DEFAULT_TARGETS, ReportSettings, build_report, parse_sides
-    from attentionlite.reports.render import render_report
+    index = api.report(models, out, hardware=hardware, cpu=cpu_config, arrays=parse_sides(arrays),
+                       dataflows=parse_names(dataflows), sparsity=sparsity, density=density, workers=workers,
+                       recalibrate=recalibrate)
+    click.echo(f"wrote {index}")
 
-    settings = ReportSettings(targets=tuple(models) or DEFAULT_TARGETS, hardware=hardware, cpu=cpu_config,
-                              arrays=tuple(parse_sides(arrays)), dataflows=tuple(parse_names(dataflows)),
-                              sparsity=sparsity, density=density, workers=workers, recalibrate=recalibrate)
-    click.echo(f"wrote {render_report(build_report(settings), out) / 'index.html'}")
+
+# ----------------------------------------------------------------------------- option values
+
+
+def parse_names(text: str) -> list[str]:
+    """``"os, ws,is"`` -> ["os", "ws", "is"]."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_sides(text: str) -> list[int]:
+    """``"8,16,32"`` -> [8, 16, 32]: the sides of the square arrays a report sweeps."""
+    sides = parse_names(text)
+    if not sides or not all(side.isdigit() and int(side) > 0 for side in sides):
+        raise InputError(f"array sides {text!r}: expected positive integers separated by commas, e.g. 8,16,32")
+    return [int(side) for side in sides]
+
+
+def parse_knob_values(text: str) -> list:
+    """A comma list of knob values, each read as an int, a float or a string, in that order of preference."""
+    return [_scalar(part) for part in parse_names(text)]
+
+
+def _scalar(text: str) -> int | float | str:
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def sweep_knobs(arrays: str, dataflows: str, cores: str | None, settings: tuple[str, ...]) -> dict[str, list]:
+    """The knobs of a sweep from the command line's comma lists and ``KEY=V1,V2`` settings."""
+    from attentionlite.simulator.accelerator.hardware import parse_array
+
+    knobs: dict[str, list] = {"array": [parse_array(a) for a in parse_names(arrays)]}
+    knobs["dataflow"] = parse_names(dataflows)
+    if cores:
+        knobs["cores"] = parse_knob_values(cores)
+    for setting in settings:
+        key, sep, values = setting.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise InputError(f"--set {setting!r}: expected KEY=V1,V2,... (e.g. dram.bandwidth_gb_s=12.8,25.6)")
+        knobs[key.strip()] = parse_knob_values(values)
+    return knobs

@@ -7,7 +7,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from attentionlite import __version__
+from attentionlite.version import __version__
 
 
 @lru_cache(maxsize=1)

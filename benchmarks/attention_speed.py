@@ -23,7 +23,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from attentionlite.model.layers import LocalSelfAttention
+from attentionlite.model.nets.layers import LocalSelfAttention
 
 # (channels, side) of SASA-ResNet-26's four stages at 32x32 input.
 STAGES = ((64, 32), (128, 16), (256, 8), (512, 4))

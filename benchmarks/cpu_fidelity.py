@@ -3,7 +3,7 @@
 For resnet50, sasa26_hybrid and sasa26_homogeneous at 32 px (CIFAR-10), batch
 1 and 32: predicted vs measured end-to-end latency (goal: within 15%) and the
 median per-unit error (goal: within 25%; units are the modules ops come from
-and the attention functions timed apart, see ``attentionlite.simulator.cpu_measure``).
+and the attention functions timed apart, see ``attentionlite.simulator.cpu.measure``).
 
 The machine's speed drifts: on the 2-vCPU development VM, resnet50 at batch 1
 measured 32 to 44 ms in twelve medians taken two seconds apart, and 50 to 65 ms
@@ -35,10 +35,15 @@ def main() -> None:
     args = _arguments()
     from tqdm import tqdm
 
-    from attentionlite.simulator.cpu import load_cpu
-    from attentionlite.simulator.cpu_calibrate import calibration_networks, fit_kind_factors, host_skeleton, measure_bandwidths
-    from attentionlite.simulator.cpu_measure import Repeats, torch_threads
-    from attentionlite.simulator.graph import trace
+    from attentionlite.api import trace
+    from attentionlite.simulator.cpu.calibrate import (
+        calibration_networks,
+        fit_kind_factors,
+        host_skeleton,
+        measure_bandwidths,
+    )
+    from attentionlite.simulator.cpu.config import load_cpu
+    from attentionlite.simulator.cpu.measure import Repeats, torch_threads
 
     start = time.perf_counter()
     cases = [(model, batch, trace(model, dataset="cifar10", batch=batch)) for model in args.models for batch in args.batches]
@@ -84,7 +89,7 @@ def _interleaved(networks: int, cases: int) -> list[tuple[str, int]]:
 
 def _round(networks: list, cases: list[tuple], threads: int) -> tuple[list, list]:
     """One round: every calibration network's timed units, and every case's (end-to-end, unit) times."""
-    from attentionlite.simulator.cpu_calibrate import time_network
+    from attentionlite.simulator.cpu.calibrate import time_network
 
     units, timings = [[]] * len(networks), [None] * len(cases)
     for kind, index in _interleaved(len(networks), len(cases)):
@@ -96,10 +101,11 @@ def _round(networks: list, cases: list[tuple], threads: int) -> tuple[list, list
 
 
 def _time(model: str, batch: int, graph, threads: int):
-    from attentionlite.simulator.cpu_measure import build_model, time_model
+    from attentionlite.simulator.cpu.measure import time_model
+    from attentionlite.simulator.graph.targets import target_model
 
     sources = [op.source for op in graph.ops_in_order()]
-    return time_model(build_model(graph.metadata), sources, graph.metadata["input_shape"], threads, quick=batch > 1)
+    return time_model(target_model(graph), sources, graph.metadata["input_shape"], threads, quick=batch > 1)
 
 
 def _median_units(rounds: tuple[list, ...]) -> list:
@@ -109,8 +115,8 @@ def _median_units(rounds: tuple[list, ...]) -> list:
 
 def _row(case: tuple, timings: list[tuple], cpu) -> dict:
     """Prediction vs the median over rounds of the end-to-end time and of each unit's time."""
-    from attentionlite.simulator.cpu import predict
-    from attentionlite.simulator.cpu_measure import UnitTimes, compare
+    from attentionlite.simulator.cpu.measure import UnitTimes, compare
+    from attentionlite.simulator.cpu.roofline import predict
 
     model, batch, graph = case
     first = timings[0][1]
@@ -124,7 +130,7 @@ def _row(case: tuple, timings: list[tuple], cpu) -> dict:
 def _table(rows: list[dict], cpu) -> str:
     header = (f"{'model':<20} {'batch':>5} {'pred ms':>10} {'meas ms':>10} {'round spread':>12} {'e2e err':>8} "
               f"{'median unit err':>16}")
-    lines = [f"CPU config: {cpu.name} ({cpu.cores} threads)", header, "-" * len(header)]
+    lines = [f"CPU config: {cpu.name} ({cpu.compute.cores} threads)", header, "-" * len(header)]
     for row in rows:
         lines.append(
             f"{row['model']:<20} {row['batch']:>5} {row['predicted_s'] * 1e3:>10.1f} {row['measured_s'] * 1e3:>10.1f} "

@@ -62,7 +62,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from attentionlite.model.train import CHECKPOINT_NAME, TrainConfig, train
+from attentionlite.model.training.train import CHECKPOINT_NAME, TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 

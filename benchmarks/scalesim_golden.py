@@ -1,4 +1,4 @@
-"""Generate and check tests/golden/scalesim_cycles.json (SCALE-Sim 3.0.0 reference cycles).
+"""Generate and check tests/simulator/accelerator/golden/scalesim_cycles.json (SCALE-Sim 3.0.0 reference cycles).
 
     python3 benchmarks/scalesim_golden.py generate   # runs SCALE-Sim (minutes), writes the JSON
     python3 benchmarks/scalesim_golden.py user       # re-runs only the USER-bandwidth rows
@@ -20,11 +20,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.scalesim_runner import (  # noqa: E402
-    DATAFLOWS, ArrayConfig, ConvLayer, GemmLayer, formula_cycles, layer_spec, run_scalesim,
+    DATAFLOWS,
+    ArrayConfig,
+    ConvLayer,
+    GemmLayer,
+    formula_cycles,
+    layer_spec,
+    run_scalesim,
     write_config,
 )
 
-GOLDEN = ROOT / "tests" / "golden" / "scalesim_cycles.json"
+GOLDEN = ROOT / "tests" / "simulator" / "accelerator" / "golden" / "scalesim_cycles.json"
 
 # Layers exactly as SCALE-Sim sees them (conv ifmap sizes include the padding it
 # reads; output = ceil((H - R + stride) / stride)).
@@ -138,10 +144,10 @@ def generate(nice: int = 10) -> dict:
                 res = run_scalesim(layers, ArrayConfig(rows, cols, df), nice=nice)
                 version = res.scalesim_version
                 runs.append({"array": f"{rows}x{cols}", "dataflow": df, "bandwidth_mode": "CALC",
-                             "layers": [l.name for l in layers], "wall_s": round(res.wall_s, 2)})
+                             "layers": [layer.name for layer in layers], "wall_s": round(res.wall_s, 2)})
                 for layer, rep in zip(layers, res.layers):
                     cases.append(_row(layer, rows, cols, df, "CALC", None, rep))
-                print(f"{rows}x{cols} {df} {[l.name for l in layers]} {res.wall_s:.1f}s "
+                print(f"{rows}x{cols} {df} {[layer.name for layer in layers]} {res.wall_s:.1f}s "
                       f"({time.time() - t0:.1f}s)", flush=True)
     user_cases, user_runs = generate_user(nice)
     runs += user_runs
@@ -151,7 +157,7 @@ def generate(nice: int = 10) -> dict:
     doc = {
         "scalesim_version": version,
         "generated_by": "benchmarks/scalesim_golden.py generate (benchmarks/scalesim_runner.py)",
-        "generated_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+        "generated_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%MZ"),
         "config": {
             "ifmap_sram_kb": 256, "filter_sram_kb": 256, "ofmap_sram_kb": 128,
             "word_size_bytes": 1, "bandwidth_mode": "CALC (ideal: sized so nothing stalls)",

@@ -2,7 +2,7 @@
 
     python3 benchmarks/scalesim_resnet50.py topology   # writes benchmarks/topologies/resnet50_cifar.csv
     python3 benchmarks/scalesim_resnet50.py run        # runs SCALE-Sim (32x32, os, CALC), writes
-                                                       # tests/golden/scalesim_resnet50_32x32_os.json
+                                                       # tests/simulator/accelerator/golden/scalesim_resnet50_32x32_os.json
 
 Teacher: 3x3 stem conv (64, stride 1, no max-pool) at 32x32; bottleneck blocks
 [3, 4, 6, 3], widths 64..512, expansion 4; stride 2 on the 3x3 conv of the first
@@ -29,12 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.scalesim_runner import (  # noqa: E402
-    ArrayConfig, ConvLayer, formula_cycles, layer_spec, read_topology, run_scalesim,
+    ArrayConfig,
+    ConvLayer,
+    formula_cycles,
+    layer_spec,
+    read_topology,
+    run_scalesim,
     write_topology,
 )
 
 TOPOLOGY = ROOT / "benchmarks" / "topologies" / "resnet50_cifar.csv"
-GOLDEN = ROOT / "tests" / "golden" / "scalesim_resnet50_32x32_os.json"
+GOLDEN = ROOT / "tests" / "simulator" / "accelerator" / "golden" / "scalesim_resnet50_32x32_os.json"
 
 
 def _conv(name, h_in, k, c_in, c_out, stride, pad):
@@ -75,7 +80,7 @@ def main(argv=None) -> int:
     TOPOLOGY.parent.mkdir(parents=True, exist_ok=True)
     write_topology(layers, TOPOLOGY)
     assert read_topology(TOPOLOGY) == layers
-    macs = sum(m * n * k for m, n, k in (l.gemm_mnk() for l in layers))
+    macs = sum(m * n * k for m, n, k in (layer.gemm_mnk() for layer in layers))
     print(f"{len(layers)} layers, {macs / 1e9:.4f} GMACs -> {TOPOLOGY}")
     if cmd == "topology":
         return 0

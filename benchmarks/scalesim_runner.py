@@ -1,7 +1,7 @@
 """Run SCALE-Sim v3 on layer lists and read its reports back.
 
 SCALE-Sim (``pip install scalesim==3.0.0``) is the reference that
-``attentionlite.simulator.systolic`` matches for dense compute cycles. It lives
+``attentionlite.simulator.accelerator.systolic`` matches for dense compute cycles. It lives
 in its own virtual environment (it needs ``numpy<2.4``), so this module never
 imports it: it writes the config, topology and layout files, runs SCALE-Sim's
 Python API in a subprocess of that environment's interpreter, and parses the
@@ -45,9 +45,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, Union
 
 SCALESIM_VERSION = "3.0.0"
 DEFAULT_PYTHON = "/work/scalesim-venv/bin/python"
@@ -137,7 +137,7 @@ class GemmLayer:
         return f"{self.name}, {int(self.m)}, {int(self.n)}, {int(self.k)},"
 
 
-Layer = Union[ConvLayer, GemmLayer]
+Layer = ConvLayer | GemmLayer
 
 
 def layer_spec(layer: Layer) -> dict:
@@ -189,7 +189,7 @@ class ArrayConfig:
 # --------------------------------------------------------------------------- files
 
 
-def write_config(cfg: ArrayConfig, path: Union[str, Path]) -> Path:
+def write_config(cfg: ArrayConfig, path: str | Path) -> Path:
     """Write a SCALE-Sim .cfg (all sections it insists on) and return its path."""
     path = Path(path)
     bw = int(cfg.bandwidth)
@@ -239,23 +239,23 @@ UseRamulatorTrace = False
 def _check_names(layers: Sequence[Layer]) -> None:
     if not layers:
         raise ValueError("no layers given")
-    kinds = {type(l) for l in layers}
+    kinds = {type(layer) for layer in layers}
     if len(kinds) != 1:
         raise ValueError("one topology holds either conv layers or GEMM layers, not both")
     seen = set()
-    for l in layers:
-        if not l.name or "," in l.name or l.name != l.name.strip():
-            raise ValueError(f"layer name {l.name!r}: expected a non-empty name without commas")
-        if "DP" in l.name:
+    for layer in layers:
+        if not layer.name or "," in layer.name or layer.name != layer.name.strip():
+            raise ValueError(f"layer name {layer.name!r}: expected a non-empty name without commas")
+        if "DP" in layer.name:
             # SCALE-Sim expands any layer whose name contains 'DP' into per-channel
             # depthwise layers.
-            raise ValueError(f"layer name {l.name!r}: 'DP' in a name means depthwise to SCALE-Sim")
-        if l.name in seen:
-            raise ValueError(f"layer name {l.name!r} appears twice")
-        seen.add(l.name)
+            raise ValueError(f"layer name {layer.name!r}: 'DP' in a name means depthwise to SCALE-Sim")
+        if layer.name in seen:
+            raise ValueError(f"layer name {layer.name!r} appears twice")
+        seen.add(layer.name)
 
 
-def write_topology(layers: Sequence[Layer], path: Union[str, Path]) -> Path:
+def write_topology(layers: Sequence[Layer], path: str | Path) -> Path:
     """Write a conv or GEMM topology CSV (header + one row per layer, trailing commas)."""
     _check_names(layers)
     path = Path(path)
@@ -264,12 +264,12 @@ def write_topology(layers: Sequence[Layer], path: Union[str, Path]) -> Path:
                   "Channels, Num Filter, Strides,")
     else:
         header = "Layer, M, N, K,"
-    lines = [header] + [l.csv_row() for l in layers]
+    lines = [header] + [layer.csv_row() for layer in layers]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def write_layout(path: Union[str, Path]) -> Path:
+def write_layout(path: str | Path) -> Path:
     """SCALE-Sim wants a layout CSV even with custom layouts off: a header-only file."""
     path = Path(path)
     path.write_text(
@@ -284,7 +284,7 @@ def write_layout(path: Union[str, Path]) -> Path:
     return path
 
 
-def read_topology(path: Union[str, Path], gemm: bool = False) -> list[Layer]:
+def read_topology(path: str | Path, gemm: bool = False) -> list[Layer]:
     """Read back a topology CSV written by write_topology (or SCALE-Sim's own format)."""
     out: list[Layer] = []
     with open(path) as f:
@@ -308,7 +308,7 @@ def _read_report(path: Path) -> list[list[str]]:
     return rows
 
 
-def parse_reports(report_dir: Union[str, Path], layers: Sequence[Layer] = ()) -> list[dict]:
+def parse_reports(report_dir: str | Path, layers: Sequence[Layer] = ()) -> list[dict]:
     """Parse COMPUTE_REPORT.csv (+ BANDWIDTH/DETAILED_ACCESS) into per-layer dicts."""
     report_dir = Path(report_dir)
     comp = _read_report(report_dir / "COMPUTE_REPORT.csv")[1:]
@@ -347,12 +347,12 @@ def parse_reports(report_dir: Union[str, Path], layers: Sequence[Layer] = ()) ->
 # --------------------------------------------------------------------------- running
 
 
-def scalesim_python(python: Union[str, None] = None) -> str:
+def scalesim_python(python: str | None = None) -> str:
     """The interpreter that has scalesim: argument, $SCALESIM_PYTHON, or the default."""
     return python or os.environ.get("SCALESIM_PYTHON") or DEFAULT_PYTHON
 
 
-def scalesim_available(python: Union[str, None] = None) -> bool:
+def scalesim_available(python: str | None = None) -> bool:
     exe = scalesim_python(python)
     if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
         return False
@@ -398,16 +398,16 @@ class ScaleSimResult:
     stdout: str = field(default="", repr=False)
 
     def totals(self) -> dict:
-        return {k: sum(l[k] for l in self.layers)
+        return {k: sum(layer[k] for layer in self.layers)
                 for k in ("total_cycles", "stall_cycles", "compute_cycles")}
 
 
 def run_scalesim(layers: Sequence[Layer], cfg: ArrayConfig, *,
-                 python: Union[str, None] = None,
-                 workdir: Union[str, Path, None] = None,
+                 python: str | None = None,
+                 workdir: str | Path | None = None,
                  keep: bool = False,
                  nice: int = 0,
-                 timeout: Union[float, None] = None) -> ScaleSimResult:
+                 timeout: float | None = None) -> ScaleSimResult:
     """Run SCALE-Sim on ``layers`` (all conv or all GEMM) with ``cfg``.
 
     Files go to ``workdir`` (a fresh temporary directory if None, removed
@@ -488,7 +488,7 @@ def formula_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str) 
     return folds * (t + fill) - 1
 
 
-def main(argv: Union[Sequence[str], None] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     ap = argparse.ArgumentParser(description="Run SCALE-Sim on a topology CSV.")
     ap.add_argument("topology")

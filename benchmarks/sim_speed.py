@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from attentionlite.simulator.engine import simulate  # noqa: E402
-from attentionlite.simulator.graph import load_graph  # noqa: E402
-from attentionlite.simulator.hardware import load_hardware, parse_array  # noqa: E402
+from attentionlite.simulator.accelerator.hardware import load_hardware, parse_array  # noqa: E402
+from attentionlite.simulator.accelerator.simulation import simulate  # noqa: E402
+from attentionlite.simulator.graph.formats import load_graph  # noqa: E402
 from benchmarks.scalesim_runner import ArrayConfig, ScaleSimUnavailable, read_topology, run_scalesim  # noqa: E402
 
 DEFAULT_TOPOLOGY = ROOT / "benchmarks" / "topologies" / "resnet50_cifar.csv"

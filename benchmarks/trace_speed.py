@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from attentionlite.model.zoo import create_model, list_models  # noqa: E402
-from attentionlite.simulator.tracing import trace_model  # noqa: E402
+from attentionlite.model.nets.zoo import create_model, list_models  # noqa: E402
+from attentionlite.simulator.graph.tracing import trace_model  # noqa: E402
 
 IMAGE_SIZE = 32
 

@@ -1,12 +1,12 @@
 """Hand-made ops for the CPU model's tests, counted as the tracer counts them
-(``attentionlite.simulator.lowering``'s conventions, whose constants they share)."""
+(``attentionlite.simulator.graph.lowering``'s conventions, whose constants they share)."""
 
 from __future__ import annotations
 
 import math
 
-from attentionlite.simulator.lowering import RELATIVE_ADDS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
-from attentionlite.simulator.ops import IN_PLACE, Gemm, Op, OpKind, Window
+from attentionlite.simulator.graph.lowering import RELATIVE_ADDS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from attentionlite.simulator.graph.ops import IN_PLACE, Gemm, Op, OpKind, Window
 
 
 def _shape_op(name: str, kind: OpKind, inputs: tuple, output: tuple, **counts) -> Op:

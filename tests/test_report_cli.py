@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from attentionlite.cli import main
-from attentionlite.model.checkpoint import save_checkpoint
-from attentionlite.model.sparsity import apply_masks, initial_masks
-from attentionlite.model.zoo import create_model
+from attentionlite.model.nets.zoo import create_model
+from attentionlite.model.training.checkpoint import save_checkpoint
+from attentionlite.model.training.sparsity import apply_masks, initial_masks
 
 CPU = "cpu-xeon-8380"
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")

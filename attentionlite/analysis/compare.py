@@ -22,12 +22,20 @@ kind of work fills the array (0 for vector-unit work such as softmax).
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from attentionlite.analysis.models import DEFAULT_DENSITY, DEFAULT_MASK_SEED, check_targets, trace_models
-from attentionlite.analysis.sweep import metric_cell, resolve_point, result_columns, text_table
+from attentionlite.analysis.models import DEFAULT_DENSITY, DEFAULT_MASK_SEED, trace_models
+from attentionlite.analysis.sweep import result_columns
 from attentionlite.files import rows_to_csv, write_text_folder
-from attentionlite.simulator.ops import OpKind
+from attentionlite.simulator.accelerator.hardware import HardwareConfig
+from attentionlite.simulator.accelerator.results import OpRow, SimResult
+from attentionlite.simulator.accelerator.simulation import simulate
+from attentionlite.simulator.cpu.config import CpuConfig
+from attentionlite.simulator.cpu.roofline import predict
+from attentionlite.simulator.graph.graph import OpGraph
+from attentionlite.simulator.graph.ops import OpKind
+from attentionlite.simulator.graph.targets import Target
 
 KIND_GROUPS: dict[OpKind, str] = {
     OpKind.PROJECTION: "projections",
@@ -45,7 +53,7 @@ KIND_GROUPS: dict[OpKind, str] = {
 GROUPS = ("projections", "window logits", "softmax", "weighted sum", "convolution", "other")
 
 
-def model_row(model: str, result, cpu_latency_s: float | None = None) -> dict:
+def model_row(model: str, result: SimResult, cpu_latency_s: float | None = None) -> dict:
     """One model's totals per image at one design point, with its CPU latency when there is one."""
     row = {"model": model, **result_columns(result)}
     if cpu_latency_s is not None:
@@ -81,14 +89,15 @@ def add_sparsity_gains(rows: Sequence[Mapping], dense_rows: Sequence[Mapping]) -
     ]
 
 
-def kind_breakdown(model: str, op_rows: Sequence) -> list[dict]:
+def kind_breakdown(model: str, op_rows: Sequence[OpRow]) -> list[dict]:
     """Busy cycles, their share, MACs and array utilisation per op-kind group, in :data:`GROUPS` order.
 
     ``op_rows`` are a simulation's per-op rows; busy cycles are compute plus
     stall cycles summed over cores, and a group's utilisation is the
     busy-cycle-weighted mean of its ops' (useful MACs over PE-cycles).
     """
-    busy, weighted, macs = (dict.fromkeys(GROUPS, 0) for _ in range(3))
+    busy, macs = dict.fromkeys(GROUPS, 0), dict.fromkeys(GROUPS, 0)
+    weighted = dict.fromkeys(GROUPS, 0.0)
     for op in op_rows:
         group = KIND_GROUPS[OpKind(op.kind)]
         cycles = op.compute_cycles + op.stall_cycles
@@ -110,71 +119,33 @@ def kind_breakdown(model: str, op_rows: Sequence) -> list[dict]:
 
 
 def compare(
-    graphs: Mapping[str, object], hardware: str, point: Mapping | None = None,
-    cpu_latencies: Mapping[str, float] | None = None,
+    graphs: Mapping[str, OpGraph], config: HardwareConfig, cpu_latencies: Mapping[str, float] | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Simulate every model at one design point: (one row per model, breakdown rows per model and group).
+    """Simulate every model on ``config``: (one row per model, breakdown rows per model and group).
 
-    ``hardware`` is a preset name or TOML path, ``point`` optional knob
-    overrides (as in a sweep), ``cpu_latencies`` each model's CPU latency.
+    ``cpu_latencies`` are each model's CPU latency, when there is a CPU to compare with.
     """
-    from attentionlite.simulator.engine import simulate
-
-    config, options = resolve_point(hardware, point or {})
     rows, breakdown = [], []
     for model, graph in graphs.items():
-        result = simulate(graph, config, **options)
+        result = simulate(graph, config)
         rows.append(model_row(model, result, (cpu_latencies or {}).get(model)))
         breakdown.extend(kind_breakdown(model, result.rows))
     return add_reference_ratios(rows), breakdown
 
 
 def compare_targets(
-    targets: Sequence[str], hardware: str, point: Mapping | None = None, cpu: str | None = None,
+    targets: Sequence[Target], config: HardwareConfig, cpu: CpuConfig | None = None,
     density: float = DEFAULT_DENSITY, seed: int = DEFAULT_MASK_SEED,
 ) -> tuple[list[dict], list[dict]]:
     """Trace the models (the first dense, the rest at ``density``), then :func:`compare` them.
 
-    With ``cpu`` (a CPU preset or TOML path) each row also carries the CPU's predicted latency.
+    With a ``cpu``, each row also carries the CPU's predicted latency.
     """
-    from attentionlite.simulator.cpu import load_cpu, predict
-
-    check_targets(targets, density)  # bad input fails before the slow tracing
-    cpu_config = load_cpu(cpu) if cpu is not None else None
-    resolve_point(hardware, point or {})
     _, graphs = trace_models(targets, density, seed)
-    latencies = None if cpu_config is None else {
-        label: predict(graph, cpu_config).latency_s for label, graph in graphs.items()}
-    return compare(graphs, hardware, point, latencies)
+    latencies = None if cpu is None else {label: predict(graph, cpu).latency_s for label, graph in graphs.items()}
+    return compare(graphs, config, latencies)
 
 
-def comparison_text(rows: Sequence[Mapping], breakdown: Sequence[Mapping]) -> str:
-    """The comparison and the op-kind shares as two fixed-width tables."""
-    columns = dict(COMPARE_COLUMNS)
-    if "cpu_latency_s" in rows[0]:
-        columns["CPU ms"] = metric_cell("cpu_latency_s")
-        columns["vs CPU"] = metric_cell("speedup_vs_cpu")
-    shares = [{"model": m, **{r["group"]: r["share"] for r in breakdown if r["model"] == m}}
-              for m in dict.fromkeys(r["model"] for r in breakdown)]
-    share_columns = {"model": lambda r: r["model"]}
-    share_columns.update({g: (lambda r, g=g: f"{100 * r[g]:.1f}%") for g in GROUPS})
-    return text_table(rows, columns) + "\n\nshare of busy cycles by op kind\n" + text_table(shares, share_columns)
-
-
-COMPARE_COLUMNS = {
-    "model": lambda r: r["model"],
-    "latency ms": metric_cell("latency_s"),
-    "images/s": metric_cell("throughput"),
-    "energy mJ": metric_cell("energy_per_image_j"),
-    "EDP mJ*ms": metric_cell("edp_per_image"),
-    "DRAM MB": metric_cell("dram_bytes_per_image"),
-    "util %": metric_cell("utilisation"),
-    "stall %": metric_cell("stall_share"),
-    "speed-up": metric_cell("speedup_vs_teacher"),
-    "energy saving": metric_cell("energy_saving_vs_teacher"),
-}
-
-
-def write_comparison(rows: Sequence[Mapping], breakdown: Sequence[Mapping], out_dir) -> None:
+def write_comparison(rows: Sequence[Mapping], breakdown: Sequence[Mapping], out_dir: str | Path) -> None:
     """``compare.csv`` and ``breakdown.csv`` in ``out_dir``, written atomically as one folder."""
     write_text_folder(out_dir, {"compare.csv": rows_to_csv(rows), "breakdown.csv": rows_to_csv(breakdown)})

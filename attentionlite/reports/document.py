@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence, Union
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class FileLinks:
     files: tuple[tuple[str, str], ...] = field(default=())
 
 
-Block = Union[Heading, Paragraph, BulletList, Table, Figure, FileLinks]
+Block = Heading | Paragraph | BulletList | Table | Figure | FileLinks
 
 
 def linked_paths(blocks: Sequence[Block]) -> list[str]:

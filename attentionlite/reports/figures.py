@@ -9,7 +9,7 @@ bytes.
 from __future__ import annotations
 
 import io
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 _DPI = 110
 _MODEL_COLOURS = ("#3b6ea8", "#d9822b", "#3a9a5b", "#b8474c", "#7d5ba6", "#8c6d3f", "#c45ca2")

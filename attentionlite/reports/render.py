@@ -11,19 +11,29 @@ bytes.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from attentionlite.analysis.codesign import CodesignReport
 from attentionlite.analysis.compare import GROUPS
-from attentionlite.analysis.models import DEFAULT_PRUNE_MODE, INITIAL_MASKS_NOTE
-from attentionlite.analysis.sweep import metric_cell, pareto_mask, with_pareto_flags
+from attentionlite.analysis.models import INITIAL_MASKS_NOTE, ModelEntry
+from attentionlite.analysis.sweep import pareto_mask, with_pareto_flags
+from attentionlite.analysis.tables import metric_cell
 from attentionlite.files import atomic_output_dir, rows_to_csv
 from attentionlite.reports import figures, summary
-from attentionlite.reports.build import CodesignReport
 from attentionlite.reports.document import (
-    BulletList, FileLinks, Figure, Heading, Paragraph, Table, to_html, to_markdown,
+    Block,
+    BulletList,
+    Figure,
+    FileLinks,
+    Heading,
+    Paragraph,
+    Table,
+    to_html,
+    to_markdown,
 )
+from attentionlite.simulator.cpu.roofline import GEMM_KINDS, WINDOW_KINDS
+from attentionlite.simulator.graph.targets import INITIAL_MASK_MODE
 
 TITLE = "AttentionLite co-design report"
 DATA_FILES = (
@@ -38,7 +48,7 @@ DATA_FILES = (
 
 def render_report(report: CodesignReport, out_dir: str | Path, generated: str | None = None) -> Path:
     """Write the report folder; ``generated`` is the timestamp shown (default: now, UTC)."""
-    generated = generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    generated = generated or datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     on_front = pareto_mask(report.sweep)
     images = _figures(report, on_front)
     blocks = report_blocks(report, on_front, generated)
@@ -74,7 +84,7 @@ def _config(report: CodesignReport, generated: str) -> dict:
         "generated": generated,
         "provenance": report.provenance,
         "models": [vars(entry) for entry in report.models],
-        "settings": asdict(report.settings),
+        "settings": report.settings.described(),
         "hardware_at_reference_point": report.hardware_config,
         "cpu": {"name": report.cpu_name, "resolved": report.cpu_config},
     }
@@ -105,8 +115,6 @@ def _figures(report: CodesignReport, on_front: list[bool]) -> dict[str, bytes]:
 
 def _roofline_points(report: CodesignReport) -> dict[str, list[tuple[float, float]]]:
     """Each model's multiply-accumulate ops as (FLOP per byte, predicted FLOP/s) on the CPU."""
-    from attentionlite.simulator.cpu import GEMM_KINDS, WINDOW_KINDS
-
     flop_kinds = {kind.value for kind in GEMM_KINDS | WINDOW_KINDS}
     return {
         model: [(r["arithmetic_intensity"], r["work"] / r["seconds"]) for r in rows if r["kind"] in flop_kinds]
@@ -121,7 +129,7 @@ def _point(report: CodesignReport) -> str:
     """The reference design point in words, from the resolved config."""
     hw = report.hardware_config
     array = hw["array"]
-    return (f"`{report.settings.hardware}`: {hw['cores']} cores of {array['rows']}x{array['cols']} PEs, "
+    return (f"`{hw['name']}`: {hw['cores']} cores of {array['rows']}x{array['cols']} PEs, "
             f"{array['dataflow']} dataflow, {hw['clock_mhz']:g} MHz, {hw['dram']['bandwidth_gb_s']:g} GB/s DRAM, "
             f"sparsity {hw['sparsity']['mode']}")
 
@@ -129,7 +137,7 @@ def _point(report: CodesignReport) -> str:
 def report_blocks(report: CodesignReport, on_front: list[bool], generated: str) -> list:
     """The whole report, top to bottom."""
     made_by = report.provenance
-    blocks = [Paragraph(f"Generated {generated} by attentionlite {made_by['package_version']} "
+    blocks: list[Block] = [Paragraph(f"Generated {generated} by attentionlite {made_by['package_version']} "
                         f"(git {made_by['git_revision'][:12]}).")]
     blocks += _summary_blocks(report, on_front)
     blocks += _model_blocks(report)
@@ -185,11 +193,11 @@ def _model_blocks(report: CodesignReport) -> list:
                "dense MACs", "masks", "top-1")
     blocks = [Heading("Models"), Table(columns, rows, caption=f"at {report.models[0].dataset} input size, batch 1")]
     if any(entry.masks.startswith("initial") for entry in report.models):
-        blocks.append(Paragraph(INITIAL_MASKS_NOTE.format(mode=DEFAULT_PRUNE_MODE, seed=report.settings.seed)))
+        blocks.append(Paragraph(INITIAL_MASKS_NOTE.format(mode=INITIAL_MASK_MODE, seed=report.settings.seed)))
     return blocks
 
 
-def _source(entry) -> str:
+def _source(entry: ModelEntry) -> str:
     if entry.checkpoint_sha256:
         return f"checkpoint `{Path(entry.target).name}` (sha256 {entry.checkpoint_sha256[:12]})"
     return "model zoo"
@@ -316,7 +324,7 @@ def _configuration_blocks(report: CodesignReport) -> list:
     return [
         Heading("Configuration"),
         Table(("setting", "value"), tuple(_flattened(report.hardware_config)),
-              caption=f"accelerator `{report.settings.hardware}` at the reference point"),
+              caption=f"accelerator `{report.hardware_config['name']}` at the reference point"),
         Paragraph(cpu),
     ]
 

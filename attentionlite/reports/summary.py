@@ -7,8 +7,8 @@ the summary stays true when the models, masks or hardware change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from itertools import groupby
-from typing import Mapping, Sequence
 
 
 def times(ratio: float) -> str:
@@ -80,8 +80,8 @@ def winners_by_array(sweep: Sequence[Mapping], metric: str, noun: str) -> str:
         at_side = [r for r in sweep if (r["array_rows"], r["array_cols"]) == side]
         winners.append((side, min(at_side, key=lambda r: r[metric])["model"]))
     runs = []
-    for model, group in groupby(winners, key=lambda pair: pair[1]):
-        group = [side for side, _ in group]
+    for model, pairs in groupby(winners, key=lambda pair: pair[1]):
+        group = [side for side, _ in pairs]
         span = _side(group[0]) if len(group) == 1 else f"{_side(group[0])} to {_side(group[-1])}"
         runs.append(f"{span}: `{model}`")
     return f"Lowest {noun} by array size (best dataflow each): " + "; ".join(runs) + "."

@@ -1,0 +1,203 @@
+"""The co-design report's pipeline: models with their masks, the CPU, one design point, the sweep.
+
+The pipeline, read as one list (:func:`build_report`): configure the CPU (a
+quick calibration of this host, or a preset); trace each model with its
+masks; predict each model on the CPU; simulate every model at the accelerator
+preset's own design point (the comparison); sweep array sizes and dataflows.
+:mod:`attentionlite.reports.render` turns the result into files.
+
+Without checkpoints (the built-in default) the students carry the pruning
+method's initial masks (:mod:`attentionlite.analysis.models`) and the report
+says plainly that their accuracy is unknown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attentionlite.analysis.compare import add_sparsity_gains, compare
+from attentionlite.analysis.models import DEFAULT_DENSITY, DEFAULT_MASK_SEED, ModelEntry, trace_models
+from attentionlite.analysis.sweep import design_points, run_sweep
+from attentionlite.files import atomic_write_text, default_cache_dir
+from attentionlite.provenance import provenance
+from attentionlite.simulator.accelerator.hardware import HardwareConfig, with_overrides
+from attentionlite.simulator.cpu.config import CpuConfig, load_cpu
+from attentionlite.simulator.cpu.roofline import CpuResult, predict
+from attentionlite.simulator.graph.graph import OpGraph
+from attentionlite.simulator.graph.targets import Target
+from attentionlite.version import __version__
+
+TEACHER = "resnet50"
+DEFAULT_STUDENTS = ("sasa26_hybrid", "sasa26_homogeneous")
+DEFAULT_TARGETS = (TEACHER, *DEFAULT_STUDENTS)
+DEFAULT_ARRAYS = (8, 16, 32, 64, 128, 256)
+DEFAULT_DATAFLOWS = ("os", "ws", "is")
+DEFAULT_HARDWARE = "paa-default"
+# Zero-skipping hardware by default: on dense hardware the students' pruning would buy nothing,
+# and the report also shows each model on dense hardware beside it.
+DEFAULT_SPARSITY = "skip"
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What a report is asked for: models (teacher first), hardware, CPU, the sweep, the students' masks.
+
+    ``hardware`` and ``cpu`` are resolved configs; ``cpu`` None means this host,
+    calibrated (quick) and cached.
+    """
+
+    targets: tuple[Target, ...]
+    hardware: HardwareConfig
+    cpu: CpuConfig | None = None
+    arrays: tuple[int, ...] = DEFAULT_ARRAYS
+    dataflows: tuple[str, ...] = DEFAULT_DATAFLOWS
+    sparsity: str = DEFAULT_SPARSITY
+    density: float = DEFAULT_DENSITY
+    seed: int = DEFAULT_MASK_SEED
+    workers: int | None = None
+    recalibrate: bool = False  # calibrate this host again instead of reusing the cached calibration
+
+    def reference_config(self) -> HardwareConfig:
+        """The comparison's design point: the preset itself, with the report's sparsity mode."""
+        return with_overrides(self.hardware, sparsity=self.sparsity)
+
+    def sweep_knobs(self) -> dict[str, list]:
+        return {"array": [(a, a) for a in self.arrays], "dataflow": list(self.dataflows),
+                "sparsity": [self.sparsity]}
+
+    def described(self) -> dict:
+        """The settings as plain data for the report's records: configs by name, targets as given."""
+        return {
+            "targets": [target.text for target in self.targets], "hardware": self.hardware.name,
+            "cpu": None if self.cpu is None else self.cpu.name, "arrays": list(self.arrays),
+            "dataflows": list(self.dataflows), "sparsity": self.sparsity, "density": self.density,
+            "seed": self.seed, "workers": self.workers, "recalibrate": self.recalibrate,
+        }
+
+
+@dataclass
+class CodesignReport:
+    """Every number a report shows, with the configs that produced them."""
+
+    settings: ReportSettings
+    models: list[ModelEntry]
+    hardware_config: dict  # resolved, at the reference point
+    cpu_name: str
+    cpu_config: dict
+    comparison: list[dict]  # one row per model at the reference point
+    breakdown: list[dict]  # one row per (model, op-kind group) at that point
+    sweep: list[dict]  # one row per (model, array, dataflow)
+    cpu_ops: dict[str, list[dict]]  # per model, the CPU's per-op rows
+    cpu_peak_flops: float
+    cpu_bandwidths: dict[str, float]  # bytes/s per memory level, innermost first
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def model_labels(self) -> list[str]:
+        return [entry.label for entry in self.models]
+
+    @property
+    def untrained(self) -> list[ModelEntry]:
+        """The models that come from no checkpoint: their accuracy is unknown."""
+        return [entry for entry in self.models if not entry.trained]
+
+
+# ----------------------------------------------------------------------------- CPU
+
+
+def host_cpu_cache() -> Path:
+    """Where this host's quick calibration is kept, keyed by host name, core count, package version
+    and calibration method."""
+    from attentionlite.simulator.cpu.calibrate import CALIBRATION_SOURCE  # imports torch
+
+    identity = f"{platform.node()}|{os.cpu_count()}|{__version__}|{CALIBRATION_SOURCE}"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    return default_cache_dir() / f"host-cpu-{key}.toml"
+
+
+def resolve_cpu(settings: ReportSettings, step: Callable[[str], None]) -> tuple[CpuConfig, str]:
+    """(config, name in words): the given config, or this host's quick calibration.
+
+    The calibration is made once per host and cached (:func:`host_cpu_cache`): it takes a while, and
+    timing noise would otherwise make two reports of the same inputs differ.
+    """
+    from attentionlite.simulator.cpu.calibrate import calibrate  # imports torch
+
+    if settings.cpu is not None:
+        step(settings.cpu.name)
+        return settings.cpu, settings.cpu.name
+    cache = host_cpu_cache()
+    if cache.is_file() and not settings.recalibrate:
+        step("this host, cached calibration")
+        config = load_cpu(cache)
+    else:
+        step("calibrating this host")
+        config = calibrate(quick=True)
+        atomic_write_text(cache, config.to_toml())
+    return config, f"{config.name} (quick calibration of this host)"
+
+
+def cpu_bandwidths(cpu: CpuConfig) -> dict[str, float]:
+    """Bytes/s each memory level supplies to the whole chip, innermost first (the roofline's slopes)."""
+    levels = {c.name: c.bandwidth_gb_s * 1e9 * (1 if c.shared else cpu.compute.cores) for c in cpu.cache}
+    return {**levels, "DRAM": cpu.dram.bandwidth_gb_s * 1e9}
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+
+def build_report(settings: ReportSettings, progress: bool = True) -> CodesignReport:
+    """Trace, predict on the CPU, compare at the preset's design point, sweep; the first target is the teacher."""
+    reference = settings.reference_config()
+    points = design_points(settings.hardware, settings.sweep_knobs())  # bad knobs fail before the slow steps
+    with _progress_bar(settings, progress) as step:
+        cpu_config, cpu_name = resolve_cpu(settings, step("CPU: "))  # calibrated host, or a preset
+        entries, graphs = trace_models(settings.targets, settings.density, settings.seed, step("tracing "))
+        cpu_results = {label: predict(graph, cpu_config) for label, graph in graphs.items()}
+        comparison, breakdown = compare_reference(graphs, reference, cpu_results, step("comparing "))
+        sweep = run_sweep(graphs, settings.hardware, points, settings.workers, step("sweeping"))
+    return CodesignReport(
+        settings=settings, models=entries, hardware_config=reference.to_dict(),
+        cpu_name=cpu_name, cpu_config=cpu_config.to_dict(), comparison=comparison, breakdown=breakdown,
+        sweep=sweep, cpu_ops={label: [row.row() for row in r.rows] for label, r in cpu_results.items()},
+        cpu_peak_flops=cpu_config.peak_flops, cpu_bandwidths=cpu_bandwidths(cpu_config),
+        provenance=provenance(settings=settings.described(), cpu=cpu_name),
+    )
+
+
+def compare_reference(
+    graphs: Mapping[str, OpGraph], reference: HardwareConfig, cpu_results: Mapping[str, CpuResult],
+    step: Callable[[str], None],
+) -> tuple[list[dict], list[dict]]:
+    """(rows, breakdown) at the reference point, each row also against the same model on dense hardware."""
+    step(reference.name)
+    latencies = {label: result.latency_s for label, result in cpu_results.items()}
+    rows, breakdown = compare(graphs, reference, latencies)
+    if reference.sparsity.mode == "none":
+        return rows, breakdown
+    step(f"{reference.name}, dense hardware")
+    dense_rows, _ = compare(graphs, with_overrides(reference, sparsity="none"))
+    return add_sparsity_gains(rows, dense_rows), breakdown
+
+
+@contextmanager
+def _progress_bar(settings: ReportSettings, enabled: bool) -> Iterator[Callable[[str], Callable[..., None]]]:
+    """One tqdm bar over every step; yields ``step(prefix)``, a callback that advances it by one."""
+    from tqdm import tqdm
+
+    points = len(settings.arrays) * len(settings.dataflows) * len(settings.targets)
+    steps = len(settings.targets) + 2 + (settings.sparsity != "none") + points
+    # disable=None: no bar when stderr is not a terminal (logs, CI), as tqdm decides
+    with tqdm(total=steps, disable=None if enabled else True, unit="step", leave=False) as bar:
+        def step(prefix: str) -> Callable[..., None]:
+            def advance(what: str = "") -> None:
+                bar.set_description(prefix + what)
+                bar.update(1)
+            return advance
+        yield step

@@ -1,0 +1,206 @@
+"""The public Python API: each stage of the pipeline as one function, and what the CLI calls.
+
+    import attentionlite as al
+
+    graph = al.trace("sasa26_homogeneous")                        # a name, checkpoint, graph file or nn.Module
+    result = al.simulate(graph, "paa-default", array=(16, 16))    # per-op rows and totals; .write(folder)
+    cpu = al.predict_cpu(graph, "cpu-host-default")               # the CPU roofline's prediction
+    rows, breakdown = al.compare(["resnet50", "sasa26_hybrid"])   # teacher first, students at 10% density
+    al.report(out="attentionlite-report")                         # the co-design report (the main job)
+
+Each function is the door where the user's input enters: names and paths
+become typed objects here, once (a :class:`Target`, a
+:class:`HardwareConfig`, a :class:`CpuConfig`), bad input is one
+:class:`~attentionlite.errors.InputError`, and everything below receives the
+objects.  torch, scipy and matplotlib are imported inside the functions that
+need them, so ``import attentionlite`` and the CLI start fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attentionlite.errors import InputError
+
+if TYPE_CHECKING:  # for the signatures only: importing these at run time would slow `import attentionlite`
+    from torch import nn
+
+    from attentionlite.simulator.accelerator.hardware import HardwareConfig
+    from attentionlite.simulator.accelerator.results import SimResult
+    from attentionlite.simulator.cpu.config import CpuConfig
+    from attentionlite.simulator.cpu.measure import CpuPrediction
+    from attentionlite.simulator.graph.graph import OpGraph
+    from attentionlite.simulator.graph.targets import Target, TraceOptions
+
+DEFAULT_HARDWARE = "paa-default"
+DEFAULT_CPU = "cpu-host-default"
+DEFAULT_DENSITY = 0.1
+
+
+def trace(
+    target: str | Path | Target | nn.Module, *, dataset: str | None = None, batch: int | None = None,
+    image_size: int | None = None, fold_bn: bool = False, density: float = 1.0, mask_seed: int = 0,
+) -> OpGraph:
+    """The op graph of a model name, checkpoint, saved graph or topology file, or of a torch module.
+
+    A module is traced on ``(batch, 3, image_size, image_size)`` images
+    (``image_size`` required); a registered model at ``density`` below 1 gets the
+    pruning method's initial masks (seeded by ``mask_seed``).
+    """
+    from attentionlite.simulator.graph.targets import Target, TraceOptions, target_graph
+
+    options = TraceOptions(dataset=dataset, batch=batch, image_size=image_size, fold_bn=fold_bn,
+                           density=density, mask_seed=mask_seed)
+    if isinstance(target, (str, Path, Target)):
+        return target_graph(_target(target), options)
+    return _trace_module(target, options)
+
+
+def simulate(
+    workload: str | Target | OpGraph, hardware: str | Path | HardwareConfig = DEFAULT_HARDWARE, *,
+    schedule: str = "data", dataset: str | None = None, batch: int | None = None, **overrides: Any,
+) -> SimResult:
+    """Simulate a workload (anything :func:`trace` takes, or a graph) on the accelerator.
+
+    ``overrides`` change knobs of the hardware config (``array=(16, 16)``,
+    ``dataflow="ws"``, ``cores=2``, ``bandwidth_gb_s=12.8``, ``sparsity="skip"``,
+    any dotted field); ``schedule`` is ``data``, ``pipeline`` or ``split``.
+    """
+    from attentionlite.simulator.accelerator.simulation import simulate as run_simulation
+
+    config = hardware_config(hardware, **overrides)  # checked before the slow trace
+    return run_simulation(_graph(workload, dataset, batch), config, schedule=schedule)
+
+
+def predict_cpu(
+    workload: str | Target | OpGraph, cpu: str | Path | CpuConfig = DEFAULT_CPU, *,
+    dataset: str | None = None, batch: int | None = None, measure: bool = False,
+) -> CpuPrediction:
+    """The CPU roofline's prediction for a workload; ``measure`` also times its model here in PyTorch."""
+    from attentionlite.simulator.cpu.measure import CpuPrediction
+    from attentionlite.simulator.cpu.measure import measure as measure_model
+    from attentionlite.simulator.cpu.roofline import predict
+    from attentionlite.simulator.graph.targets import target_model
+
+    config = cpu_config(cpu)  # checked before the slow trace
+    graph = _graph(workload, dataset, batch)
+    result = predict(graph, config)
+    if not measure:
+        return CpuPrediction(result)
+    return CpuPrediction(result, measure_model(target_model(graph), result, graph.metadata["input_shape"]))
+
+
+def compare(
+    targets: Sequence[str | Target], hardware: str | Path | HardwareConfig = DEFAULT_HARDWARE, *,
+    cpu: str | Path | CpuConfig | None = None, density: float = DEFAULT_DENSITY, mask_seed: int = 0,
+    **overrides: Any,
+) -> tuple[list[dict], list[dict]]:
+    """Teacher (the first target, dense) against students (at ``density`` unless checkpoints) on one
+    design point: (one row per model, op-kind breakdown rows); with a ``cpu``, CPU latencies too."""
+    from attentionlite.analysis.compare import compare_targets
+
+    resolved, config = _targets(targets, density), hardware_config(hardware, **overrides)
+    return compare_targets(resolved, config, None if cpu is None else cpu_config(cpu), density, mask_seed)
+
+
+def sweep(
+    targets: Sequence[str | Target], knobs: Mapping[str, Sequence], hardware: str | Path | HardwareConfig =
+    DEFAULT_HARDWARE, *, density: float = DEFAULT_DENSITY, mask_seed: int = 0, workers: int | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Every model at every combination of ``knobs`` (``{"array": [(8, 8), (32, 32)], "dataflow": ["os"]}``,
+    any hardware knob, ``sram_kib``, ``schedule``); one row per (model, point), on local worker processes."""
+    from attentionlite.analysis.models import trace_models
+    from attentionlite.analysis.sweep import design_points, sweep_graphs
+
+    resolved, config = _targets(targets, density), hardware_config(hardware)
+    points = design_points(config, knobs)  # every point checked before the slow steps
+    _, graphs = trace_models(resolved, density, mask_seed)
+    return sweep_graphs(graphs, config, points, workers, progress)
+
+
+def report(
+    targets: Sequence[str | Target] = (), out: str | Path = "attentionlite-report", *,
+    hardware: str | Path | HardwareConfig = DEFAULT_HARDWARE, cpu: str | Path | CpuConfig | None = None,
+    arrays: Sequence[int] | None = None, dataflows: Sequence[str] | None = None, sparsity: str | None = None,
+    density: float = DEFAULT_DENSITY, workers: int | None = None, recalibrate: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Write the co-design report into the folder ``out`` (replaced whole); returns its ``index.html``.
+
+    With no ``targets``: the teacher resnet50 and the sasa26 hybrid and
+    homogeneous students at ``density`` (initial masks, untrained).  ``cpu``
+    None calibrates this host (quick, cached); ``arrays`` are square array sides.
+    """
+    from attentionlite.analysis.codesign import (
+        DEFAULT_ARRAYS,
+        DEFAULT_DATAFLOWS,
+        DEFAULT_SPARSITY,
+        DEFAULT_TARGETS,
+        ReportSettings,
+        build_report,
+    )
+    from attentionlite.reports.render import render_report
+
+    settings = ReportSettings(
+        targets=_targets(targets or DEFAULT_TARGETS, density), hardware=hardware_config(hardware),
+        cpu=None if cpu is None else cpu_config(cpu), arrays=tuple(arrays or DEFAULT_ARRAYS),
+        dataflows=tuple(dataflows or DEFAULT_DATAFLOWS), sparsity=sparsity or DEFAULT_SPARSITY, density=density,
+        workers=workers, recalibrate=recalibrate,
+    )
+    return render_report(build_report(settings, progress), out) / "index.html"
+
+
+# ----------------------------------------------------------------------------- the door
+
+
+def hardware_config(hardware: str | Path | HardwareConfig, **overrides: Any) -> HardwareConfig:
+    """A preset name, a TOML path or a config, with knob overrides, as a validated config."""
+    from attentionlite.simulator.accelerator.hardware import HardwareConfig, load_hardware, with_overrides
+
+    if isinstance(hardware, HardwareConfig):
+        return with_overrides(hardware, **overrides)
+    return load_hardware(hardware, **overrides)
+
+
+def cpu_config(cpu: str | Path | CpuConfig) -> CpuConfig:
+    """A CPU preset name, a TOML path or a config, validated."""
+    from attentionlite.simulator.cpu.config import CpuConfig, load_cpu
+
+    return cpu if isinstance(cpu, CpuConfig) else load_cpu(cpu)
+
+
+def _target(target: str | Path | Target) -> Target:
+    from attentionlite.simulator.graph.targets import Target, resolve_target
+
+    return target if isinstance(target, Target) else resolve_target(str(target))
+
+
+def _targets(targets: Sequence[str | Target], density: float) -> tuple[Target, ...]:
+    """The models of a comparison, each resolved, and the students' density checked, before any slow step."""
+    from attentionlite.simulator.graph.targets import check_density
+
+    if not targets:
+        raise InputError("no models given; expected registered model names or checkpoint paths")
+    check_density(density)
+    return tuple(_target(target) for target in targets)
+
+
+def _trace_module(module: nn.Module, options: TraceOptions) -> OpGraph:
+    from torch import nn
+
+    from attentionlite.simulator.graph.tracing import trace_model
+
+    if not isinstance(module, nn.Module):
+        raise InputError(f"cannot trace a {type(module).__name__}; expected a model name, a file path or a torch module")
+    if options.image_size is None:
+        raise InputError("tracing a torch module needs image_size: the side of the square RGB images it takes")
+    return trace_model(module, options.image_size, batch=options.batch or 1, fold_bn=options.fold_bn)
+
+
+def _graph(workload: str | Target | OpGraph, dataset: str | None, batch: int | None) -> OpGraph:
+    from attentionlite.simulator.graph.graph import OpGraph
+
+    return workload if isinstance(workload, OpGraph) else trace(workload, dataset=dataset, batch=batch)

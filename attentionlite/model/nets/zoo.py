@@ -1,0 +1,119 @@
+"""The model registry: every variant is a registered function that fills arguments (timm's pattern).
+
+``create_model(name, num_classes, image_size, **overrides)`` builds a variant
+and records ``model.arch`` so that ``create_model(**model.arch)`` rebuilds it.
+An override is any keyword of the registered function (``width`` for all;
+``kernel_size`` and ``heads`` for the students), with the type of its default.
+Every model also carries ``stage_modules``, the module paths of its four stages.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from attentionlite.errors import InputError
+from attentionlite.model.nets.resnet import ResNet, resnet
+from attentionlite.model.nets.students import sasa_resnet
+
+ModelBuilder = Callable[..., ResNet]
+
+_REGISTRY: dict[str, ModelBuilder] = {}
+
+RESNET26_BLOCKS = (1, 2, 4, 1)
+RESNET38_BLOCKS = (2, 3, 5, 2)
+RESNET50_BLOCKS = (3, 4, 6, 3)
+# Three stride-2 stages: the side must survive halving three times without a remainder.
+IMAGE_SIZE_DIVISOR = 8
+
+
+def register_model(builder: ModelBuilder) -> ModelBuilder:
+    """Register ``builder(num_classes, **overrides) -> nn.Module`` under its function name."""
+    _REGISTRY[builder.__name__] = builder
+    return builder
+
+
+def list_models() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, num_classes: int = 10, image_size: int = 32, **overrides) -> ResNet:
+    """Build the registered model ``name``; unknown names and bad overrides raise InputError."""
+    builder = _REGISTRY.get(name)
+    if builder is None:
+        raise InputError(f"unknown model {name!r}; expected one of {', '.join(list_models())}")
+    _check_positive_int("num_classes", num_classes)
+    _check_positive_int("image_size", image_size)
+    if image_size % IMAGE_SIZE_DIVISOR:
+        raise InputError(f"image_size={image_size}: expected a multiple of {IMAGE_SIZE_DIVISOR}")
+    _check_overrides(name, builder, overrides)
+    try:
+        model = builder(num_classes=num_classes, **overrides)
+    except ValueError as error:
+        raise InputError(f"model {name!r} with {overrides}: {error}") from error
+    model.arch = {"name": name, "num_classes": num_classes, "image_size": image_size, **overrides}
+    return model
+
+
+def _check_positive_int(key: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{key}={value!r}: expected a positive integer")
+
+
+def _check_overrides(name: str, builder: ModelBuilder, overrides: dict) -> None:
+    """Each override must be a keyword of ``builder`` and a positive number of its default's type."""
+    defaults = {key: p.default for key, p in inspect.signature(builder).parameters.items() if key != "num_classes"}
+    for key, value in overrides.items():
+        if key not in defaults:
+            raise InputError(f"unknown override {key!r} for model {name!r}; expected one of {', '.join(defaults)}")
+        expected = (int, float) if isinstance(defaults[key], float) else type(defaults[key])
+        if isinstance(value, bool) or not isinstance(value, expected) or value <= 0:
+            expected_name = type(defaults[key]).__name__
+            raise InputError(f"override {key}={value!r} for model {name!r}: expected a positive {expected_name}")
+
+
+@register_model
+def resnet26(num_classes: int, width: float = 1.0) -> ResNet:
+    return resnet(RESNET26_BLOCKS, num_classes, width)
+
+
+@register_model
+def resnet38(num_classes: int, width: float = 1.0) -> ResNet:
+    return resnet(RESNET38_BLOCKS, num_classes, width)
+
+
+@register_model
+def resnet50(num_classes: int, width: float = 1.0) -> ResNet:
+    """The teacher: CIFAR ResNet-50."""
+    return resnet(RESNET50_BLOCKS, num_classes, width)
+
+
+@register_model
+def sasa26_hybrid(num_classes: int, width: float = 1.0, kernel_size: int = 7, heads: int = 8) -> ResNet:
+    return sasa_resnet(RESNET26_BLOCKS, num_classes, False, width, kernel_size, heads)
+
+
+@register_model
+def sasa26_homogeneous(num_classes: int, width: float = 1.0, kernel_size: int = 7, heads: int = 8) -> ResNet:
+    return sasa_resnet(RESNET26_BLOCKS, num_classes, True, width, kernel_size, heads)
+
+
+@register_model
+def sasa38_hybrid(num_classes: int, width: float = 1.0, kernel_size: int = 7, heads: int = 8) -> ResNet:
+    return sasa_resnet(RESNET38_BLOCKS, num_classes, False, width, kernel_size, heads)
+
+
+@register_model
+def sasa38_homogeneous(num_classes: int, width: float = 1.0, kernel_size: int = 7, heads: int = 8) -> ResNet:
+    return sasa_resnet(RESNET38_BLOCKS, num_classes, True, width, kernel_size, heads)
+
+
+@register_model
+def sasa50_hybrid(num_classes: int, width: float = 1.0, kernel_size: int = 7, heads: int = 8) -> ResNet:
+    return sasa_resnet(RESNET50_BLOCKS, num_classes, False, width, kernel_size, heads)
+
+
+@register_model
+def sasa50_homogeneous(num_classes: int, width: float = 1.0, kernel_size: int = 7, heads: int = 8) -> ResNet:
+    return sasa_resnet(RESNET50_BLOCKS, num_classes, True, width, kernel_size, heads)

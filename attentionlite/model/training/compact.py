@@ -1,0 +1,48 @@
+"""``attentionlite compact``: a column-pruned checkpoint rewritten as its smaller dense model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from attentionlite.errors import InputError
+from attentionlite.model.nets.gathered import compact_model
+from attentionlite.model.training.checkpoint import load_checkpoint, save_checkpoint
+from attentionlite.model.training.evaluate import model_costs
+
+
+def compact_checkpoint(source: str | Path, destination: str | Path) -> dict:
+    """Write the compacted form of a column-pruned checkpoint; returns sizes before and after.
+
+    The compacted model is checked against the masked one on a random batch
+    (outputs equal to 1e-5) before anything is written.
+    """
+    checkpoint = load_checkpoint(source)
+    if checkpoint.prune_mode != "column" or checkpoint.compacted:
+        raise InputError(f"{source}: prune mode {checkpoint.prune_mode!r}"
+                         f"{' (already compacted)' if checkpoint.compacted else ''}; "
+                         "expected an uncompacted checkpoint trained with --prune column")
+    compacted = compact_model(checkpoint.model, checkpoint.masks).eval()
+    _check_same_outputs(checkpoint.model, compacted, checkpoint.arch["image_size"])
+    fields = {name: getattr(checkpoint, name) for name in _SAVED_FIELDS}
+    save_checkpoint(destination, model=compacted, compacted=True, training_state=None, **fields)
+    before = model_costs(checkpoint.model, checkpoint.arch["image_size"])
+    after = model_costs(compacted, checkpoint.arch["image_size"])
+    return {"out": str(destination)} | {f"{key}_before": value for key, value in before.items()} | {
+        f"{key}_after": value for key, value in after.items()}
+
+
+_SAVED_FIELDS = ("masks", "prune_mode", "density", "arch", "dataset", "train_config", "metrics", "seed",
+                 "epoch", "history")
+
+
+@torch.no_grad()
+def _check_same_outputs(masked: nn.Module, compacted: nn.Module, image_size: int) -> None:
+    """Outputs agree to 1e-5 relative to their largest magnitude (float sums differ in order only)."""
+    images = torch.randn(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    expected = masked(images)  # (2, classes)
+    difference = (expected - compacted(images)).abs().max().item()
+    if difference > 1e-5 * (1.0 + expected.abs().max().item()):
+        raise RuntimeError(f"compaction changed the outputs by {difference:.2e}; this is a bug")

@@ -1,0 +1,156 @@
+"""Local-window attention on the MAC array and the vector unit.
+
+Stand-alone self-attention (Ramachandran et al. 2019) gives each query its own
+k x k window of keys and values, so the logits ``q . k`` and the weighted sum
+``sum softmax * v`` are not one shared GEMM: neighbouring queries share most of
+their keys, but no two share all of them.  How windows are put on a systolic
+array is a design choice with a real trade-off, so it is an option
+(``[attention] window_mapping``), registered in :data:`WINDOW_MAPPINGS`:
+
+* ``blocked``: queries are grouped into b x b blocks.  A block's windows
+  together cover a (b + k - 1)^2 halo of keys, so each block is one dense GEMM
+  of its b^2 queries against the whole halo, and positions outside a query's
+  own window are masked.  Keys are shared along array columns (cheap SRAM
+  reads) but ``(b + k - 1)^2 / k^2`` of the MACs are spent on masked
+  positions.
+* ``gathered``: each query's own k^2 keys are gathered, so the array does only
+  useful MACs (all queries of a head as one GEMM: M = queries, N = k^2,
+  K = head channels), but keys are no longer shared down a column: every PE
+  row fetches its own, multiplying the key (and value) SRAM reads by the rows
+  in use.
+
+Either way each tensor crosses DRAM once (the on-chip halo or gather is
+SRAM's business).  SASA's relative logits ``q . r`` use embeddings shared by
+every query, so they are a plain GEMM (M = queries, N = k, K = head channels);
+adding them to the content logits, like the stem's value mixing, is vector
+work.  The softmax (max, exp, sum, divide over each window) runs on the vector
+unit: ``(3 + exp_cycles)`` lane-cycles per element on L lanes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from attentionlite.errors import InputError
+from attentionlite.simulator.accelerator.hardware import HardwareConfig
+from attentionlite.simulator.accelerator.memory import (
+    GemmMapping,
+    OnChip,
+    OpWork,
+    combine,
+    gemm_work,
+    on_chip_vector_work,
+    vector_work,
+)
+from attentionlite.simulator.graph.ops import Gemm, Op, Window
+
+SOFTMAX_OPS_PER_ELEMENT = 4  # max, exp, sum, divide: how the graph counts a softmax's vector_ops
+
+
+def _blocks(window: Window, block: int) -> int:
+    return window.images * math.ceil(window.height / block) * math.ceil(window.width / block)
+
+
+def _halo(window: Window, block: int) -> int:
+    return (block + window.kernel - 1) ** 2
+
+
+def _blocked_logits(window: Window, config: HardwareConfig) -> tuple[Gemm, float]:
+    block = config.attention.block
+    batch = _blocks(window, block) * window.heads
+    return Gemm(m=block * block, n=_halo(window, block), k=window.head_channels, batch=batch), 1.0
+
+
+def _blocked_weighted_sum(window: Window, config: HardwareConfig) -> tuple[Gemm, float]:
+    block = config.attention.block
+    batch = _blocks(window, block) * window.heads
+    reduction = _halo(window, block) * window.mixtures
+    return Gemm(m=block * block, n=window.head_channels, k=reduction, batch=batch), 1.0
+
+
+def _gathered_logits(window: Window, config: HardwareConfig) -> tuple[Gemm, float]:
+    gemm = Gemm(m=window.queries, n=window.window_size, k=window.head_channels, batch=window.heads)
+    return gemm, float(min(gemm.m, config.array.rows))
+
+
+def _gathered_weighted_sum(window: Window, config: HardwareConfig) -> tuple[Gemm, float]:
+    reduction = window.window_size * window.mixtures
+    gemm = Gemm(m=window.queries, n=window.head_channels, k=reduction, batch=window.heads)
+    return gemm, float(min(gemm.m, config.array.rows))
+
+
+# mapping name -> (logits GEMM, weighted-sum GEMM); each also returns the SRAM re-read factor of the keys/values
+WINDOW_MAPPINGS: dict[str, tuple[Callable, Callable]] = {
+    "blocked": (_blocked_logits, _blocked_weighted_sum),
+    "gathered": (_gathered_logits, _gathered_weighted_sum),
+}
+
+
+def _feature_elements(window: Window) -> int:
+    return window.queries * window.heads * window.head_channels
+
+
+def _logit_elements(window: Window) -> int:
+    return window.queries * window.heads * window.window_size * window.mixtures
+
+
+def map_window_logits(op: Op, config: HardwareConfig, on_chip: OnChip) -> OpWork:
+    """Content logits on the array, relative logits as a shared-embedding GEMM, their sum on the vector unit."""
+    window = _require_window(op)
+    gemm, key_rereads = WINDOW_MAPPINGS[config.attention.window_mapping][0](window, config)
+    relative_macs = int(dict(op.attrs).get("relative_macs", 0))
+    content = GemmMapping(
+        gemm=gemm,
+        tensor_elements={"input": _feature_elements(window), "weight": _feature_elements(window), "output": _logit_elements(window)},
+        useful_macs=op.macs - relative_macs,
+        sram_reads_per_element={"weight": key_rereads},
+    )
+    works = [gemm_work(content.kept_on_chip(on_chip), config)]
+    if relative_macs:
+        works.append(gemm_work(_relative_logits(op, window), config))
+    return combine(works + [_vector_on_chip(op, config)])
+
+
+def _relative_logits(op: Op, window: Window) -> GemmMapping:
+    """q . r: row and column embeddings are shared by every query; results stay on chip."""
+    relative_macs = int(dict(op.attrs)["relative_macs"])
+    per_query = relative_macs // (window.queries * window.heads * window.head_channels)
+    gemm = Gemm(m=window.queries, n=max(1, per_query), k=window.head_channels, batch=window.heads)
+    weights = op.weight_params or gemm.batch * gemm.k * gemm.n
+    return GemmMapping(gemm=gemm, tensor_elements={"input": 0, "weight": weights, "output": 0}, useful_macs=gemm.macs)
+
+
+def map_weighted_sum(op: Op, config: HardwareConfig, on_chip: OnChip) -> OpWork:
+    """Softmax-weighted sum of each window's values on the array (stem mixing on the vector unit)."""
+    window = _require_window(op)
+    gemm, value_rereads = WINDOW_MAPPINGS[config.attention.window_mapping][1](window, config)
+    mapping = GemmMapping(
+        gemm=gemm,
+        tensor_elements={"input": _logit_elements(window), "weight": _feature_elements(window) * window.mixtures, "output": _feature_elements(window)},
+        useful_macs=op.macs,
+        sram_reads_per_element={"weight": value_rereads},
+    )
+    return combine([gemm_work(mapping.kept_on_chip(on_chip), config), _vector_on_chip(op, config)])
+
+
+def softmax_cycles(elements: int, config: HardwareConfig) -> int:
+    """Max, exp, sum and divide per element on ``lanes`` lanes; an exp costs ``exp_cycles``."""
+    return math.ceil(elements * (3 + config.vector.exp_cycles) / config.vector.lanes)
+
+
+def map_softmax(op: Op, config: HardwareConfig, on_chip: OnChip) -> OpWork:
+    """Softmax over each window on the vector unit, streaming logits in and probabilities out."""
+    elements = op.vector_ops // SOFTMAX_OPS_PER_ELEMENT
+    return vector_work(softmax_cycles(elements, config), op.vector_ops, op, config, on_chip)
+
+
+def _vector_on_chip(op: Op, config: HardwareConfig) -> OpWork:
+    """The op's own vector work (relative-logit adds, stem value mixing) on data already on chip."""
+    return on_chip_vector_work(math.ceil(op.vector_ops / config.vector.lanes), op.vector_ops)
+
+
+def _require_window(op: Op) -> Window:
+    if op.window is None:
+        raise InputError(f"op {op.name!r} ({op.kind.value}) has no window geometry; expected one for local attention")
+    return op.window

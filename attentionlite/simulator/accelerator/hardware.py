@@ -1,0 +1,248 @@
+"""The accelerator's description: frozen dataclasses loaded from TOML and validated at the door.
+
+A parallel attention accelerator is ``cores`` identical cores on one shared
+DRAM channel.  Each core has an R x C systolic MAC array with a dataflow
+(``os``, ``ws``, ``is``), a vector unit of L lanes, and double-buffered SRAM
+for inputs, weights and outputs.  The TOML file mirrors the dataclasses: a few
+top-level keys and one table per unit (``[array]``, ``[vector]``, ``[sram]``,
+``[dram]``, ``[sparsity]``, ``[attention]``, ``[energy]``); the last three
+may be left out and take the defaults below.
+
+The dataclasses are the schema (:mod:`attentionlite.simulator.config`, shared
+with the CPU configs), so an unknown key, a missing key, a wrong type, a zero
+or negative size, an unknown choice, or a buffer too small for one array tile
+is one :class:`InputError` that names the file and the dotted key.  Presets
+ship in ``simulator/accelerator/presets/*.toml``.  A config is loaded once,
+where the user's input enters, and passed down as an object;
+:func:`with_overrides` gives the variant of a design point without reading
+the file again.
+"""
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from attentionlite.errors import InputError
+from attentionlite.simulator.config import (
+    NON_NEGATIVE,
+    POSITIVE,
+    OneOf,
+    build,
+    leaf_paths,
+    read_toml,
+    resolve_config_path,
+    to_toml,
+    with_values,
+)
+
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+DATAFLOWS = ("os", "ws", "is")
+SPARSITY_MODES = ("none", "skip", "columns")
+WINDOW_MAPPINGS = ("blocked", "gathered")
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """The systolic MAC array of one core."""
+
+    rows: Annotated[int, POSITIVE]
+    cols: Annotated[int, POSITIVE]
+    dataflow: Annotated[str, OneOf(DATAFLOWS)]
+
+
+@dataclass(frozen=True)
+class VectorConfig:
+    """The vector unit: softmax, normalisation, pooling and element-wise work."""
+
+    lanes: Annotated[int, POSITIVE]
+    exp_cycles: Annotated[int, POSITIVE] = 4  # an exp costs this many lane-cycles (max, sum, divide cost one each)
+
+
+@dataclass(frozen=True)
+class SramConfig:
+    """Per-core SRAM per operand in KiB; each is split into two halves (double buffering)."""
+
+    input_kib: Annotated[float, POSITIVE]
+    weight_kib: Annotated[float, POSITIVE]
+    output_kib: Annotated[float, POSITIVE]
+
+
+@dataclass(frozen=True)
+class DramConfig:
+    """The DRAM channel all cores share."""
+
+    bandwidth_gb_s: Annotated[float, POSITIVE]
+    latency_ns: Annotated[float, NON_NEGATIVE]
+
+
+@dataclass(frozen=True)
+class SparsityConfig:
+    """How the hardware exploits weight sparsity.
+
+    ``skip`` skips blocks of ``granularity`` weights that are all zero and pays
+    ``index_bits`` of metadata per stored block; ``columns`` runs a column-pruned
+    layer as the smaller dense layer it compacts into.
+    """
+
+    mode: Annotated[str, OneOf(SPARSITY_MODES)] = "none"
+    granularity: Annotated[int, POSITIVE] = 1
+    index_bits: Annotated[int, NON_NEGATIVE] = 4
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """How local-attention windows map onto the array (see attention.py)."""
+
+    window_mapping: Annotated[str, OneOf(WINDOW_MAPPINGS)] = "blocked"
+    block: Annotated[int, POSITIVE] = 4  # query block edge for blocked windows (block x block queries share a halo)
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """Energy per event in pJ; defaults are 45 nm figures for 8-bit words.
+
+    Horowitz, "Computing's energy problem", ISSCC 2014: 8-bit integer multiply
+    0.2 pJ + add 0.03 pJ; an 8 KiB SRAM read of 64 bits ~10 pJ (~1.25 pJ/byte);
+    DRAM 1.3-2.6 nJ per 64 bits (160 pJ/byte at the low end); a 32-bit float
+    add 0.9 pJ (the vector unit's softmax arithmetic).  The SRAM:MAC ratio of
+    ~6x matches Eyeriss's normalised costs (Chen et al., ISCA 2016: global
+    buffer 6x, DRAM 200x a MAC).  Leakage per core is an assumption (~5% of a
+    busy core's dynamic power at these sizes); override it in the TOML.
+    """
+
+    mac_pj: Annotated[float, NON_NEGATIVE] = 0.23
+    sram_pj_per_byte: Annotated[float, NON_NEGATIVE] = 1.25
+    dram_pj_per_byte: Annotated[float, NON_NEGATIVE] = 160.0
+    vector_op_pj: Annotated[float, NON_NEGATIVE] = 0.9
+    leakage_mw_per_core: Annotated[float, NON_NEGATIVE] = 10.0
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """One accelerator design point, fully resolved."""
+
+    name: str
+    description: str
+    cores: Annotated[int, POSITIVE]
+    clock_mhz: Annotated[float, POSITIVE]
+    word_bytes: Annotated[int, POSITIVE]
+    array: ArrayConfig
+    vector: VectorConfig
+    sram: SramConfig
+    dram: DramConfig
+    sparsity: SparsityConfig = field(default_factory=SparsityConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    energy: EnergyTable = field(default_factory=EnergyTable)
+
+    @property
+    def array_rows(self) -> int:
+        return self.array.rows
+
+    @property
+    def array_cols(self) -> int:
+        return self.array.cols
+
+    @property
+    def pes(self) -> int:
+        """MAC units in one core's array."""
+        return self.array.rows * self.array.cols
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        """DRAM bandwidth in bytes per accelerator clock cycle."""
+        return self.dram.bandwidth_gb_s * 1e3 / self.clock_mhz
+
+    @property
+    def dram_latency_cycles(self) -> int:
+        return math.ceil(self.dram.latency_ns * self.clock_mhz / 1e3)
+
+    def half_buffer_bytes(self, operand: str) -> int:
+        """Bytes of one half of an operand's double buffer ('input', 'weight' or 'output')."""
+        return int(getattr(self.sram, f"{operand}_kib") * 1024) // 2
+
+    def to_dict(self) -> dict:
+        """The resolved config as plain data (what results store beside their numbers)."""
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def list_presets() -> list[str]:
+    """Names of the accelerator presets shipped with the package, sorted."""
+    return sorted(path.stem for path in PRESET_DIR.glob("*.toml"))
+
+
+def parse_array(text: str) -> tuple[int, int]:
+    """``"32"``, ``"32x32"`` or ``"64x8"`` as (rows, columns)."""
+    parts = text.lower().split("x")
+    if len(parts) not in (1, 2) or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        raise InputError(f"array size {text!r} is not understood; expected N or RxC with positive integers")
+    return int(parts[0]), int(parts[-1])
+
+
+def describe(config: HardwareConfig) -> str:
+    """The resolved config as TOML, one table per unit, for ``attentionlite hardware show``."""
+    return to_toml(config).rstrip("\n")
+
+
+def load_hardware(name_or_path: str | Path, **overrides: Any) -> HardwareConfig:
+    """A preset name or a TOML path, with knob overrides (see :func:`with_overrides`), validated."""
+    presets = {path.stem: path for path in PRESET_DIR.glob("*.toml")}
+    path = resolve_config_path(name_or_path, presets, "hardware")
+    config = build(HardwareConfig, read_toml(path), str(path))
+    _check_buffers_hold_a_tile(config, str(path))
+    return with_overrides(config, **overrides)
+
+
+def with_overrides(config: HardwareConfig, **overrides: Any) -> HardwareConfig:
+    """``config`` with knobs changed, validated as a file would be.
+
+    Overrides name a field by its dotted path (``"dram.bandwidth_gb_s"``), by its
+    bare name when that is unique (``bandwidth_gb_s``, ``dataflow``, ``cores``),
+    or one of the shortcuts ``array=(rows, cols)`` (or ``"RxC"``),
+    ``sparsity="skip"``, ``vector_lanes=..``; ``None`` values are ignored (unset CLI options).
+    """
+    values: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is not None:
+            values.update(_dotted_values(key, value, config.name))
+    if not values:
+        return config
+    where = f"hardware {config.name!r} with overrides"
+    changed = with_values(config, values, where)
+    _check_buffers_hold_a_tile(changed, where)
+    return changed
+
+
+# ----------------------------------------------------------------------------- overrides
+
+_SHORTCUTS = {"sparsity": "sparsity.mode", "vector_lanes": "vector.lanes"}
+
+
+def _dotted_values(key: str, value: Any, name: str) -> dict[str, Any]:
+    """The config fields one override sets, by dotted path."""
+    if key == "array":
+        rows, cols = parse_array(value) if isinstance(value, str) else value
+        return {"array.rows": rows, "array.cols": cols}
+    key = _SHORTCUTS.get(key, key).replace("__", ".")
+    leaves = leaf_paths(HardwareConfig)
+    matches = [leaf for leaf in leaves if leaf == key or leaf.endswith(f".{key}")]
+    if len(matches) != 1:
+        raise InputError(f"{name}: unknown hardware override {key!r}; expected one of array, {', '.join(leaves)}")
+    return {matches[0]: value}
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_buffers_hold_a_tile(config: HardwareConfig, where: str) -> None:
+    """Each half buffer must hold one array-sized tile (R x C words) of its operand."""
+    tile_bytes = config.pes * config.word_bytes
+    for operand in ("input", "weight", "output"):
+        if config.half_buffer_bytes(operand) < tile_bytes:
+            raise InputError(
+                f"{where}: 'sram.{operand}_kib' is {getattr(config.sram, f'{operand}_kib')}; expected at least "
+                f"{2 * tile_bytes / 1024:g} KiB (two halves of one {config.array.rows}x{config.array.cols} tile)"
+            )

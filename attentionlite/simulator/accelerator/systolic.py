@@ -1,0 +1,137 @@
+"""GEMM on an R x C systolic array: the output-, weight- and input-stationary dataflows.
+
+A GEMM ``C[M, N] = A[M, K] @ B[K, N]`` (a convolution as its im2col GEMM: M
+output pixels, N filters, K = Cin * kh * kw) is cut into *folds*: one dimension
+is spread over the array's rows, one over its columns, and the third streams
+through in time.  A dataflow is only the choice of those three dimensions
+plus whether the stationary operand must be preloaded, so the three dataflows
+are three entries of one registry (:data:`DATAFLOWS`), not three classes.
+
+Cycle counts follow SCALE-Sim v3 (Samajdar et al., ISPASS 2020;
+``scalesim/compute/systolic_compute_{os,ws,is}.py``).  SCALE-Sim builds one
+demand matrix per fold and skews it; the closed forms of those matrices' row
+counts are, with T the streamed dimension:
+
+* ``os`` (A rows on array rows, B columns on array columns, K streams):
+  ``T + R + C - 2`` per fold, i.e. T cycles of reduction, R - 1 cycles of skew
+  (fill) and C - 1 cycles for the last outputs to drain.
+* ``ws`` (K on rows, N on columns, M streams) and ``is`` (K on rows, M on
+  columns, N streams): ``T + 2R + C - 2`` per fold, the extra R cycles being
+  the preload of the stationary operand into the array.
+
+Folds run back to back, ``ceil(Sr / R) * ceil(Sc / C)`` of them.  SCALE-Sim's
+report prints the index of the last cycle (``max`` of the 0-based serviced
+cycles), which is this module's duration minus one: the golden tests compare
+``compute_cycles(...) - 1`` with SCALE-Sim's number, exactly.
+
+Folds are visited column fold outer, row fold inner (SCALE-Sim's order), so an
+operand that does not depend on the row-mapped dimension is the same for all
+inner folds and can stay resident in its buffer; memory.py uses that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from attentionlite.simulator.graph.ops import Gemm
+
+# The GEMM dimensions each operand is indexed by.
+OPERAND_DIMS = {"input": ("m", "k"), "weight": ("k", "n"), "output": ("m", "n")}
+
+
+@dataclass(frozen=True)
+class Dataflow:
+    """Which GEMM dimension goes on the array rows, the columns, and through time."""
+
+    name: str
+    rows: str
+    cols: str
+    stream: str
+    preload_stationary: bool
+
+    def fold_cycles(self, stream_length: int, array_rows: int, array_cols: int) -> int:
+        """Cycles of one fold: stream + fill (R - 1) + drain (C - 1) [+ R to preload]."""
+        preload = array_rows if self.preload_stationary else 0
+        return stream_length + preload + array_rows + array_cols - 2
+
+
+DATAFLOWS: dict[str, Dataflow] = {
+    flow.name: flow
+    for flow in (
+        Dataflow("os", rows="m", cols="n", stream="k", preload_stationary=False),
+        Dataflow("ws", rows="k", cols="n", stream="m", preload_stationary=True),
+        Dataflow("is", rows="k", cols="m", stream="n", preload_stationary=True),
+    )
+}
+
+
+def _sizes(gemm: Gemm) -> dict[str, int]:
+    return {"m": gemm.m, "n": gemm.n, "k": gemm.k}
+
+
+def fold_counts(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str) -> tuple[int, int]:
+    """(row folds, column folds) of one of the GEMM's ``batch`` products."""
+    flow, sizes = DATAFLOWS[dataflow], _sizes(gemm)
+    return math.ceil(sizes[flow.rows] / array_rows), math.ceil(sizes[flow.cols] / array_cols)
+
+
+def compute_cycles(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str) -> int:
+    """Stall-free cycles of the whole GEMM (all ``batch`` products) on one array."""
+    flow = DATAFLOWS[dataflow]
+    row_folds, col_folds = fold_counts(gemm, array_rows, array_cols, dataflow)
+    per_fold = flow.fold_cycles(_sizes(gemm)[flow.stream], array_rows, array_cols)
+    return gemm.batch * row_folds * col_folds * per_fold
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """Per-fold arrays of one GEMM, in execution order (batch, column fold, row fold).
+
+    ``operand_elements[name]`` is each fold's tile of that operand in elements;
+    ``first_row_fold`` / ``last_row_fold`` / ``first_col_fold`` mark folds where
+    an operand that ignores the row (or column) dimension changes.
+    """
+
+    dataflow: Dataflow
+    cycles: np.ndarray
+    macs: np.ndarray
+    operand_elements: dict[str, np.ndarray]
+    first_row_fold: np.ndarray
+    last_row_fold: np.ndarray
+    first_col_fold: np.ndarray
+
+    @property
+    def folds(self) -> int:
+        return len(self.cycles)
+
+
+def _extents(size: int, tile: int) -> np.ndarray:
+    """How much of a dimension each fold covers: full tiles, then the remainder."""
+    count = math.ceil(size / tile)
+    extents = np.full(count, tile, dtype=np.int64)
+    extents[-1] = size - tile * (count - 1)
+    return extents
+
+
+def fold_plan(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str) -> FoldPlan:
+    """Every fold of ``gemm`` with its cycles, MACs and operand tiles (vectorised)."""
+    flow, sizes = DATAFLOWS[dataflow], _sizes(gemm)
+    row_extent = _extents(sizes[flow.rows], array_rows)
+    col_extent = _extents(sizes[flow.cols], array_cols)
+    rows = np.tile(row_extent, len(col_extent) * gemm.batch)  # row fold varies fastest
+    cols = np.tile(np.repeat(col_extent, len(row_extent)), gemm.batch)
+    extent = {flow.rows: rows, flow.cols: cols, flow.stream: np.full_like(rows, sizes[flow.stream])}
+    row_index = np.tile(np.arange(len(row_extent)), len(col_extent) * gemm.batch)
+    col_index = np.tile(np.repeat(np.arange(len(col_extent)), len(row_extent)), gemm.batch)
+    return FoldPlan(
+        dataflow=flow,
+        cycles=np.full_like(rows, flow.fold_cycles(sizes[flow.stream], array_rows, array_cols)),
+        macs=rows * cols * sizes[flow.stream],
+        operand_elements={name: extent[a] * extent[b] for name, (a, b) in OPERAND_DIMS.items()},
+        first_row_fold=row_index == 0,
+        last_row_fold=row_index == len(row_extent) - 1,
+        first_col_fold=col_index == 0,
+    )

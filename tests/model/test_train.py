@@ -1,0 +1,161 @@
+"""The training loop on a tiny random dataset: logs, exact density, resume, evaluation, the CLI."""
+
+import csv
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from torch import nn
+
+import attentionlite.model.training.train as train_module
+from attentionlite.cli import main
+from attentionlite.errors import InputError
+from attentionlite.model.training.checkpoint import load_checkpoint
+from attentionlite.model.training.evaluate import evaluate_checkpoint, zero_weight_macs
+from attentionlite.model.training.train import TrainConfig, recompute_norm_statistics, train
+
+CLASSES = 10
+
+
+@pytest.fixture(scope="module")
+def tiny_cifar(tmp_path_factory):
+    """An image-folder CIFAR-10 look-alike: 2 train and 1 test 32x32 PNGs per class, one colour per class."""
+    root = tmp_path_factory.mktemp("tiny_cifar")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 2), ("test", 1)):
+        for label in range(CLASSES):
+            folder = root / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for index in range(count):
+                pixels = rng.integers(0, 64, (32, 32, 3)) + 19 * label
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{index}.png")
+    return root
+
+
+def _config(tiny_cifar, out, **changes) -> TrainConfig:
+    base = TrainConfig(model="resnet26", dataset="cifar10", data_dir=str(tiny_cifar), out=str(out), epochs=2,
+                       batch_size=5, width=0.25, seed=0, cache_dir=str(tiny_cifar / "cache"), progress=False)
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture(scope="module")
+def teacher_path(tiny_cifar, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    train(_config(tiny_cifar, out, epochs=1))
+    return out / "checkpoint.pt"
+
+
+def test_distilled_pruned_student_logs_every_epoch_at_exact_density(tiny_cifar, teacher_path, tmp_path):
+    config = _config(tiny_cifar, tmp_path, teacher=str(teacher_path), density=0.1, epochs=3)
+    metrics = train(config)
+    with open(tmp_path / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    assert {"loss", "ce", "kd", "at", "train_accuracy", "test_accuracy", "density"} <= set(rows[0])
+    assert any(name.startswith("density:layer1.") for name in rows[0])
+    assert all(float(row["kd"]) > 0 and float(row["at"]) > 0 for row in rows)
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    maskable = sum(mask.numel() for mask in checkpoint.masks.values())
+    assert abs(checkpoint.density - 0.1) <= 0.001 and abs(metrics["density"] - 0.1) <= 0.001
+    assert sum(int(m.sum()) for m in checkpoint.masks.values()) == round(0.1 * maskable)
+    weights = dict(checkpoint.model.named_parameters())
+    assert all(torch.all(weights[name][~mask] == 0) for name, mask in checkpoint.masks.items())
+
+
+def test_column_pruned_student_can_be_compacted_from_the_cli(tiny_cifar, tmp_path):
+    train(_config(tiny_cifar, tmp_path / "run", density=0.3, prune="column"))
+    result = CliRunner().invoke(main, ["compact", str(tmp_path / "run" / "checkpoint.pt"),
+                                       "--out", str(tmp_path / "compact.pt")])
+    assert result.exit_code == 0, result.output
+    masked = load_checkpoint(tmp_path / "run" / "checkpoint.pt").model
+    compacted = load_checkpoint(tmp_path / "compact.pt")
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(compacted.model(images), masked(images), atol=1e-5, rtol=0)
+    assert compacted.compacted and compacted.prune_mode == "column"
+    assert sum(p.numel() for p in compacted.model.parameters()) < sum(p.numel() for p in masked.parameters())
+
+
+def test_resume_after_an_interruption_gives_the_same_weights(tiny_cifar, teacher_path, tmp_path, monkeypatch):
+    options = dict(teacher=str(teacher_path), density=0.2, epochs=3, batch_size=10)
+    train(_config(tiny_cifar, tmp_path / "whole", **options))
+    finish_epoch = train_module._train_and_record_epoch
+
+    def interrupted(run, epoch, path):
+        if epoch == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the last epoch: epochs 1 and 2 are on disk
+        finish_epoch(run, epoch, path)
+
+    monkeypatch.setattr(train_module, "_train_and_record_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tiny_cifar, tmp_path / "split", **options))
+    monkeypatch.setattr(train_module, "_train_and_record_epoch", finish_epoch)
+    train(_config(tiny_cifar, tmp_path / "split", **options), resume=True)
+    whole = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    split = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    for (name, a), b in zip(whole.model.state_dict().items(), split.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert all(torch.equal(whole.masks[n], split.masks[n]) for n in whole.masks)
+    assert (tmp_path / "whole" / "log.csv").read_text().count("\n") == (tmp_path / "split" / "log.csv").read_text().count("\n")
+
+
+def test_resume_with_other_options_is_an_input_error(tiny_cifar, tmp_path):
+    train(_config(tiny_cifar, tmp_path, epochs=1))
+    with pytest.raises(InputError, match="lr"):
+        train(_config(tiny_cifar, tmp_path, epochs=1, lr=0.5), resume=True)
+
+
+def test_existing_run_folder_needs_resume(tiny_cifar, tmp_path):
+    train(_config(tiny_cifar, tmp_path, epochs=1))
+    with pytest.raises(InputError, match="--resume"):
+        train(_config(tiny_cifar, tmp_path, epochs=1))
+
+
+def test_evaluate_reports_accuracy_and_costs(tiny_cifar, teacher_path):
+    result = evaluate_checkpoint(teacher_path, data_dir=tiny_cifar, dataset=None)
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert result["nonzero_parameters"] <= result["parameters"]
+    assert result["macs"] <= result["dense_macs"]
+
+
+def test_zero_weight_macs_on_a_toy_conv():
+    # A 3x3 conv with 4 zero weights on a 4x4 image (padding 1) skips 4 * 16 MACs.
+    conv = nn.Conv2d(3, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.weight[0, 0, :2, :2] = 0.0
+    assert zero_weight_macs(conv, 4) == 64
+
+
+def test_recomputed_norm_statistics_are_those_of_the_current_weights():
+    generator = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4))
+    batches = [(torch.randn(8, 3, 6, 6, generator=generator) * 3 + 1, torch.zeros(8)) for _ in range(5)]
+    with torch.no_grad():
+        features = model[0](torch.cat([images for images, _ in batches]))  # (40, 4, 4, 4)
+    recompute_norm_statistics(model, batches)
+    values = features.transpose(0, 1).flatten(1)  # (4 channels, 640 values)
+    assert torch.allclose(model[1].running_mean, values.mean(1), atol=1e-5)
+    assert torch.allclose(model[1].running_var, values.var(1, correction=0), rtol=1e-4)  # stale: 0 and 1
+
+
+def test_train_help_explains_every_option():
+    result = CliRunner().invoke(main, ["train", "--help"])
+    assert result.exit_code == 0
+    options = [p for p in main.commands["train"].params if p.name != "help"]
+    assert all(option.help for option in options)
+    for flag in ("--teacher", "--density", "--prune", "--resume", "--device", "--width", "--train-subset"):
+        assert flag in result.output
+
+
+def test_cli_bad_input_exits_2(tiny_cifar, tmp_path):
+    result = CliRunner().invoke(main, ["train", "--model", "nonexistent", "--dataset", "cifar10", "--data-dir",
+                                       str(tiny_cifar), "--out", str(tmp_path), "--epochs", "1"])
+    assert result.exit_code == 2 and "nonexistent" in result.output
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    result = CliRunner().invoke(main, ["evaluate", str(garbage), "--data-dir", str(tiny_cifar)])
+    assert result.exit_code == 2 and "garbage.pt" in result.output

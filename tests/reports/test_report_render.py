@@ -1,0 +1,110 @@
+"""The report folder: every linked file is there, the page is self-contained, the summary follows the numbers.
+
+(Same inputs giving the same bytes is checked end to end in test_report_cli.py.)
+"""
+
+import re
+
+import pytest
+
+from attentionlite.analysis.codesign import CodesignReport, ReportSettings
+from attentionlite.analysis.compare import GROUPS
+from attentionlite.analysis.models import ModelEntry
+from attentionlite.reports.document import linked_paths
+from attentionlite.reports.render import render_report, report_blocks
+from attentionlite.simulator.accelerator.hardware import load_hardware
+from attentionlite.simulator.cpu.config import load_cpu
+from attentionlite.simulator.graph.targets import Target, TargetKind
+
+MODELS = ("teacher", "hybrid", "homog")
+HARDWARE = {"name": "tiny-hw", "cores": 2, "clock_mhz": 1000.0, "array": {"rows": 8, "cols": 8, "dataflow": "os"},
+            "dram": {"bandwidth_gb_s": 10.0}, "sparsity": {"mode": "none"}}
+
+
+def _sweep_row(model: str, side: int, dataflow: str) -> dict:
+    """Latency falls with the array; the homogeneous student is fastest, the teacher slowest."""
+    speed = {"teacher": 1.0, "hybrid": 2.0, "homog": 3.0}[model] * (1.1 if dataflow == "ws" else 1.0)
+    latency = 1e-3 * 64 / (side * speed)
+    energy = 1e-4 * (1 + side / 64) / speed
+    return {"model": model, "array_rows": side, "array_cols": side, "dataflow": dataflow, "pes": 2 * side * side,
+            "cycles": int(latency * 1e9), "latency_s": latency, "throughput": 1 / latency, "energy_per_image_j": energy,
+            "edp_per_image": energy * latency, "dram_bytes_per_image": 1000, "utilisation": 8 / side,
+            "stall_share": 0.1}
+
+
+def _comparison() -> list[dict]:
+    rows = [_sweep_row(model, 8, "os") for model in MODELS]
+    teacher = rows[0]
+    return [{**r, "cpu_latency_s": 0.01, "speedup_vs_cpu": 0.01 / r["latency_s"],
+             "speedup_vs_teacher": teacher["latency_s"] / r["latency_s"],
+             "energy_saving_vs_teacher": teacher["energy_per_image_j"] / r["energy_per_image_j"],
+             "edp_gain_vs_teacher": teacher["edp_per_image"] / r["edp_per_image"]} for r in rows]
+
+
+def _breakdown() -> list[dict]:
+    return [{"model": m, "group": g, "busy_cycles": 10 * (i + 1), "share": (i + 1) / 21, "macs": 100,
+             "utilisation": 0.5} for m in MODELS for i, g in enumerate(GROUPS)]
+
+
+def _cpu_ops() -> dict[str, list[dict]]:
+    return {m: [{"name": "conv1", "kind": "conv", "seconds": 0.004, "bound": "compute", "work": 2e8,
+                 "arithmetic_intensity": 30.0},
+                {"name": "relu1", "kind": "act", "seconds": 0.006, "bound": "dram", "work": 1e5,
+                 "arithmetic_intensity": 0.1}] for m in MODELS}
+
+
+def tiny_report() -> CodesignReport:
+    entries = [ModelEntry(label=m, target=m, role="teacher" if m == "teacher" else "student",
+                          masks="dense" if m == "teacher" else "initial masks, 10% density",
+                          weights=1000, nonzero_weights=1000 if m == "teacher" else 100, dense_macs=10**6)
+               for m in MODELS]
+    settings = ReportSettings(targets=tuple(Target(m, TargetKind.MODEL) for m in MODELS),
+                              hardware=load_hardware("paa-default"), cpu=load_cpu("cpu-host-default"),
+                              arrays=(8, 16, 32), dataflows=("os", "ws"), sparsity="none")
+    return CodesignReport(
+        settings=settings, models=entries, hardware_config=HARDWARE, cpu_name="tiny-cpu", cpu_config={"cores": 1},
+        comparison=_comparison(), breakdown=_breakdown(),
+        sweep=[_sweep_row(m, s, d) for m in MODELS for s in (8, 16, 32) for d in ("os", "ws")],
+        cpu_ops=_cpu_ops(), cpu_peak_flops=1e11, cpu_bandwidths={"L1": 1e12, "DRAM": 1e10},
+        provenance={"package_version": "0.1.0", "git_revision": "abc"},
+    )
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report"
+    render_report(tiny_report(), out, generated="2026-01-01 00:00:00 UTC")
+    return out
+
+
+def test_every_linked_file_is_in_the_folder(rendered):
+    blocks = report_blocks(tiny_report(), [True] * 18, "now")
+    for path in linked_paths(blocks):
+        assert (rendered / path).is_file(), path
+    for page in ("index.html", "report.md"):
+        text = (rendered / page).read_text()
+        for link in re.findall(r'(?:href|src)="([^"#:]+)"|\]\(([^)#:]+)\)', text):
+            assert (rendered / (link[0] or link[1])).is_file(), link
+
+
+def test_index_html_needs_nothing_beside_it(rendered):
+    page = (rendered / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 7
+    assert not re.search(r'<img[^>]+src="(?!data:)', page)
+    assert "<script" not in page and "<link" not in page
+
+
+def test_summary_is_generated_from_the_numbers(rendered):
+    text = (rendered / "report.md").read_text()
+    # homog: 3x the teacher's speed at the reference point, by construction of _sweep_row
+    assert "`homog` takes" in text and "3x faster" in text
+    assert "Lowest latency by array size (best dataflow each): 8x8 to 32x32: `homog`." in text
+    assert "**Accuracy is not known** for `teacher`, `hybrid`, `homog`" in text
+
+
+def test_a_failed_render_leaves_no_folder(tmp_path):
+    broken = tiny_report()
+    broken.sweep = [dict(row, latency_s=None) for row in broken.sweep]
+    with pytest.raises(TypeError):
+        render_report(broken, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,63 @@
+"""Local attention on the array: the two window mappings and the softmax, counted by hand."""
+
+import pytest
+
+from attentionlite.simulator.accelerator.hardware import load_hardware
+from attentionlite.simulator.accelerator.simulation import simulate
+from attentionlite.simulator.graph.ops import Op, OpKind, Window
+
+WINDOW = Window(images=1, height=8, width=8, kernel=3, heads=2, head_channels=4)
+FEATURE = (1, 8, 8, 8)
+LOGITS = (1, 2, 9, 8, 8)
+
+
+def logits_op() -> Op:
+    macs = WINDOW.queries * WINDOW.window_size * WINDOW.heads * WINDOW.head_channels  # 64 * 9 * 8 = 4608
+    return Op("logits", OpKind.WINDOW_LOGITS, (FEATURE, FEATURE), LOGITS, macs=macs, window=WINDOW)
+
+
+def config(mapping: str):
+    return load_hardware("paa-default", array=(4, 4), cores=1, window_mapping=mapping, block=4)
+
+
+def test_blocked_windows_spend_macs_on_the_halo():
+    # 4 blocks of 4x4 queries x 2 heads; each block against a (4+3-1)^2 = 36-key halo, 4 channels
+    row = simulate([logits_op()], config("blocked")).rows[0]
+    assert row.macs == 8 * 16 * 36 * 4 == 4 * logits_op().macs
+    assert row.utilisation * config("blocked").pes * (row.compute_cycles + row.stall_cycles) == pytest.approx(4608)
+
+
+def test_gathered_windows_do_only_useful_macs_but_reread_keys_per_row():
+    row = simulate([logits_op()], config("gathered")).rows[0]
+    assert row.macs == logits_op().macs
+    # queries: M x K per column fold = 64 * 4 * 3 folds * 2 heads; keys: one read per MAC (4608)
+    assert row.sram_read_bytes == 64 * 4 * 3 * 2 + 4608
+
+
+def test_blocked_reads_each_halo_from_sram():
+    # per block and head: queries 16 x 4 in each of 9 column folds, halo keys 4 x 36 in each of 4 row folds
+    row = simulate([logits_op()], config("blocked")).rows[0]
+    assert row.sram_read_bytes == 8 * (16 * 4 * 9 + 4 * 36 * 4)
+
+
+def test_each_tensor_crosses_dram_once_whatever_the_mapping():
+    for mapping in ("blocked", "gathered"):
+        row = simulate([logits_op()], config(mapping)).rows[0]
+        assert row.dram_read_bytes == 2 * 64 * 8  # queries and keys
+        assert row.dram_write_bytes == 2 * 9 * 64  # one logit per query, head and window position
+
+
+def test_softmax_on_the_vector_unit_by_hand():
+    elements = 2 * 9 * 64
+    op = Op("softmax", OpKind.SOFTMAX, (LOGITS,), LOGITS, vector_ops=4 * elements, window=WINDOW)
+    row = simulate([op], load_hardware("paa-default", cores=1, vector_lanes=4, exp_cycles=4)).rows[0]
+    assert row.compute_cycles == elements * (3 + 4) // 4  # max, sum, divide + a 4-cycle exp, on 4 lanes
+    assert row.utilisation == 0.0 and row.vector_ops == 4 * elements
+
+
+def test_relative_logits_add_a_shared_embedding_gemm():
+    relative = WINDOW.queries * WINDOW.kernel * WINDOW.heads * WINDOW.head_channels
+    op = Op("logits", OpKind.WINDOW_LOGITS, (FEATURE, FEATURE), LOGITS, macs=logits_op().macs + relative,
+            window=WINDOW, weight_params=2 * 3 * 4, weight_nonzero=24, attrs=(("relative_macs", relative),))
+    row = simulate([op], config("gathered")).rows[0]
+    assert row.macs == logits_op().macs + relative

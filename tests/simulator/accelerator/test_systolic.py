@@ -1,0 +1,106 @@
+"""Systolic dataflows: hand-counted folds and cycles, SCALE-Sim golden compute cycles, fold-plan properties."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from attentionlite.simulator.accelerator.systolic import DATAFLOWS, compute_cycles, fold_counts, fold_plan
+from attentionlite.simulator.graph.ops import Gemm
+
+GOLDEN = Path(__file__).parent / "golden" / "scalesim_cycles.json"
+
+
+def _golden_cases(mode: str) -> list[dict]:
+    doc = json.loads(GOLDEN.read_text())
+    return doc["cases"] if mode == "CALC" else doc["user_bandwidth_cases"]
+
+
+# ----------------------------------------------------------------------------- by hand
+
+
+def test_output_stationary_one_fold_by_hand():
+    # K = 8 values stream through; 3 cycles of skew fill, 3 to drain: 8 + 4 + 4 - 2
+    assert compute_cycles(Gemm(m=4, n=4, k=8), 4, 4, "os") == 14
+    assert fold_counts(Gemm(m=5, n=4, k=8), 4, 4, "os") == (2, 1)
+    assert compute_cycles(Gemm(m=5, n=4, k=8), 4, 4, "os") == 28
+
+
+def test_stationary_dataflows_pay_a_preload_by_hand():
+    # ws: K=4 on rows, N=4 on columns, M=10 streams; + R cycles to load the weights
+    assert compute_cycles(Gemm(m=10, n=4, k=4), 4, 4, "ws") == 10 + 2 * 4 + 4 - 2
+    # is: K=4 on rows, M=4 on columns, N=10 streams
+    assert compute_cycles(Gemm(m=4, n=10, k=4), 4, 4, "is") == 10 + 2 * 4 + 4 - 2
+    # ws with K=9 on 4 rows: 3 row folds; N=6 on 4 columns: 2 column folds
+    assert fold_counts(Gemm(m=10, n=6, k=9), 4, 4, "ws") == (3, 2)
+
+
+def test_batch_repeats_the_folds():
+    gemm = Gemm(m=5, n=7, k=3, batch=6)
+    assert compute_cycles(gemm, 4, 4, "os") == 6 * compute_cycles(Gemm(m=5, n=7, k=3), 4, 4, "os")
+
+
+def test_fold_plan_of_a_small_os_gemm_by_hand():
+    plan = fold_plan(Gemm(m=5, n=6, k=3), 4, 4, "os")
+    # folds in order (col 0: rows 0-3, 4), (col 1: rows 0-3, 4)
+    assert plan.macs.tolist() == [4 * 4 * 3, 1 * 4 * 3, 4 * 2 * 3, 1 * 2 * 3]
+    assert plan.operand_elements["input"].tolist() == [12, 3, 12, 3]  # rows x K
+    assert plan.operand_elements["weight"].tolist() == [12, 12, 6, 6]  # K x columns
+    assert plan.first_row_fold.tolist() == [True, False, True, False]
+    assert plan.first_col_fold.tolist() == [True, True, False, False]
+
+
+# ----------------------------------------------------------------------------- SCALE-Sim
+
+
+@pytest.mark.parametrize("case", _golden_cases("CALC"), ids=lambda case: case["id"])
+def test_compute_cycles_equal_scalesim(case):
+    """SCALE-Sim reports the 0-based index of the last cycle: our duration minus one, exactly."""
+    m, n, k = case["layer"]["gemm_mnk"]
+    cycles = compute_cycles(Gemm(m=m, n=n, k=k), case["array"]["rows"], case["array"]["cols"], case["dataflow"])
+    assert cycles - 1 == case["compute_cycles"] == case["total_cycles"]
+
+
+# ----------------------------------------------------------------------------- properties
+
+dims = st.integers(min_value=1, max_value=300)
+arrays = st.integers(min_value=1, max_value=64)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=dims, n=dims, k=dims, batch=st.integers(1, 3), rows=arrays, cols=arrays, dataflow=st.sampled_from(sorted(DATAFLOWS)))
+def test_fold_plan_is_consistent_with_the_gemm(m, n, k, batch, rows, cols, dataflow):
+    gemm = Gemm(m=m, n=n, k=k, batch=batch)
+    plan = fold_plan(gemm, rows, cols, dataflow)
+    row_folds, col_folds = fold_counts(gemm, rows, cols, dataflow)
+    assert plan.folds == batch * row_folds * col_folds
+    assert int(plan.macs.sum()) == gemm.macs  # every MAC once
+    assert int(plan.cycles.sum()) == compute_cycles(gemm, rows, cols, dataflow)
+    assert compute_cycles(gemm, rows, cols, dataflow) >= math.ceil(gemm.macs / (rows * cols))  # PE bound
+    assert np.all(plan.macs <= rows * cols * plan.cycles)  # utilisation <= 1 per fold
+    # an output tile is rewritten once per fold of a dimension it does not depend on (K for ws/is)
+    repeats = row_folds if DATAFLOWS[dataflow].rows == "k" else 1
+    assert int(plan.operand_elements["output"].sum()) == batch * m * n * repeats
+
+
+RESNET50 = Path(__file__).parent / "golden" / "scalesim_resnet50_32x32_os.json"
+
+
+def test_whole_resnet50_compute_cycles_equal_scalesim_through_the_engine():
+    from attentionlite.simulator.accelerator.hardware import load_hardware
+    from attentionlite.simulator.accelerator.simulation import simulate
+    from attentionlite.simulator.graph.ops import Op, OpKind
+
+    doc = json.loads(RESNET50.read_text())
+    ops = [
+        Op(layer["layer"]["name"], OpKind.CONV, ((m, k),), (m, n), macs=m * n * k, gemm=Gemm(m=m, n=n, k=k))
+        for layer in doc["layers"]
+        for m, n, k in [layer["layer"]["gemm_mnk"]]
+    ]
+    config = load_hardware("paa-default", cores=1, array=(32, 32), dataflow="os")
+    rows = simulate(ops, config).rows
+    assert [row.compute_cycles - 1 for row in rows] == [layer["compute_cycles"] for layer in doc["layers"]]
