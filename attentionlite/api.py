@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attentionlite.defaults import DEFAULT_CPU, DEFAULT_DENSITY, DEFAULT_HARDWARE
 from attentionlite.errors import InputError
 
 if TYPE_CHECKING:  # for the signatures only: importing these at run time would slow `import attentionlite`
@@ -34,9 +35,6 @@ if TYPE_CHECKING:  # for the signatures only: importing these at run time would 
     from attentionlite.simulator.graph.graph import OpGraph
     from attentionlite.simulator.graph.targets import Target, TraceOptions
 
-DEFAULT_HARDWARE = "paa-default"
-DEFAULT_CPU = "cpu-host-default"
-DEFAULT_DENSITY = 0.1
 
 
 def trace(

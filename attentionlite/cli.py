@@ -15,6 +15,7 @@ import sys
 import click
 
 from attentionlite import api
+from attentionlite.defaults import DEFAULT_CPU, DEFAULT_DENSITY, DEFAULT_HARDWARE
 from attentionlite.errors import InputError
 from attentionlite.version import __version__
 
@@ -163,7 +164,7 @@ def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_b
 @main.command()
 @click.argument("target", required=False)
 @click.option("--topology", type=click.Path(dir_okay=False), help="A SCALE-Sim topology CSV instead of TARGET.")
-@click.option("--hardware", "hardware_name", default="paa-default", show_default=True, help="Preset name or TOML file.")
+@click.option("--hardware", "hardware_name", default=DEFAULT_HARDWARE, show_default=True, help="Preset name or TOML file.")
 @click.option("--array", help="Array size RxC (or N for NxN), overriding the hardware's.")
 @click.option("--dataflow", type=click.Choice(["os", "ws", "is"]), help="Systolic dataflow.")
 @click.option("--cores", type=int, help="Number of cores.")
@@ -186,10 +187,9 @@ def simulate(target, topology, hardware_name, array, dataflow, cores, bandwidth_
     if (target is None) == (topology is None):
         raise InputError("give either a TARGET (model name, checkpoint or saved graph) or --topology FILE, not both or neither")
     workload = resolve_target(topology, topology=True) if topology is not None else target
-    overrides = {"array": array, "dataflow": dataflow, "cores": cores, "bandwidth_gb_s": bandwidth_gb_s,
-                 "window_mapping": window_mapping, "sparsity": sparsity}
-    config = api.hardware_config(hardware_name, **overrides)  # checked before the slow trace
-    result = api.simulate(workload, config, schedule=schedule, dataset=dataset, batch=batch)
+    result = api.simulate(workload, hardware_name, schedule=schedule, dataset=dataset, batch=batch, array=array,
+                          dataflow=dataflow, cores=cores, bandwidth_gb_s=bandwidth_gb_s,
+                          window_mapping=window_mapping, sparsity=sparsity)
     click.echo(result.table())
     if out:
         click.echo(f"wrote {result.write(out)}/ops.csv and summary.json")
@@ -238,7 +238,7 @@ def calibrate(out: str, quick: bool, threads: int | None) -> None:
 
 @main.command()
 @click.argument("target")
-@click.option("--cpu", "cpu_name", default="cpu-host-default", show_default=True, help="CPU preset name or TOML file (from `attentionlite calibrate`).")
+@click.option("--cpu", "cpu_name", default=DEFAULT_CPU, show_default=True, help="CPU preset name or TOML file (from `attentionlite calibrate`).")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help=_BATCH_HELP)
 @click.option("--dataset", default=None, help="Dataset setting classes and image size (default cifar10, or the checkpoint's).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for ops.csv and summary.json.")
@@ -258,14 +258,14 @@ def cpu(target: str, cpu_name: str, batch: int | None, dataset: str | None, out:
 
 @main.command()
 @click.argument("models", nargs=-1, required=True)
-@click.option("--hardware", default="paa-default", show_default=True, help=_HARDWARE_HELP)
+@click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
 @click.option("--array", help="Array size RxC (or N for NxN), instead of the preset's.")
 @click.option("--dataflow", type=click.Choice(["os", "ws", "is"]), help="Dataflow, instead of the preset's.")
 @click.option("--cores", type=int, help="Cores, instead of the preset's.")
 @click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]),
               help="How the accelerator exploits weight sparsity, instead of the preset's.")
 @click.option("--cpu", "cpu_config", help="CPU preset or TOML (see `calibrate`): adds each model's CPU latency.")
-@click.option("--density", type=float, default=0.1, show_default=True, help=_DENSITY_HELP)
+@click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
 @click.option("--out", type=click.Path(file_okay=False), help="Also write compare.csv and breakdown.csv here.")
 def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, density, out) -> None:
     """Teacher vs students on one design point: MODELS are names or checkpoints, the teacher first."""
@@ -282,7 +282,7 @@ def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, dens
 
 @main.command()
 @click.argument("models", nargs=-1, required=True)
-@click.option("--hardware", default="paa-default", show_default=True, help=_HARDWARE_HELP)
+@click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
 @click.option("--arrays", default="8,16,32,64,128,256", show_default=True,
               help="Array sizes, N or RxC, comma-separated.")
 @click.option("--dataflows", default="os,ws,is", show_default=True, help="Dataflows, comma-separated.")
@@ -290,7 +290,7 @@ def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, dens
 @click.option("--set", "settings", multiple=True, metavar="KEY=V1,V2",
               help="Sweep any hardware knob too, e.g. dram.bandwidth_gb_s=12.8,25.6, sram_kib=64,256, "
                    "sparsity=none,skip or schedule=data,pipeline. Repeatable.")
-@click.option("--density", type=float, default=0.1, show_default=True, help=_DENSITY_HELP)
+@click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
 @click.option("--workers", type=int, help="Worker processes (default: every core this process may use).")
 @click.option("--out", type=click.Path(file_okay=False), default="sweep", show_default=True,
               help="Folder for sweep.csv and pareto.csv.")
@@ -312,14 +312,14 @@ def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers
 @click.argument("models", nargs=-1)
 @click.option("--out", type=click.Path(file_okay=False), default="attentionlite-report", show_default=True,
               help="Report folder (replaced as a whole).")
-@click.option("--hardware", default="paa-default", show_default=True, help=_HARDWARE_HELP)
+@click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
 @click.option("--cpu", "cpu_config", help="CPU preset or TOML (default: a quick calibration of this host).")
 @click.option("--arrays", default="8,16,32,64,128,256", show_default=True,
               help="Square array sides, comma-separated.")
 @click.option("--dataflows", default="os,ws,is", show_default=True, help="Dataflows, comma-separated.")
 @click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), default="skip", show_default=True,
               help="How the accelerator exploits weight sparsity (each model is also shown on dense hardware).")
-@click.option("--density", type=float, default=0.1, show_default=True, help=_DENSITY_HELP)
+@click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
 @click.option("--workers", type=int, help="Worker processes (default: every core this process may use).")
 @click.option("--recalibrate", is_flag=True,
               help="Calibrate this host again instead of reusing its cached calibration.")

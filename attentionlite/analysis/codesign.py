@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attentionlite.analysis.compare import add_sparsity_gains, compare
-from attentionlite.analysis.models import DEFAULT_DENSITY, DEFAULT_MASK_SEED, ModelEntry, trace_models
+from attentionlite.analysis.models import ModelEntry, trace_models
 from attentionlite.analysis.sweep import design_points, run_sweep
+from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_MASK_SEED
 from attentionlite.files import atomic_write_text, default_cache_dir
 from attentionlite.provenance import provenance
 from attentionlite.simulator.accelerator.hardware import HardwareConfig, with_overrides
@@ -38,7 +39,6 @@ DEFAULT_STUDENTS = ("sasa26_hybrid", "sasa26_homogeneous")
 DEFAULT_TARGETS = (TEACHER, *DEFAULT_STUDENTS)
 DEFAULT_ARRAYS = (8, 16, 32, 64, 128, 256)
 DEFAULT_DATAFLOWS = ("os", "ws", "is")
-DEFAULT_HARDWARE = "paa-default"
 # Zero-skipping hardware by default: on dense hardware the students' pruning would buy nothing,
 # and the report also shows each model on dense hardware beside it.
 DEFAULT_SPARSITY = "skip"

@@ -25,8 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from attentionlite.analysis.models import DEFAULT_DENSITY, DEFAULT_MASK_SEED, trace_models
+from attentionlite.analysis.models import trace_models
 from attentionlite.analysis.sweep import result_columns
+from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_MASK_SEED
 from attentionlite.files import rows_to_csv, write_text_folder
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
 from attentionlite.simulator.accelerator.results import OpRow, SimResult

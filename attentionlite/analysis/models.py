@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_MASK_SEED
 from attentionlite.model.data.registry import dataset_info
 from attentionlite.model.nets.complexity import count_parameters
 from attentionlite.model.nets.zoo import create_model, list_models
@@ -31,8 +32,6 @@ from attentionlite.simulator.graph.targets import (
 )
 from attentionlite.simulator.graph.tracing import trace_model
 
-DEFAULT_DENSITY = 0.10
-DEFAULT_MASK_SEED = 0
 INITIAL_MASKS_NOTE = (
     "Initial masks are what the pruning method (sparse momentum) starts training from at that density: "
     "{mode}, the same density in every layer, positions drawn at random (seed {seed}). They have a trained "

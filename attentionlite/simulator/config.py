@@ -6,9 +6,10 @@ type, with its constraint in ``Annotated`` (``Annotated[int, POSITIVE]``,
 ``Annotated[str, OneOf(...)]``, ``Annotated[Mapping[str, float], Keyed(...)]``).
 The TOML file mirrors the dataclasses: scalars at the top, one table per
 nested dataclass, a non-empty array of tables (``[[name]]``) per tuple of
-dataclasses, and a table of numbers per keyed mapping.  Field types understood: ``int``, ``float`` (TOML integers
-accepted), ``str``, ``bool``, ``tuple[str, ...]``, a dataclass, a tuple of
-dataclasses and ``Mapping[str, float]``.
+dataclasses, and a table of numbers per keyed mapping.  Field types
+understood: ``int``, ``float`` (TOML integers accepted), ``str``, ``bool``,
+``tuple[str, ...]``, a dataclass, a tuple of dataclasses and
+``Mapping[str, float]``.
 
 Every bad input is one :class:`InputError` in one wording, naming where the
 config came from and the dotted key: ``<where>: '<key>' is <value>; expected
@@ -24,12 +25,9 @@ import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from attentionlite.errors import InputError
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 _SHOWN_CHARACTERS = 60  # a value quoted in an error is cut to this length, so the message stays one line
@@ -88,24 +86,22 @@ def resolve_config_path(name_or_path: str | Path, presets: Mapping[str, Path], w
     return presets[str(name_or_path)]
 
 
-def to_toml(config: DataclassInstance) -> str:
+def to_toml(config: Any) -> str:
     """The config as TOML that :func:`build` reads back to an equal config: scalars, tables, arrays of tables."""
-    scalars, tables, arrays = [], [], []
-    schema = _schema(type(config))
-    for item in fields(config):
-        value, (kind, constraint) = getattr(config, item.name), schema[item.name]
-        if _is_config(kind):
-            tables.append((item.name, {sub.name: getattr(value, sub.name) for sub in fields(value)}))
-        elif _element_config(kind) is not None:
-            arrays += [(item.name, {sub.name: getattr(entry, sub.name) for sub in fields(entry)}) for entry in value]
-        elif isinstance(constraint, Keyed):
-            tables.append((item.name, dict(value)))
-        else:
-            scalars.append(f"{item.name} = {toml_value(value)}")
-    lines = scalars
-    for header, pairs in [(f"[{name}]", table) for name, table in tables] + [(f"[[{n}]]", t) for n, t in arrays]:
-        lines += ["", header] + [f"{key} = {toml_value(value)}" for key, value in pairs.items()]
+    table = as_table(config)
+    lines = [f"{key} = {toml_value(value)}" for key, value in table.items() if not _holds_tables(value)]
+    for name, value in table.items():
+        if isinstance(value, dict):
+            lines += ["", f"[{name}]"] + [f"{key} = {toml_value(entry)}" for key, entry in value.items()]
+    for name, value in table.items():
+        for entry in value if _holds_tables(value) and isinstance(value, list) else ():
+            lines += ["", f"[[{name}]]"] + [f"{key} = {toml_value(item)}" for key, item in entry.items()]
     return "\n".join(lines) + "\n"
+
+
+def _holds_tables(value: Any) -> bool:
+    """A table, or an array of tables: what TOML writes under a header rather than as ``key = value``."""
+    return isinstance(value, dict) or (isinstance(value, list) and bool(value) and isinstance(value[0], dict))
 
 
 def toml_value(value: Any) -> str:
@@ -227,7 +223,7 @@ def _strings(value: Any, where: str, key: str) -> tuple[str, ...]:
 
 
 def _array_of_tables(element: type, value: Any, where: str, key: str) -> tuple:
-    """A tuple of configs; every array the configs hold must have at least one table."""
+    """The ``[[key]]`` tables as a tuple of configs; an empty array describes nothing and is an error."""
     if not isinstance(value, (list, tuple)) or not value:
         raise InputError(f"{where}: '{key}' is {_shown(value)}; expected a non-empty array of [[{key}]] tables")
     return tuple(build(element, entry, where, f"{key}[{index}].") for index, entry in enumerate(value))

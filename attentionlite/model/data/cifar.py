@@ -171,4 +171,3 @@ def _member_path(member: tarfile.TarInfo, folder: str, url: str) -> PurePosixPat
     if not (member.isfile() or member.isdir()) or not parts or parts[0] != folder or ".." in parts:
         raise InputError(f"{url}: unexpected archive member {member.name!r}; expected files under {folder}/")
     return PurePosixPath(*parts[1:])
-

@@ -42,8 +42,6 @@ class FileListing:
     side_files: tuple[Path, ...] = ()  # files besides the images that define the labels
 
 
-
-
 def list_image_files(root: str | Path, split: str) -> FileListing:
     """The files and labels of ``split`` in an image folder or Tiny-ImageNet ``root``; nothing is decoded."""
     root = Path(root)
@@ -215,4 +213,3 @@ def _decode_image(path: str, image_size: int) -> np.ndarray:
     if pixels.shape != (image_size, image_size, 3):
         raise InputError(f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]}, expected {image_size}x{image_size}")
     return pixels
-

@@ -45,11 +45,8 @@ class ImageSet:
         return len(self.labels)
 
 
-
 def dataset_info(dataset: str) -> DatasetInfo:
     """The :class:`DatasetInfo` registered as ``dataset``; an unknown name is an InputError."""
     if dataset not in DATASETS:
         raise InputError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     return DATASETS[dataset]
-
-

@@ -29,7 +29,6 @@ def load_split(dataset: str, root: str | Path, split: str, cache_dir: str | Path
     return decode_cached(listing, info, cache_folder(cache_dir, dataset, split, root))
 
 
-
 def subset(images: ImageSet, per_class: int, seed: int) -> ImageSet:
     """At most ``per_class`` images of each class, drawn with ``seed``, kept in their original order."""
     if per_class < 1:
@@ -39,4 +38,3 @@ def subset(images: ImageSet, per_class: int, seed: int) -> ImageSet:
               for label in range(len(images.classes))]
     keep = np.sort(np.concatenate(chosen))
     return ImageSet(images.images[keep], images.labels[keep], images.classes)
-

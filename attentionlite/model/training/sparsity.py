@@ -31,11 +31,14 @@ scales and shifts, biases, the relative position embeddings of attention
 layers and the mixture embeddings of the attention stem (few parameters, and
 they carry the geometry of the window).
 
-Units.  In ``"unstructured"`` mode the unit is one weight.  In ``"column"``
-mode the unit is a column of the layer's weight matrix viewed as
-``(out, in * kh * kw)`` (the im2col GEMM), i.e. one ``(in, kh, kw)`` position
-across all output channels; a column-pruned layer can be compacted into a
-smaller dense GEMM (:func:`~attentionlite.model.nets.gathered.compact_model`).  Grouped
+Units.  Each pruning mode is one strategy object (:data:`PRUNING_UNITS`) that
+says what a unit is, what it costs and how a per-unit choice becomes a weight
+mask.  In ``"unstructured"`` mode (:class:`UnstructuredUnits`) the unit is one
+weight.  In ``"column"`` mode (:class:`ColumnUnits`) the unit is a column of
+the layer's weight matrix viewed as ``(out, in * kh * kw)`` (the im2col GEMM),
+i.e. one ``(in, kh, kw)`` position across all output channels; a column-pruned
+layer can be compacted into a smaller dense GEMM
+(:func:`~attentionlite.model.nets.gathered.compact_model`).  Grouped
 convolutions (``groups > 1``) have no single weight matrix and stay dense in
 column mode.  Densities are always counted in weights, so a column of a
 layer with ``out`` outputs costs ``out`` weights of the budget.

@@ -72,7 +72,6 @@ class Timeline:
         return max(self.core_end, default=0)
 
 
-
 class _Core:
     """One core's tile stream and how far it has got."""
 

@@ -33,7 +33,6 @@ class Task:
     depends_on: tuple[int, ...] = ()
 
 
-
 def _single_tile_if_empty(tiles: TileStream) -> TileStream:
     """An op with no work still occupies one (empty) tile, so it has a place in time."""
     if len(tiles):

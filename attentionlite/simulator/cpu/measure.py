@@ -313,4 +313,3 @@ class CpuPrediction:
         """``ops.csv`` and ``summary.json`` (with the measurement, if any) in ``out_dir``, atomically."""
         extra = {} if self.measurement is None else {"measured": self.measurement.summary()}
         return self.result.write(out_dir, extra)
-

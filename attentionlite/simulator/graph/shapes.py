@@ -33,7 +33,6 @@ def pair(value: int | Sequence[int]) -> tuple[int, int]:
     return height, width
 
 
-
 def conv_output_shape(conv: nn.Conv2d | GatheredConv2d, input_shape: Shape) -> Shape:
     """(B, Cin, H, W) -> (B, Cout, Ho, Wo), Ho = floor((H + 2p - d(k-1) - 1) / s) + 1."""
     sides = _sliding_output(input_shape[2:], conv.kernel_size, conv.stride, conv.padding, conv.dilation, False)

@@ -189,4 +189,3 @@ def _gemm_op(row: _RowReader, source: str) -> Op:
         weight_nonzero=gemm.k * gemm.n,
         source=source,
     )
-
