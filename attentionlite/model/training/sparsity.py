@@ -148,7 +148,7 @@ def initial_masks(
     costs = [units.cost(w) for w in weights.values()]
     counts = [units.count(w) for w in weights.values()]
     budget = round(density * sum(w.numel() for w in weights.values()))
-    kept = allocate_units(budget, shares=[float(n) for n in counts], room=counts, cost=costs)
+    kept = uniform_units(density, budget, counts, costs)
     generator = torch.Generator().manual_seed(seed)
     return {
         name: units.to_weight_mask(_random_units(n_units, n_kept, generator), weight)
@@ -178,6 +178,24 @@ def layer_densities(masks: dict[str, torch.Tensor]) -> dict[str, float]:
 def count_nonzero_parameters(model: nn.Module) -> int:
     """Non-zero entries over all parameters, masked or dense."""
     return sum(int(torch.count_nonzero(p)) for p in model.parameters())
+
+
+def uniform_units(density: float, budget: int, counts: list[int], costs: list[int]) -> list[int]:
+    """Units each layer keeps so that every layer sits at ``density`` to within one unit.
+
+    Each layer of ``counts[i]`` units (``costs[i]`` weights each) keeps the floor
+    of ``density * counts[i]``; what that leaves of the ``budget`` of weights
+    goes one unit at a time to the layers with the largest fractional remainder
+    (ties to the lower index), skipping a unit that no longer fits.
+    """
+    targets = [density * count for count in counts]
+    kept = [math.floor(target) for target in targets]
+    remaining = budget - sum(k * cost for k, cost in zip(kept, costs))
+    for i in sorted(range(len(counts)), key=lambda i: (kept[i] - targets[i], i)):
+        if targets[i] > kept[i] and kept[i] < counts[i] and costs[i] <= remaining:
+            kept[i] += 1
+            remaining -= costs[i]
+    return kept
 
 
 def allocate_units(budget: int, shares: list[float], room: list[int], cost: list[int]) -> list[int]:
