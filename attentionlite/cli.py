@@ -174,8 +174,13 @@ def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_b
 @click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), help="How weight sparsity is exploited.")
 @click.option("--dataset", help="Dataset that sets classes and image size when tracing a model name.")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help=_BATCH_HELP)
-@click.option("--out", type=click.Path(file_okay=False), help="Folder for ops.csv and summary.json.")
-def simulate(target, topology, hardware_name, array, dataflow, cores, bandwidth_gb_s, window_mapping, schedule, sparsity, dataset, batch, out) -> None:
+@click.option("--fold-bn/--no-fold-bn", "fold_batch_norm", default=None,
+              help="Fold each batch norm into the convolution before it, as inference hardware does "
+                   "(default: the hardware's fold_batch_norm, true in every preset).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Folder for ops.csv, COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv and summary.json.")
+def simulate(target, topology, hardware_name, array, dataflow, cores, bandwidth_gb_s, window_mapping, schedule,
+             sparsity, dataset, batch, fold_batch_norm, out) -> None:
     """Simulate a model, checkpoint, saved graph or SCALE-Sim topology on the accelerator.
 
     \b
@@ -189,10 +194,11 @@ def simulate(target, topology, hardware_name, array, dataflow, cores, bandwidth_
     workload = resolve_target(topology, topology=True) if topology is not None else target
     result = api.simulate(workload, hardware_name, schedule=schedule, dataset=dataset, batch=batch, array=array,
                           dataflow=dataflow, cores=cores, bandwidth_gb_s=bandwidth_gb_s,
-                          window_mapping=window_mapping, sparsity=sparsity)
+                          window_mapping=window_mapping, sparsity=sparsity, fold_batch_norm=fold_batch_norm)
     click.echo(result.table())
     if out:
-        click.echo(f"wrote {result.write(out)}/ops.csv and summary.json")
+        folder = result.write(out)
+        click.echo(f"wrote {folder}/ops.csv, COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv and summary.json")
 
 
 @main.group()
@@ -358,7 +364,9 @@ def parse_knob_values(text: str) -> list:
     return [_scalar(part) for part in parse_names(text)]
 
 
-def _scalar(text: str) -> int | float | str:
+def _scalar(text: str) -> bool | int | float | str:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     for convert in (int, float):
         try:
             return convert(text)

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_hardware("paa-default", array=parse_array(args.array), dataflow=args.dataflow, cores=1)
     whole_s, whole = time_attentionlite(ops, config, args.repeats)
     print(f"AttentionLite: {args.topology.name}, {len(ops)} ops, {args.array} {args.dataflow}, 1 core: "
-          f"{whole_s:.3f} s (best of {args.repeats}); {whole.totals.cycles:,} cycles, {whole.totals.stall_cycles:,} stall")
+          f"{whole_s:.3f} s (best of {args.repeats}); {whole.totals.cycles:,} cycles, {whole.totals.per_batch.stall_cycles:,.0f} stall")
 
     count = len(ops) if args.scalesim_layers is None else args.scalesim_layers
     if count == 0:

@@ -23,8 +23,16 @@ def test_topology_file_to_ops_csv_and_summary(tmp_path):
     assert result.exit_code == 0, result.output
     assert "conv1" in result.output and "throughput" in result.output
     lines = (tmp_path / "sim" / "ops.csv").read_text().splitlines()
-    assert lines[0].startswith("name,kind,cores,start_cycle,end_cycle,compute_cycles,stall_cycles,utilisation")
+    assert lines[0].startswith("name,kind,cores,start_cycle,end_cycle,folds,compute_cycles,stall_cycles")
+    for operand in ("dram_read_input", "dram_read_weight", "dram_read_index", "dram_write_output", "sram_read_input"):
+        assert f"{operand}_bytes" in lines[0].split(",")
     assert [line.split(",")[0] for line in lines[1:]] == ["conv1", "conv2"]
+    compute = (tmp_path / "sim" / "COMPUTE_REPORT.csv").read_text().splitlines()
+    assert compute[0] == ("LayerID,Layer,Kind,Folds,Total Cycles,Compute Cycles,Stall Cycles,Overall Util %,"
+                          "Mapping Efficiency %,Compute Util %")
+    bandwidth = (tmp_path / "sim" / "BANDWIDTH_REPORT.csv").read_text().splitlines()
+    assert "Avg IFMAP DRAM BW (B/cycle)" in bandwidth[0] and "Peak FILTER DRAM BW (B/cycle)" in bandwidth[0]
+    assert len(compute) == len(bandwidth) == 3
     summary = json.loads((tmp_path / "sim" / "summary.json").read_text())
     assert summary["hardware"]["array"] == {"rows": 8, "cols": 8, "dataflow": "ws"}
     assert summary["run"]["schedule"] == "data" and summary["provenance"]["package_version"]
@@ -36,7 +44,7 @@ def test_same_command_same_bytes(tmp_path):
     topology.write_text(TOPOLOGY)
     for out in ("a", "b"):
         assert run("--topology", str(topology), "--schedule", "split", "--out", str(tmp_path / out)).exit_code == 0
-    for name in ("ops.csv", "summary.json"):
+    for name in ("ops.csv", "COMPUTE_REPORT.csv", "BANDWIDTH_REPORT.csv", "summary.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 

@@ -97,21 +97,19 @@ def _point_columns(point: Point) -> dict:
 def result_columns(result: SimResult) -> dict:
     """One simulation's totals per image, as a sweep row and a comparison row carry them.
 
-    The simulator runs ``totals.images`` images (one per core when data-parallel)
-    and reports energy and DRAM traffic for all of them; here they are divided
-    by the images, and the energy-delay product is the per-image energy times
-    the latency (one image's time through the network).
+    Energy, its energy-delay product (per-image energy times one batch's
+    latency) and DRAM traffic are the simulator's per-image cost; cycles,
+    latency and throughput are of the run it simulated.
     """
-    totals, hardware = result.totals, result.hardware
-    energy = totals.energy_j / totals.images
+    totals, hardware, image = result.totals, result.hardware, result.totals.per_image
     return {
         "pes": hardware["array"]["rows"] * hardware["array"]["cols"] * hardware["cores"],
         "cycles": totals.cycles,
         "latency_s": totals.latency_s,
         "throughput": totals.throughput,
-        "energy_per_image_j": energy,
-        "edp_per_image": energy * totals.latency_s,
-        "dram_bytes_per_image": totals.dram_bytes / totals.images,
+        "energy_per_image_j": image.energy_j,
+        "edp_per_image": image.edp,
+        "dram_bytes_per_image": image.dram_bytes,
         "utilisation": totals.utilisation,
         "stall_share": totals.stall_share,
     }

@@ -16,11 +16,20 @@ def times(ratio: float) -> str:
     return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.3g}x"
 
 
-def ratio_phrase(ratio: float, better: str, worse: str) -> str:
-    """``2.5`` -> "2.5x faster"; ``0.5`` -> "2x slower"; within 0.5% of 1 -> "level (within 0.5%)"."""
+def ratio_phrase(ratio: float, better: str, worse: str, same: str) -> str:
+    """``2.5`` -> "2.5x faster"; ``0.5`` -> "2x slower"; within 0.5% of 1 -> "as fast (within 0.5%)"
+    (``same`` is the words for level: "as fast", "as much energy")."""
     if abs(ratio - 1.0) < 0.005:
-        return "level (within 0.5%)"
+        return f"{same} (within 0.5%)"
     return f"{times(ratio)} {better}" if ratio > 1 else f"{times(1 / ratio)} {worse}"
+
+
+def speed_phrase(ratio: float) -> str:
+    return ratio_phrase(ratio, "faster", "slower", "as fast")
+
+
+def energy_phrase(ratio: float) -> str:
+    return ratio_phrase(ratio, "less energy", "more energy", "as much energy")
 
 
 def milli(value: float) -> str:
@@ -48,8 +57,8 @@ def reference_sentences(rows: Sequence[Mapping], point_label: str) -> list[str]:
     for row in rows[1:]:
         sentences.append(
             f"`{row['model']}` takes {milli(row['latency_s'])} ms and {milli(row['energy_per_image_j'])} mJ: "
-            f"{ratio_phrase(row['speedup_vs_teacher'], 'faster', 'slower')} and "
-            f"{ratio_phrase(row['energy_saving_vs_teacher'], 'less energy', 'more energy')} than the teacher, "
+            f"{speed_phrase(row['speedup_vs_teacher'])} and "
+            f"{energy_phrase(row['energy_saving_vs_teacher'])} than the teacher, "
             f"at {percent(row['utilisation'])} array utilisation (teacher {percent(teacher['utilisation'])})."
         )
     return sentences
@@ -57,8 +66,8 @@ def reference_sentences(rows: Sequence[Mapping], point_label: str) -> list[str]:
 
 def sparsity_sentence(rows: Sequence[Mapping], mode: str) -> str:
     """What exploiting weight sparsity buys each model over the same hardware run dense."""
-    parts = [f"`{r['model']}` {ratio_phrase(r['speedup_from_sparsity'], 'faster', 'slower')}, "
-             f"{ratio_phrase(r['energy_saving_from_sparsity'], 'less energy', 'more energy')}" for r in rows]
+    parts = [f"`{r['model']}` {speed_phrase(r['speedup_from_sparsity'])}, "
+             f"{energy_phrase(r['energy_saving_from_sparsity'])}" for r in rows]
     return (f"Exploiting weight sparsity (mode `{mode}`), against the same hardware running every model "
             "dense: " + "; ".join(parts) + ".")
 
@@ -135,7 +144,7 @@ def pareto_sentence(sweep: Sequence[Mapping], on_front: Sequence[bool], models: 
 def cpu_sentence(rows: Sequence[Mapping], cpu_name: str) -> str:
     parts = [
         f"`{r['model']}` {milli(r['cpu_latency_s'])} ms "
-        f"({ratio_phrase(r['speedup_vs_cpu'], 'faster', 'slower')} on the accelerator)"
+        f"({speed_phrase(r['speedup_vs_cpu'])} on the accelerator)"
         for r in rows
     ]
     return f"On the CPU baseline (`{cpu_name}`), predicted latency per image: " + "; ".join(parts) + "."

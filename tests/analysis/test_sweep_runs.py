@@ -43,8 +43,8 @@ def test_rows_equal_single_simulate_runs(swept, hardware):
         totals = simulate(graphs[row["model"]], config, schedule=row["schedule"]).totals
         assert row["cycles"] == totals.cycles
         assert row["latency_s"] == totals.latency_s
-        assert row["energy_per_image_j"] == totals.energy_j / totals.images
-        assert row["dram_bytes_per_image"] == totals.dram_bytes / totals.images
+        assert row["energy_per_image_j"] == totals.per_image.energy_j
+        assert row["dram_bytes_per_image"] == totals.per_image.dram_bytes
         assert row["pes"] == row["array_rows"] * row["array_cols"] * row["cores"]
 
 

@@ -2,10 +2,12 @@
 
 from attentionlite.reports.summary import (
     cpu_caveat,
+    energy_phrase,
     head_to_head,
     milli,
     percent,
     ratio_phrase,
+    speed_phrase,
     times,
     winners_by_array,
 )
@@ -34,8 +36,9 @@ def test_winners_by_array_groups_runs_of_sizes():
 
 def test_numbers_read_without_exponents():
     assert (times(1.984), times(37.44), times(2089.03)) == ("1.98x", "37.4x", "2,089x")
-    assert ratio_phrase(0.5, "faster", "slower") == "2x slower"
-    assert ratio_phrase(1.001, "faster", "slower") == "level (within 0.5%)"
+    assert ratio_phrase(0.5, "faster", "slower", "as fast") == "2x slower"
+    assert ratio_phrase(1.001, "faster", "slower", "as fast") == "as fast (within 0.5%)"
+    assert energy_phrase(0.999) == "as much energy (within 0.5%)" and speed_phrase(2.5) == "2.5x faster"
     assert (milli(0.00942), milli(3.4865)) == ("9.42", "3,486")
     assert (percent(0.257), percent(0.00043)) == ("26%", "0.043%")
 

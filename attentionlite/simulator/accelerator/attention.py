@@ -95,7 +95,7 @@ def _logit_elements(window: Window) -> int:
     return window.queries * window.heads * window.window_size * window.mixtures
 
 
-def map_window_logits(op: Op, config: HardwareConfig, on_chip: OnChip) -> OpWork:
+def map_window_logits(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
     """Content logits on the array, relative logits as a shared-embedding GEMM, their sum on the vector unit."""
     window = _require_window(op)
     gemm, key_rereads = WINDOW_MAPPINGS[config.attention.window_mapping][0](window, config)
@@ -106,10 +106,10 @@ def map_window_logits(op: Op, config: HardwareConfig, on_chip: OnChip) -> OpWork
         useful_macs=op.macs - relative_macs,
         sram_reads_per_element={"weight": key_rereads},
     )
-    works = [gemm_work(content.kept_on_chip(on_chip), config)]
+    works = [gemm_work(content.kept_on_chip(on_chip), config, parts)]
     if relative_macs:
-        works.append(gemm_work(_relative_logits(op, window), config))
-    return combine(works + [_vector_on_chip(op, config)])
+        works.append(gemm_work(_relative_logits(op, window), config, parts))
+    return combine(works + [_vector_on_chip(op, config, parts)])
 
 
 def _relative_logits(op: Op, window: Window) -> GemmMapping:
@@ -121,7 +121,7 @@ def _relative_logits(op: Op, window: Window) -> GemmMapping:
     return GemmMapping(gemm=gemm, tensor_elements={"input": 0, "weight": weights, "output": 0}, useful_macs=gemm.macs)
 
 
-def map_weighted_sum(op: Op, config: HardwareConfig, on_chip: OnChip) -> OpWork:
+def map_weighted_sum(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
     """Softmax-weighted sum of each window's values on the array (stem mixing on the vector unit)."""
     window = _require_window(op)
     gemm, value_rereads = WINDOW_MAPPINGS[config.attention.window_mapping][1](window, config)
@@ -131,7 +131,7 @@ def map_weighted_sum(op: Op, config: HardwareConfig, on_chip: OnChip) -> OpWork:
         useful_macs=op.macs,
         sram_reads_per_element={"weight": value_rereads},
     )
-    return combine([gemm_work(mapping.kept_on_chip(on_chip), config), _vector_on_chip(op, config)])
+    return combine([gemm_work(mapping.kept_on_chip(on_chip), config, parts), _vector_on_chip(op, config, parts)])
 
 
 def softmax_cycles(elements: int, config: HardwareConfig) -> int:
@@ -139,15 +139,15 @@ def softmax_cycles(elements: int, config: HardwareConfig) -> int:
     return math.ceil(elements * (3 + config.vector.exp_cycles) / config.vector.lanes)
 
 
-def map_softmax(op: Op, config: HardwareConfig, on_chip: OnChip) -> OpWork:
+def map_softmax(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
     """Softmax over each window on the vector unit, streaming logits in and probabilities out."""
     elements = op.vector_ops // SOFTMAX_OPS_PER_ELEMENT
-    return vector_work(softmax_cycles(elements, config), op.vector_ops, op, config, on_chip)
+    return vector_work(softmax_cycles(elements, config), op.vector_ops, op, config, on_chip, parts)
 
 
-def _vector_on_chip(op: Op, config: HardwareConfig) -> OpWork:
+def _vector_on_chip(op: Op, config: HardwareConfig, parts: int) -> OpWork:
     """The op's own vector work (relative-logit adds, stem value mixing) on data already on chip."""
-    return on_chip_vector_work(math.ceil(op.vector_ops / config.vector.lanes), op.vector_ops)
+    return on_chip_vector_work(math.ceil(op.vector_ops / config.vector.lanes), op.vector_ops, parts)
 
 
 def _require_window(op: Op) -> Window:

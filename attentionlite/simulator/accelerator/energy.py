@@ -1,9 +1,12 @@
 """Energy from access counts: events x energy per event, plus leakage x time.
 
-``E = MACs * e_mac + vector ops * e_vec + SRAM bytes * e_sram + DRAM bytes *
-e_dram + P_leak * cores * t``.  The per-event table is the hardware config's
-``[energy]`` section (defaults: 45 nm, Horowitz ISSCC 2014 with Eyeriss's
-cost ratios; see :class:`~attentionlite.simulator.hardware.EnergyTable`).
+``E = MACs * e_mac + vector ops * e_vec + sum over buffers (SRAM bytes * e_sram(bank))
++ DRAM bytes * e_dram + P_leak * cores * t``.  The per-event table is the
+hardware config's ``[energy]`` section (45 nm figures from Horowitz, ISSCC
+2014, and each preset's memory technology; see
+:class:`~attentionlite.simulator.accelerator.hardware.EnergyTable`).  Each
+operand buffer is priced at its own bank size (half its double buffer), and
+its bytes include the DRAM fills written into it and the drains read out of it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
-from attentionlite.simulator.accelerator.memory import OpWork
+from attentionlite.simulator.accelerator.memory import OPERANDS, OpWork
 
 COMPONENTS = ("mac", "vector", "sram", "dram", "leakage")
 
@@ -37,13 +40,18 @@ def leakage_pj(core_cycles: int, config: HardwareConfig) -> float:
     return config.energy.leakage_mw_per_core * seconds * 1e9
 
 
+def sram_pj_per_byte(config: HardwareConfig, buffer: str) -> float:
+    """Energy of a byte in one operand buffer: a bank is one half of its double buffer."""
+    return config.energy.sram_pj_per_byte(config.half_buffer_bytes(buffer) / 1024)
+
+
 def op_energy(work: OpWork, busy_core_cycles: int, config: HardwareConfig) -> Energy:
     """The dynamic energy of ``work`` plus leakage of the cores over the cycles they spent on it."""
-    table = config.energy
+    table, traffic = config.energy, work.traffic
     return Energy(
         mac=work.macs * table.mac_pj,
         vector=work.vector_ops * table.vector_op_pj,
-        sram=(work.sram_read_bytes + work.sram_write_bytes) * table.sram_pj_per_byte,
-        dram=(work.dram_read_bytes + work.dram_write_bytes) * table.dram_pj_per_byte,
+        sram=sum(traffic.sram_bytes(buffer) * sram_pj_per_byte(config, buffer) for buffer in OPERANDS),
+        dram=(traffic.dram_read + traffic.dram_write) * table.dram_pj_per_byte,
         leakage=leakage_pj(busy_core_cycles, config),
     )

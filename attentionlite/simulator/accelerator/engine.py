@@ -2,15 +2,28 @@
 
 The event loop works at tile granularity, never per cycle.  On each core,
 tile i computes out of one half of the double buffers while tile i + 1 is
-loaded into the other; the DMA request that loads tile i (and stores the
-outputs of tile i - 2, whose half it reuses) becomes ready when tile i - 2
-finishes computing.  All cores' requests go through one DRAM channel, served
-first come first served: a request occupies the channel for
-``ceil(bytes / bytes_per_cycle)`` cycles and its data arrives ``latency``
-cycles after that.  A tile computes once its data has arrived and the
-previous tile is done; waiting for data is a *stall*.  A task (one op on one
-core) that depends on tasks on other cores starts computing when they have
-finished; its prefetch may start earlier.
+loaded into the other.  Each tile makes two DMA requests:
+
+* its *load*, ready when tile i - 2 has finished computing (its input half is
+  free then); tiles 0 and 1 are ready at once;
+* its *store*, ready when tile i has finished computing.
+
+A tile computes once its data has arrived, the previous tile is done, and the
+store of tile i - 2 has left the output half it is about to write; waiting for
+any of these is a *stall*.  All cores' requests go through one DRAM channel,
+served first come first served (stores before loads at the same cycle): a
+request occupies the channel for ``ceil(bytes / bytes_per_cycle)`` cycles and
+a load's data arrives ``latency`` cycles after that.
+
+Two kinds of dependency between tasks (a task is one op, or one core's share
+of it, for one image group):
+
+* ``depends_on``: the task computes only after those tasks have finished
+  computing (across cores, or after all parts of the previous op);
+* ``reads_from``: read after write.  The task reads those tasks' outputs from
+  DRAM, so none of its loads is issued before the last of their stores has
+  left the channel.  (Its weights wait with them: the DMA does not prefetch a
+  task's operands separately.)
 
 Relation to SCALE-Sim's stall model.  SCALE-Sim v3 in USER-bandwidth mode walks
 its demand matrices cycle by cycle: each read buffer first prefetches as much
@@ -23,16 +36,18 @@ purpose: (1) the transfer unit is a tile (a fold or a piece of one), not an
 operand row; (2) the first tile's load is not a separate prefetch phase but
 overlaps the rest of the op; (3) DRAM latency is modelled (SCALE-Sim has none)
 and loads and stores share one channel with all cores; (4) traffic follows the
-reuse rules of memory.py (tensors move once when they fit; ws/is partial sums
-stay in the output buffer) where SCALE-Sim moves padded operand rows and
-spills ws/is partial sums every fold; (5) the prefetch-offset accounting of
+reuse rules of memory.py (tensors move once when they fit, re-swept operands
+once per column fold; ws/is partial sums stay in the output buffer) where
+SCALE-Sim moves padded operand blocks through a ring-buffer window that
+refetches whole laps, and spills ws/is partial sums every fold (compared per
+operand in benchmarks/scalesim_notes.md); (5) the prefetch-offset accounting of
 SCALE-Sim's ``read_buffer.service_reads`` (a negative offset added, a positive
 one counted twice) is not reproduced.  Measured on a 100x72x200 GEMM, 32x32
-array, 10 words/cycle (tests/test_sim_scalesim.py): compute cycles agree
-exactly; SCALE-Sim stalls 0 cycles after a prefetch and totals 6,422 (os),
-11,352 (ws), 12,246 (is) cycles including it; this engine totals 5,769, 6,103
-and 6,257, always between the stall-free compute cycles and SCALE-Sim's
-total with prefetch, because it overlaps loads that SCALE-Sim serialises.
+array, 10 words/cycle (tests/simulator/accelerator/test_sim_scalesim.py):
+compute cycles agree exactly; SCALE-Sim stalls 0 cycles after a prefetch and
+totals 6,422 (os), 11,352 (ws), 12,246 (is) cycles including it; this engine
+stays between the stall-free compute cycles and SCALE-Sim's total with
+prefetch, because it overlaps loads that SCALE-Sim serialises.
 """
 
 from __future__ import annotations
@@ -47,20 +62,32 @@ from attentionlite.simulator.accelerator.hardware import HardwareConfig
 from attentionlite.simulator.accelerator.memory import transfer_cycles
 from attentionlite.simulator.accelerator.schedules import Task
 
+STORE, LOAD = 0, 1  # request kinds, in the order the channel serves them at the same cycle
+
 
 @dataclass
 class TaskTiming:
-    """When a task ran: first compute start, last compute end, and its cycles."""
+    """When a task ran: first compute start, last compute end, its cycles, when its first DRAM transfer
+    began (-1: none) and when its stores were done."""
 
     start: int = -1
     end: int = 0
     compute: int = 0
     stall: int = 0
+    first_transfer: int = -1
+    stored: int = 0
+
+    @property
+    def active_span(self) -> tuple[int, int]:
+        """(first cycle, last cycle) the task used the array or the DRAM channel."""
+        first = self.start if self.first_transfer < 0 else min(self.start, self.first_transfer)
+        return first, max(self.end, self.stored)
 
 
 @dataclass
 class Timeline:
-    """The engine's answer: per-task timings and when each core went quiet."""
+    """The engine's answer: per-task timings, when each core went quiet, and when each image group was done
+    (its last compute or store)."""
 
     tasks: list[TaskTiming]
     core_end: list[int]
@@ -80,20 +107,18 @@ class _Core:
         lengths = [len(stream) for stream in streams]
         loads = np.concatenate([s.load_bytes for s in streams])
         stores = np.concatenate([s.store_bytes for s in streams])
-        request_bytes = np.concatenate([loads, np.zeros(2)]) + np.concatenate([np.zeros(2), stores])
-        self.transfer = transfer_cycles(request_bytes, config).tolist()  # request i: load tile i, store tile i - 2
         self.compute = np.concatenate([s.compute for s in streams]).tolist()
-        self.loads_something = (loads > 0).tolist()
+        self.load_cycles = transfer_cycles(loads, config).tolist()
+        self.store_cycles = transfer_cycles(stores, config).tolist()
         self.count = len(self.compute)
         tile_task = np.repeat([task_id for task_id, _ in tasks], lengths)
         self.task_of_tile = tile_task.tolist()
         self.finishes_task = np.append(tile_task[1:] != tile_task[:-1], True).tolist()
         starts = np.cumsum([0] + lengths[:-1]).tolist()
-        self.dependencies_of_tile = {start: task.depends_on for start, (_, task) in zip(starts, tasks) if task.depends_on}
-        self.arrival: list[int] = []
+        self.compute_gate = {start: task.depends_on for start, (_, task) in zip(starts, tasks) if task.depends_on}
+        self.arrival: list[int | None] = [None] * self.count
+        self.store_end: list[int | None] = [None] * self.count
         self.compute_end: list[int] = []
-        self.next_request = 0
-        self.pending = False  # a request of this core is waiting in the heap
         self.end = 0
 
 
@@ -106,89 +131,131 @@ class _EventLoop:
         for task_id, task in enumerate(tasks):
             by_core.setdefault(task.core, []).append((task_id, task))
         self.cores = {core: _Core(assigned, config) for core, assigned in sorted(by_core.items())}
+        self.reads_from = [task.reads_from for task in tasks]
         self.timings = [TaskTiming() for _ in tasks]
-        self.done = [False] * len(tasks)
-        self.waiting: dict[int, list[int]] = {}
-        self.heap: list[tuple[int, int]] = []
+        self.computed = [False] * len(tasks)
+        self.stores_left = [len(task.tiles) for task in tasks]
+        self.waiting_compute: dict[int, list[int]] = {}  # task -> cores whose next tile waits for it to compute
+        self.waiting_stores: dict[int, list[tuple[int, int, int]]] = {}  # task -> parked (core, tile, ready)
+        self.heap: list[tuple[int, int, int, int]] = []  # (ready cycle, kind, core, tile)
         self.channel_free = 0
 
     def run(self) -> list[TaskTiming]:
         for core_id, core in self.cores.items():
-            self._issue_next(core, core_id)
+            for tile in range(min(2, core.count)):
+                self._request_load(core_id, tile, 0)
+            self._advance(core_id)
         while self.heap:
-            ready, core_id = heapq.heappop(self.heap)
-            self._serve(self.cores[core_id], core_id, ready)
+            ready, kind, core_id, tile = heapq.heappop(self.heap)
+            self._serve(kind, core_id, tile, ready)
+            self._advance(core_id)
         return self.timings
 
-    def _serve(self, core: _Core, core_id: int, ready: int) -> None:
-        """Give the channel to the core's next request, then compute what that makes possible."""
-        i = core.next_request
-        core.pending = False
-        start = ready if ready > self.channel_free else self.channel_free
-        self.channel_free = start + core.transfer[i]
-        if i < core.count:
-            core.arrival.append(self.channel_free + self.latency if core.loads_something[i] else ready)
-        else:
-            core.end = max(core.end, self.channel_free)
-        core.next_request += 1
-        self._advance(core, core_id)
+    # ---- the channel
 
-    def _advance(self, core: _Core, core_id: int) -> None:
-        """Compute every tile whose data and dependencies are in, then issue the next request."""
-        while len(core.compute_end) < len(core.arrival):
+    def _serve(self, kind: int, core_id: int, tile: int, ready: int) -> None:
+        """Move a request's bytes over the channel (only requests with bytes reach the queue)."""
+        core = self.cores[core_id]
+        cycles = core.load_cycles[tile] if kind == LOAD else core.store_cycles[tile]
+        start = ready if ready > self.channel_free else self.channel_free
+        self.channel_free = done = start + cycles
+        timing = self.timings[core.task_of_tile[tile]]
+        if timing.first_transfer < 0:
+            timing.first_transfer = start
+        if kind == LOAD:
+            core.arrival[tile] = done + self.latency
+        else:
+            self._stored(core, tile, done)
+
+    def _stored(self, core: _Core, tile: int, done: int) -> None:
+        core.store_end[tile] = done
+        core.end = max(core.end, done)
+        self._store_done(core.task_of_tile[tile], done)
+
+    def _store_done(self, task_id: int, done: int) -> None:
+        timing = self.timings[task_id]
+        timing.stored = max(timing.stored, done)
+        self.stores_left[task_id] -= 1
+        if self.stores_left[task_id] == 0:
+            for core_id, tile, ready in self.waiting_stores.pop(task_id, []):
+                self._request_load(core_id, tile, ready)
+
+    def _request_load(self, core_id: int, tile: int, ready: int) -> None:
+        """Queue a tile's load, or park it until the tasks it reads from have stored their outputs.
+
+        A tile with nothing to load has its data at once (and reads nothing produced)."""
+        core = self.cores[core_id]
+        if not core.load_cycles[tile]:
+            core.arrival[tile] = ready
+            return
+        for producer in self.reads_from[core.task_of_tile[tile]]:
+            if self.stores_left[producer]:
+                self.waiting_stores.setdefault(producer, []).append((core_id, tile, ready))
+                return
+            ready = max(ready, self.timings[producer].stored)
+        heapq.heappush(self.heap, (ready, LOAD, core_id, tile))
+
+    # ---- the array
+
+    def _advance(self, core_id: int) -> None:
+        """Compute every tile of the core whose data, buffers and dependencies are ready."""
+        core = self.cores[core_id]
+        while len(core.compute_end) < core.count:
             j = len(core.compute_end)
-            gate = self._gate(core.dependencies_of_tile[j], core_id) if j in core.dependencies_of_tile else 0
-            if gate is None:
-                break
-            self._compute_tile(core, j, gate)
-        self._issue_next(core, core_id)
+            ready = self._ready_to_compute(core, core_id, j)
+            if ready is None:
+                return
+            self._compute_tile(core, core_id, j, *ready)
+
+    def _ready_to_compute(self, core: _Core, core_id: int, j: int) -> tuple[int, int] | None:
+        """(earliest start without memory, start) of tile j, or None while something it needs is missing."""
+        arrival = core.arrival[j]
+        freed = core.store_end[j - 2] if j >= 2 else 0  # the output half tile j writes
+        gate = self._gate(core.compute_gate[j], core_id) if j in core.compute_gate else 0
+        if arrival is None or freed is None or gate is None:
+            return None
+        previous_end = core.compute_end[-1] if core.compute_end else 0
+        earliest = max(previous_end, gate)
+        return earliest, max(earliest, arrival, freed)
 
     def _gate(self, dependencies: tuple[int, ...], core_id: int) -> int | None:
-        """When the dependencies finished, or None after parking the core until they have."""
+        """When the dependencies finished computing, or None after parking the core until they have."""
         for dependency in dependencies:
-            if not self.done[dependency]:
-                waiting = self.waiting.setdefault(dependency, [])
+            if not self.computed[dependency]:
+                waiting = self.waiting_compute.setdefault(dependency, [])
                 waiting += [] if core_id in waiting else [core_id]
                 return None
         return max(self.timings[d].end for d in dependencies)
 
-    def _compute_tile(self, core: _Core, j: int, gate: int) -> None:
-        previous_end = core.compute_end[-1] if core.compute_end else 0
-        earliest = previous_end if previous_end > gate else gate
-        start = earliest if earliest > core.arrival[j] else core.arrival[j]
+    def _compute_tile(self, core: _Core, core_id: int, j: int, earliest: int, start: int) -> None:
         end = start + core.compute[j]
         core.compute_end.append(end)
-        core.end = end if end > core.end else core.end
+        core.end = max(core.end, end)
         task_id = core.task_of_tile[j]
         timing = self.timings[task_id]
         if timing.start < 0:
             timing.start = start
         timing.end, timing.compute, timing.stall = end, timing.compute + core.compute[j], timing.stall + start - earliest
+        if core.store_cycles[j]:
+            heapq.heappush(self.heap, (end, STORE, core_id, j))
+        else:
+            self._stored(core, j, end)
+        if j + 2 < core.count:
+            self._request_load(core_id, j + 2, end)
         if core.finishes_task[j]:
-            self._finish(task_id)
-
-    def _finish(self, task_id: int) -> None:
-        self.done[task_id] = True
-        for core_id in self.waiting.pop(task_id, []):
-            self._advance(self.cores[core_id], core_id)
-
-    def _issue_next(self, core: _Core, core_id: int) -> None:
-        """Request i is ready when tile i - 2 has computed (its buffer half is free)."""
-        i = core.next_request
-        if core.pending or i > core.count + 1 or (i >= 2 and len(core.compute_end) < i - 1):
-            return
-        core.pending = True
-        heapq.heappush(self.heap, (core.compute_end[i - 2] if i >= 2 else 0, core_id))
+            self.computed[task_id] = True
+            for waiting_core in self.waiting_compute.pop(task_id, []):
+                self._advance(waiting_core)
 
 
 def run(tasks: Sequence[Task], config: HardwareConfig) -> Timeline:
     """Place every tile of every task at an exact cycle."""
     loop = _EventLoop(tasks, config)
     timings = loop.run()
-    unfinished = [task_id for task_id, done in enumerate(loop.done) if not done]
+    unfinished = [task_id for task_id, done in enumerate(loop.computed) if not done]
     if unfinished:
         raise RuntimeError(f"engine deadlock: {len(unfinished)} tasks never ran (first: {tasks[unfinished[0]]})")
     image_end: dict[int, int] = {}
     for task, timing in zip(tasks, timings):
-        image_end[task.image] = max(image_end.get(task.image, 0), timing.end)
+        image_end[task.image] = max(image_end.get(task.image, 0), timing.end, timing.stored)
     return Timeline(timings, [core.end for core in loop.cores.values()], len(image_end), image_end)

@@ -100,22 +100,51 @@ class AttentionConfig:
 
 @dataclass(frozen=True)
 class EnergyTable:
-    """Energy per event in pJ; defaults are 45 nm figures for 8-bit words.
+    """Energy per event; the defaults are 45 nm figures for 8-bit words, each from a named source.
 
-    Horowitz, "Computing's energy problem", ISSCC 2014: 8-bit integer multiply
-    0.2 pJ + add 0.03 pJ; an 8 KiB SRAM read of 64 bits ~10 pJ (~1.25 pJ/byte);
-    DRAM 1.3-2.6 nJ per 64 bits (160 pJ/byte at the low end); a 32-bit float
-    add 0.9 pJ (the vector unit's softmax arithmetic).  The SRAM:MAC ratio of
-    ~6x matches Eyeriss's normalised costs (Chen et al., ISCA 2016: global
-    buffer 6x, DRAM 200x a MAC).  Leakage per core is an assumption (~5% of a
-    busy core's dynamic power at these sizes); override it in the TOML.
+    Horowitz, "Computing's energy problem (and what we can do about it)",
+    ISSCC 2014, Fig. 1.1.9 (45 nm, 0.9 V):
+
+    * a MAC: 8-bit integer multiply 0.2 pJ + add 0.03 pJ;
+    * the vector unit: a 32-bit float add, 0.9 pJ, per element operation;
+    * SRAM: a 64-bit read costs 10 pJ from 8 KB, 20 pJ from 32 KB and 100 pJ from
+      1 MB.  Energy per byte here grows with the square root of the capacity
+      of the bank accessed, ``sram_reference_pj_per_byte * sqrt(bank /
+      sram_reference_kib)`` (the CACTI-style wire-length scaling), anchored at
+      8 KiB = 1.25 pJ/byte: that gives 2.5 pJ/byte at 32 KiB (exactly
+      Horowitz's) and 14.1 at 1 MiB (his 12.5, +13%).  A bank is one half of an
+      operand's double buffer, and at most ``sram_bank_kib_max`` (larger
+      buffers are banked; the default is Horowitz's largest, 1 MiB);
+    * DRAM: 1.3-2.6 nJ per 64-bit access of a DDR3-class DIMM, so 20 pJ/bit at
+      the low end (``dram_pj_per_bit``), also taken for DDR4 (an upper-side
+      estimate).  Each preset states its memory's figure: HBM2 is 3.9 pJ/bit
+      (O'Connor et al., "Fine-Grained DRAM", MICRO 2017).  For another memory
+      (LPDDR4, GDDR6) set ``dram_pj_per_bit`` from its vendor's power
+      calculator or a DRAM power model (DRAMPower); no preset uses one.
+
+    Against the 0.23 pJ MAC, a DDR3-class byte costs 160 pJ: about 700 MACs.
+    (Eyeriss's normalised table, Chen et al., ISCA 2016, puts DRAM at 200x a
+    16-bit MAC at 65 nm; it is another technology and another word, so it is
+    used only by the ``eyeriss-like`` preset.)  Leakage per core is an
+    assumption (about 5% of a busy core's dynamic power at these sizes).
     """
 
     mac_pj: Annotated[float, NON_NEGATIVE] = 0.23
-    sram_pj_per_byte: Annotated[float, NON_NEGATIVE] = 1.25
-    dram_pj_per_byte: Annotated[float, NON_NEGATIVE] = 160.0
     vector_op_pj: Annotated[float, NON_NEGATIVE] = 0.9
+    sram_reference_pj_per_byte: Annotated[float, NON_NEGATIVE] = 1.25
+    sram_reference_kib: Annotated[float, POSITIVE] = 8.0
+    sram_bank_kib_max: Annotated[float, POSITIVE] = 1024.0
+    dram_pj_per_bit: Annotated[float, NON_NEGATIVE] = 20.0
     leakage_mw_per_core: Annotated[float, NON_NEGATIVE] = 10.0
+
+    def sram_pj_per_byte(self, bank_kib: float) -> float:
+        """Energy of one byte read from or written to a bank of ``bank_kib`` KiB (square-root scaling)."""
+        bank = min(bank_kib, self.sram_bank_kib_max)
+        return self.sram_reference_pj_per_byte * math.sqrt(bank / self.sram_reference_kib)
+
+    @property
+    def dram_pj_per_byte(self) -> float:
+        return 8 * self.dram_pj_per_bit
 
 
 @dataclass(frozen=True)
@@ -131,6 +160,8 @@ class HardwareConfig:
     vector: VectorConfig
     sram: SramConfig
     dram: DramConfig
+    # Inference hardware folds each batch norm into the convolution before it (scaled weights, a bias).
+    fold_batch_norm: bool = True
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     energy: EnergyTable = field(default_factory=EnergyTable)

@@ -4,27 +4,41 @@ Each core has a double-buffered SRAM per operand (input, weight, output).  A
 *tile* is the unit of double buffering: while the array computes tile i out of
 one half, the DMA fills the other half with tile i + 1.  This module decides,
 with closed forms over numpy arrays, how many DRAM bytes each tile must load
-before it can compute and store after it has computed:
+before it can compute and store after it has computed, and counts every byte
+by operand (:class:`Traffic`):
 
 * Reuse.  Folds run column fold outer, row fold inner (systolic.py).  An
   operand that ignores the row-mapped dimension (the os weights, the ws/is
   outputs) is the same for every inner fold, so it is loaded once per column
   fold when its tile fits half its buffer.  An operand that ignores the
   column-mapped dimension (the os inputs) comes back in every column fold; it
-  is loaded once, in the first, when the whole operand fits half its buffer
-  (*resident*), and reloaded otherwise.  Outputs accumulated over the inner
-  folds are stored once; when their tile does not fit, partial sums spill to
-  DRAM and are read back.
-* Real tensor sizes.  DRAM moves tensors, not the GEMM's operand matrices:
-  a convolution's im2col input repeats each pixel kh * kw times on chip but
+  is loaded once, the first time its row tile is used, when the whole
+  operand (per batch) fits half its buffer (*resident*), and reloaded
+  otherwise.  Outputs accumulated over the inner folds are stored once; when
+  their tile does not fit, partial sums spill to DRAM and are read back.
+* Real tensor sizes.  DRAM moves tensors, not the GEMM's operand matrices: a
+  convolution's im2col input repeats each pixel kh * kw times on chip but
   crosses DRAM once.  Each operand's DRAM bytes are therefore scaled by
   ``tensor elements / operand-matrix elements`` (see :class:`GemmMapping`).
 * Capacity.  A fold whose loads do not fit half a buffer is split into equal
   pieces that do, compute spread evenly across them.
-* Reuse across ops (:func:`on_chip_reuse`).  When an op consumes the output
-  of the op just before it on the same core and that tensor fits half of the
+* Cores.  Under the ``split`` schedule each core runs a contiguous share of the
+  folds and decides reuse from its own buffers: every core loads what its folds
+  read.  Shares end on output-complete boundaries (an os fold, a ws/is column
+  fold), so no core holds half an accumulation; with fewer such units than
+  cores the reduction dimension K is cut into slices, every core computes
+  partial sums over its slice (each fold paying its own fill and drain), and a
+  reduction on the vector unit of core 0 reads the partial sums back, adds
+  them and stores the result.
+* Reuse across ops (:func:`on_chip_reuse`).  When an op consumes the output of
+  the op just before it on the same core and that tensor fits half of the
   output and input buffers, it is read on chip instead of from DRAM; if that
   op is its only consumer, the producer does not store it either.
+* SRAM accesses.  The array reads its operand tiles (gathered attention windows
+  re-read keys and values per PE row), writes its outputs and, under ws/is,
+  reads back the partial sums it accumulates; every byte from DRAM is also
+  written into its buffer (a fill) and every byte to DRAM read out of the
+  output buffer (a drain).
 
 The DRAM channel itself (bandwidth, latency, contention between cores) lives
 in engine.py, which places each tile's transfer at an exact cycle.
@@ -34,7 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -57,7 +71,8 @@ class OnChip:
 NOTHING_ON_CHIP = OnChip()  # every tensor crosses DRAM
 
 
-def on_chip_reuse(ops: Sequence[Op], graph: OpGraph | Sequence[Op], same_core: Sequence[bool], config: HardwareConfig) -> list[OnChip]:
+def on_chip_reuse(ops: Sequence[Op], graph: OpGraph | Sequence[Op], same_core: Sequence[bool],
+                  config: HardwareConfig) -> list[OnChip]:
     """Per op, what never crosses DRAM because the neighbouring op on the same core keeps it.
 
     ``same_core[i]`` says op i runs right after op i - 1 on the same core with
@@ -80,15 +95,77 @@ def on_chip_reuse(ops: Sequence[Op], graph: OpGraph | Sequence[Op], same_core: S
     return [OnChip(frozenset(kept), output) for kept, output in zip(inputs, outputs)]
 
 
-def dram_tensor_bytes(op: Op, word_bytes: int, on_chip: OnChip) -> tuple[int, int]:
-    """(input bytes, output bytes) a vector-unit op moves over DRAM, given what stays on chip."""
-    loaded = sum(math.prod(shape) for index, shape in enumerate(op.input_shapes) if index not in on_chip.inputs)
-    return loaded * word_bytes, 0 if on_chip.output else op.output_bytes(word_bytes)
+# ----------------------------------------------------------------------------- what an op moves
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Bytes one op moves, by operand.
+
+    DRAM: the input, the weights, the sparse weights' index metadata, partial
+    sums read back, the output (spilled partial sums included).  SRAM: reads and
+    writes of the input, weight and output buffers, the DRAM fills and drains
+    included.
+    """
+
+    dram_read_input: float = 0.0
+    dram_read_weight: float = 0.0
+    dram_read_index: float = 0.0
+    dram_read_psum: float = 0.0
+    dram_write_output: float = 0.0
+    sram_read_input: float = 0.0
+    sram_read_weight: float = 0.0
+    sram_read_output: float = 0.0
+    sram_write_input: float = 0.0
+    sram_write_weight: float = 0.0
+    sram_write_output: float = 0.0
+
+    def __add__(self, other: Traffic) -> Traffic:
+        return Traffic(**{name: getattr(self, name) + getattr(other, name) for name in TRAFFIC_FIELDS})
+
+    @property
+    def dram_read(self) -> float:
+        return self.dram_read_input + self.dram_read_weight + self.dram_read_index + self.dram_read_psum
+
+    @property
+    def dram_write(self) -> float:
+        return self.dram_write_output
+
+    @property
+    def sram_read(self) -> float:
+        return self.sram_read_input + self.sram_read_weight + self.sram_read_output
+
+    @property
+    def sram_write(self) -> float:
+        return self.sram_write_input + self.sram_write_weight + self.sram_write_output
+
+    def sram_bytes(self, buffer: str) -> float:
+        """Reads and writes of one buffer (``input``, ``weight`` or ``output``)."""
+        return getattr(self, f"sram_read_{buffer}") + getattr(self, f"sram_write_{buffer}")
+
+    def rounded(self) -> dict[str, int]:
+        """Every field as whole bytes, by name (what a result row shows)."""
+        return {name: round(getattr(self, name)) for name in TRAFFIC_FIELDS}
+
+
+TRAFFIC_FIELDS = tuple(item.name for item in fields(Traffic))
+DRAM_FIELDS = tuple(name for name in TRAFFIC_FIELDS if name.startswith("dram_"))
+
+
+def _peak_rates(byte_counts: dict[str, np.ndarray], cycles: np.ndarray) -> dict[str, float]:
+    """Per DRAM field, the largest bytes per compute cycle of any fold or tile: the bandwidth that hides
+    that operand's transfers behind compute."""
+    busy = cycles > 0
+    return {name: float((byte_counts[name][busy] / cycles[busy]).max(initial=0.0)) for name in byte_counts}
+
+
+def _max_rates(rates: Sequence[dict[str, float]]) -> dict[str, float]:
+    return {name: max((rate.get(name, 0.0) for rate in rates), default=0.0) for name in DRAM_FIELDS}
 
 
 @dataclass(frozen=True)
 class TileStream:
-    """An op's tiles on one core, in order: compute cycles, DRAM bytes in before, out after."""
+    """One core's share of an op, as tiles in order: compute cycles, DRAM bytes in before, out after."""
 
     compute: np.ndarray
     load_bytes: np.ndarray
@@ -97,34 +174,44 @@ class TileStream:
     def __len__(self) -> int:
         return len(self.compute)
 
-    def split(self, parts: int) -> list[TileStream]:
-        """``parts`` contiguous runs of tiles, one per core (tile-split schedule).
+    @classmethod
+    def empty(cls) -> TileStream:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
 
-        An op with fewer tiles than cores has its tiles cut into equal pieces first
-        (for a single fold, that splits its reduction into partial sums).
-        """
-        pieces = np.full(len(self), math.ceil(parts / len(self)))
-        stream = self if len(self) >= parts else _split_to_fit(self.compute, self.load_bytes, self.store_bytes, pieces)
-        bounds = np.array_split(np.arange(len(stream)), parts)
-        return [TileStream(stream.compute[i], stream.load_bytes[i], stream.store_bytes[i]) for i in bounds]
+    @classmethod
+    def concatenate(cls, streams: Sequence[TileStream]) -> TileStream:
+        if not streams:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(s, name) for s in streams]) for name in ("compute", "load_bytes",
+                                                                                      "store_bytes")))
 
 
 @dataclass(frozen=True)
 class OpWork:
-    """Everything an op costs apart from time: its tiles and its access counts."""
+    """Everything an op costs apart from time: its tiles on each core and its access counts.
 
-    tiles: TileStream
+    ``parts`` holds one stream per core share (one for the data and pipeline
+    schedules); ``reduction`` is the vector work that combines split-K partial
+    sums on core 0 after all parts, when there is any; ``peak_bandwidth`` is,
+    per DRAM field of :class:`Traffic`, the most bytes per compute cycle any
+    fold needs (what a channel must sustain for that operand never to stall).
+    """
+
+    parts: tuple[TileStream, ...]
     macs: int = 0  # MACs the array performs (masked halo work included)
     useful_macs: int = 0  # MACs that contribute to the result
     skipped_macs: int = 0  # dense MACs the sparse hardware did not perform
     vector_ops: int = 0
-    sram_read_bytes: int = 0
-    sram_write_bytes: int = 0
-    dram_read_bytes: int = 0
-    dram_write_bytes: int = 0
+    traffic: Traffic = field(default_factory=Traffic)
+    reduction: TileStream | None = None
+    mapping_efficiency: float = 0.0  # mean over folds of the PEs a fold occupies, over the array (0 off the array)
+    folds: int = 0
+    peak_bandwidth: dict[str, float] = field(default_factory=dict)
 
-
-_COUNT_FIELDS = tuple(name for name in OpWork.__dataclass_fields__ if name != "tiles")
+    @property
+    def tiles(self) -> TileStream:
+        """All the op's tiles on one core (the single part of the data and pipeline schedules)."""
+        return self.parts[0] if len(self.parts) == 1 else TileStream.concatenate(self.parts)
 
 
 @dataclass(frozen=True)
@@ -134,7 +221,8 @@ class GemmMapping:
     ``tensor_elements[operand]`` is how many elements of that tensor exist
     (the DRAM footprint); ``sram_reads_per_element`` multiplies on-chip reads
     where a mapping re-reads an operand per PE (gathered attention windows);
-    ``dram_bytes_per_element`` overrides the word size for compressed weights.
+    ``index_bytes_per_weight`` is the metadata each stored weight carries
+    (zero-skipping formats).
     """
 
     gemm: Gemm
@@ -142,62 +230,188 @@ class GemmMapping:
     useful_macs: int
     skipped_macs: int = 0
     sram_reads_per_element: dict[str, float] = field(default_factory=dict)
-    dram_bytes_per_element: dict[str, float] = field(default_factory=dict)
+    index_bytes_per_weight: float = 0.0
 
     def kept_on_chip(self, on_chip: OnChip) -> GemmMapping:
         """The same GEMM with the tensors ``on_chip`` keeps given no DRAM footprint (input 0 -> A, 1 -> B)."""
         kept = {name for index, name in enumerate(("input", "weight")) if index in on_chip.inputs}
         kept |= {"output"} if on_chip.output else set()
-        return replace(self, tensor_elements={name: 0 if name in kept else count for name, count in self.tensor_elements.items()})
+        return replace(self, tensor_elements={name: 0 if name in kept else count
+                                              for name, count in self.tensor_elements.items()})
 
     def operand_matrix_elements(self, operand: str) -> int:
         sizes = {"m": self.gemm.m, "n": self.gemm.n, "k": self.gemm.k}
         first, second = OPERAND_DIMS[operand]
         return self.gemm.batch * sizes[first] * sizes[second]
 
-    def dram_scale(self, operand: str, word_bytes: int) -> float:
-        """DRAM bytes per operand-matrix element: word size x tensor / matrix elements."""
-        per_element = self.dram_bytes_per_element.get(operand, word_bytes)
-        return per_element * self.tensor_elements[operand] / self.operand_matrix_elements(operand)
+    def tensor_share(self, operand: str) -> float:
+        """Tensor elements per operand-matrix element: how much of each tile crosses DRAM."""
+        return self.tensor_elements[operand] / self.operand_matrix_elements(operand)
 
 
-def gemm_work(mapping: GemmMapping, config: HardwareConfig) -> OpWork:
-    """Tiles and access counts of a GEMM on one core's array and buffers."""
+# ----------------------------------------------------------------------------- GEMMs
+
+
+def gemm_work(mapping: GemmMapping, config: HardwareConfig, parts: int = 1) -> OpWork:
+    """Tiles and access counts of a GEMM on ``parts`` cores' arrays and buffers (see the module doc)."""
     plan = fold_plan(mapping.gemm, config.array.rows, config.array.cols, config.array.dataflow)
-    loads, stores = _fold_traffic(plan, mapping, config)
-    fill = np.maximum.reduce([loads[name] / config.half_buffer_bytes(name) for name in OPERANDS] + [stores / config.half_buffer_bytes("output")])
-    tiles = _split_to_fit(plan.cycles, sum(loads.values()), stores, fill)
-    sram_reads = sum(plan.operand_elements[name].sum() * mapping.sram_reads_per_element.get(name, 1.0) for name in ("input", "weight"))
+    shares = _output_complete_shares(plan, parts)
+    if shares is not None:
+        runs = [[(plan, share)] for share in shares]
+        return _assemble(mapping, config, runs, reduction=None, plans=[plan])
+    return _k_split_work(mapping, config, parts)
+
+
+def _output_units(plan: FoldPlan) -> list[np.ndarray]:
+    """The folds that together complete a set of outputs, in order: each os fold, each ws/is column fold."""
+    if plan.dataflow.rows in OPERAND_DIMS["output"]:
+        return [np.array([fold]) for fold in range(plan.folds)]
+    return np.split(np.arange(plan.folds), np.flatnonzero(plan.ends_column_fold())[:-1] + 1)
+
+
+def _output_complete_shares(plan: FoldPlan, parts: int) -> list[np.ndarray] | None:
+    """Contiguous runs of folds, one per core, cut where outputs are complete; None when there are
+    fewer such units than cores (then K must be split)."""
+    if parts == 1:
+        return [np.arange(plan.folds)]
+    units = _output_units(plan)
+    if len(units) < parts:
+        return None
+    return [np.concatenate([units[u] for u in share]) for share in np.array_split(np.arange(len(units)), parts)]
+
+
+def _k_split_work(mapping: GemmMapping, config: HardwareConfig, parts: int) -> OpWork:
+    """The reduction dimension cut into slices so that every core has work; a reduction combines them.
+
+    Each slice is the GEMM over its part of K (and of the input and weight
+    tensors); its outputs are partial sums of the whole output.
+    """
+    gemm, array = mapping.gemm, config.array
+    units = len(_output_units(fold_plan(gemm, array.rows, array.cols, array.dataflow)))
+    slices = min(gemm.k, math.ceil(parts / units))
+    bounds = [(int(ks[0]), int(ks[-1]) + 1) for ks in np.array_split(np.arange(gemm.k), slices)]
+    sliced = [_k_slice(mapping, start, stop) for start, stop in bounds]
+    plans = [fold_plan(piece.gemm, array.rows, array.cols, array.dataflow) for piece in sliced]
+    all_units = [(index, folds) for index, plan in enumerate(plans) for folds in _output_units(plan)]
+    runs = []
+    for share in np.array_split(np.arange(len(all_units)), parts):
+        by_slice: dict[int, list[np.ndarray]] = {}
+        for position in share:
+            index, folds = all_units[position]
+            by_slice.setdefault(index, []).append(folds)
+        runs.append([(plans[index], np.concatenate(folds)) for index, folds in by_slice.items()])
+    return _assemble(mapping, config, runs, reduction=(slices, sliced), plans=plans)
+
+
+def _k_slice(mapping: GemmMapping, start: int, stop: int) -> GemmMapping:
+    """The GEMM over K columns ``start:stop``: that share of the input and weight tensors (the slices'
+    shares sum to the whole), and the whole output."""
+    k = mapping.gemm.k
+
+    def share(count: int) -> int:
+        return count * stop // k - count * start // k
+
+    tensors = {name: count if name == "output" else share(count) for name, count in mapping.tensor_elements.items()}
+    return replace(mapping, gemm=replace(mapping.gemm, k=stop - start), tensor_elements=tensors)
+
+
+def _assemble(mapping: GemmMapping, config: HardwareConfig, runs: list[list[tuple[FoldPlan, np.ndarray]]],
+              reduction: tuple[int, list[GemmMapping]] | None, plans: list[FoldPlan]) -> OpWork:
+    """Each core's runs of folds as one stream; counts summed over cores; the split-K reduction if any."""
+    slice_mapping = {id(plan): mapping if reduction is None else reduction[1][index]
+                     for index, plan in enumerate(plans)}
+    streams, traffic, macs, peaks = [], Traffic(), 0, []
+    for core_runs in runs:
+        pieces = [_run_stream(plan.subset(folds), slice_mapping[id(plan)], config) for plan, folds in core_runs]
+        streams.append(TileStream.concatenate([stream for stream, _, _ in pieces]))
+        traffic = sum((t for _, t, _ in pieces), traffic)
+        peaks += [peak for _, _, peak in pieces]
+        macs += sum(int(plan.macs[folds].sum()) for plan, folds in core_runs)
+    combine_work = None
+    if reduction is not None and reduction[0] > 1:
+        combine_work, combine_traffic = _partial_sum_reduction(mapping, reduction[0], config)
+        traffic = traffic + combine_traffic
+        peaks.append(_stream_peaks(combine_work[0], "dram_read_psum"))
+    used = np.concatenate([p.used_rows * p.used_cols for p in plans])
     return OpWork(
-        tiles=tiles,
-        macs=int(plan.macs.sum()),
-        useful_macs=mapping.useful_macs,
-        skipped_macs=mapping.skipped_macs,
-        sram_read_bytes=_rounded(sram_reads * config.word_bytes),
-        sram_write_bytes=_rounded(plan.operand_elements["output"].sum() * config.word_bytes),
-        dram_read_bytes=_rounded(sum(loads.values()).sum()),
-        dram_write_bytes=_rounded(stores.sum()),
+        parts=tuple(streams), macs=macs, useful_macs=mapping.useful_macs, skipped_macs=mapping.skipped_macs,
+        vector_ops=0 if combine_work is None else int(combine_work[1]), traffic=traffic,
+        reduction=None if combine_work is None else combine_work[0],
+        mapping_efficiency=float(used.mean() / config.pes) if len(used) else 0.0, folds=len(used),
+        peak_bandwidth=_max_rates(peaks),
     )
 
 
+def _run_stream(plan: FoldPlan, mapping: GemmMapping,
+                config: HardwareConfig) -> tuple[TileStream, Traffic, dict[str, float]]:
+    """One core's run of folds: its tiles (split to fit the buffers), what it moves, its peak rates."""
+    word = config.word_bytes
+    loads, stores = _fold_traffic(plan, mapping, config)
+    fill = np.maximum.reduce([loads[name] / config.half_buffer_bytes(buffer) for name, buffer in _LOAD_BUFFERS.items()]
+                             + [stores / config.half_buffer_bytes("output")])
+    load_total = sum(loads.values())
+    tiles = _split_to_fit(plan.cycles, load_total, stores, fill)
+    rereads = mapping.sram_reads_per_element
+    weight_word = word + mapping.index_bytes_per_weight
+    array_reads = {
+        "input": plan.operand_elements["input"].sum() * rereads.get("input", 1.0) * word,
+        "weight": plan.operand_elements["weight"].sum() * rereads.get("weight", 1.0) * weight_word,
+    }
+    traffic = Traffic(
+        dram_read_input=float(loads["input"].sum()),
+        dram_read_weight=float(loads["weight"].sum()),
+        dram_read_index=float(loads["index"].sum()),
+        dram_read_psum=float(loads["psum"].sum()),
+        dram_write_output=float(stores.sum()),
+        sram_read_input=float(array_reads["input"]),
+        sram_read_weight=float(array_reads["weight"]),
+        sram_read_output=float(_accumulated_reads(plan).sum() * word + stores.sum()),
+        sram_write_input=float(loads["input"].sum()),
+        sram_write_weight=float(loads["weight"].sum() + loads["index"].sum()),
+        sram_write_output=float(plan.operand_elements["output"].sum() * word + loads["psum"].sum()),
+    )
+    peaks = _peak_rates({f"dram_read_{name}": loads[name] for name in loads} | {"dram_write_output": stores},
+                        plan.cycles)
+    return tiles, traffic, peaks
+
+
+# Which buffer each kind of load fills.
+_LOAD_BUFFERS = {"input": "input", "weight": "weight", "index": "weight", "psum": "output"}
+
+
 def _fold_traffic(plan: FoldPlan, mapping: GemmMapping, config: HardwareConfig) -> tuple[dict, np.ndarray]:
-    """DRAM bytes each fold loads (per operand) and stores, after reuse."""
-    tiles = {name: plan.operand_elements[name] * mapping.dram_scale(name, config.word_bytes) for name in OPERANDS}
-    per_batch = {name: mapping.tensor_elements[name] * mapping.dram_scale(name, config.word_bytes) / mapping.gemm.batch for name in OPERANDS}
-    loads = {name: _operand_loads(plan, name, tiles[name], per_batch[name], config.half_buffer_bytes(name)) for name in ("input", "weight")}
-    loads["output"], stores = _output_traffic(plan, tiles["output"], config.half_buffer_bytes("output"))
+    """DRAM bytes each fold of one core's run loads (input, weight, index, psum) and stores, after reuse."""
+    word = config.word_bytes
+    share = {name: mapping.tensor_share(name) for name in OPERANDS}
+    per_batch = {name: mapping.tensor_elements[name] / mapping.gemm.batch for name in OPERANDS}
+    weight_bytes = word + mapping.index_bytes_per_weight
+    loads = {
+        "input": _operand_loads(plan, "input", plan.operand_elements["input"] * share["input"] * word,
+                                per_batch["input"] * word, config.half_buffer_bytes("input")),
+        "weight": _operand_loads(plan, "weight", plan.operand_elements["weight"] * share["weight"] * weight_bytes,
+                                 per_batch["weight"] * weight_bytes, config.half_buffer_bytes("weight")),
+    }
+    loads["index"] = loads["weight"] * (mapping.index_bytes_per_weight / weight_bytes)
+    loads["weight"] = loads["weight"] - loads["index"]
+    loads["psum"], stores = _output_traffic(plan, plan.operand_elements["output"] * share["output"] * word,
+                                            config.half_buffer_bytes("output"))
     return loads, stores
 
 
 def _operand_loads(plan: FoldPlan, name: str, tile: np.ndarray, operand_bytes: float, half_buffer: int) -> np.ndarray:
-    """Bytes of one input operand each fold loads, given which folds can reuse the last tile."""
+    """Bytes of one input operand each fold loads, given which folds can reuse what is already in the buffer.
+
+    ``operand_bytes`` is the operand's DRAM footprint per batch: it is resident
+    when it fits half its buffer.
+    """
     dims, flow = OPERAND_DIMS[name], plan.dataflow
     if flow.rows in dims and flow.cols in dims:
         return tile
     if flow.cols in dims:  # same tile for every row fold of a column fold
-        return np.where(plan.first_row_fold | (tile > half_buffer), tile, 0.0)
-    resident = operand_bytes <= half_buffer  # same tiles again in every column fold
-    return np.where(plan.first_col_fold, tile, 0.0) if resident else tile
+        return np.where(plan.starts_column_fold() | (tile > half_buffer), tile, 0.0)
+    if operand_bytes <= half_buffer:  # resident: each row tile loaded the first time the run uses it
+        return np.where(plan.first_of_row_tile(), tile, 0.0)
+    return tile
 
 
 def _output_traffic(plan: FoldPlan, tile: np.ndarray, half_buffer: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,8 +419,27 @@ def _output_traffic(plan: FoldPlan, tile: np.ndarray, half_buffer: int) -> tuple
     if plan.dataflow.rows in OPERAND_DIMS["output"]:
         return np.zeros_like(tile), tile  # every fold completes its outputs
     spills = tile > half_buffer
-    stores = np.where(plan.last_row_fold | spills, tile, 0.0)
-    return np.where(spills & ~plan.first_row_fold, tile, 0.0), stores
+    stores = np.where(plan.ends_column_fold() | spills, tile, 0.0)
+    return np.where(spills & ~plan.starts_column_fold(), tile, 0.0), stores
+
+
+def _accumulated_reads(plan: FoldPlan) -> np.ndarray:
+    """Output elements each fold reads back from the output buffer to accumulate onto (ws/is row folds after
+    the first of a column fold); os accumulates inside the PEs."""
+    if plan.dataflow.rows in OPERAND_DIMS["output"]:
+        return np.zeros(plan.folds)
+    return np.where(plan.starts_column_fold(), 0, plan.operand_elements["output"])
+
+
+def _partial_sum_reduction(mapping: GemmMapping, slices: int, config: HardwareConfig) -> tuple[tuple, Traffic]:
+    """Core 0's vector unit reads ``slices`` partial-sum tensors, adds them and stores the output once."""
+    outputs = mapping.tensor_elements["output"] or mapping.operand_matrix_elements("output")
+    word = config.word_bytes
+    adds = (slices - 1) * outputs
+    stream = vector_tiles(math.ceil(adds / config.vector.lanes), slices * outputs * word, outputs * word, config)
+    traffic = Traffic(dram_read_psum=slices * outputs * word, dram_write_output=outputs * word,
+                      sram_read_output=2 * slices * outputs * word, sram_write_output=(slices + 1) * outputs * word)
+    return (stream, adds), traffic
 
 
 def _split_to_fit(compute: np.ndarray, loads: np.ndarray, stores: np.ndarray, fill: np.ndarray) -> TileStream:
@@ -222,45 +455,89 @@ def _split_to_fit(compute: np.ndarray, loads: np.ndarray, stores: np.ndarray, fi
     return TileStream(tile_compute, (loads / pieces)[fold_of_tile], (stores / pieces)[fold_of_tile])
 
 
-def vector_work(cycles: int, vector_ops: int, op: Op, config: HardwareConfig, on_chip: OnChip) -> OpWork:
-    """``op`` on the vector unit, cut into tiles that fit the input and output half buffers."""
-    load_bytes, store_bytes = dram_tensor_bytes(op, config.word_bytes, on_chip)
-    pieces = max(1, math.ceil(load_bytes / config.half_buffer_bytes("input")), math.ceil(store_bytes / config.half_buffer_bytes("output")))
+# ----------------------------------------------------------------------------- the vector unit
+
+
+def dram_tensor_bytes(op: Op, word_bytes: int, on_chip: OnChip) -> tuple[int, int]:
+    """(input bytes, output bytes) a vector-unit op moves over DRAM, given what stays on chip."""
+    loaded = sum(math.prod(shape) for index, shape in enumerate(op.input_shapes) if index not in on_chip.inputs)
+    return loaded * word_bytes, 0 if on_chip.output else op.output_bytes(word_bytes)
+
+
+def _stream_peaks(stream: TileStream, load_field: str) -> dict[str, float]:
+    """Peak rates of vector-unit tiles whose loads are all ``load_field`` and whose stores are outputs."""
+    return _peak_rates({load_field: stream.load_bytes, "dram_write_output": stream.store_bytes}, stream.compute)
+
+
+def vector_tiles(cycles: int, load_bytes: float, store_bytes: float, config: HardwareConfig) -> TileStream:
+    """Work on the vector unit cut into tiles that fit the input and output half buffers."""
+    pieces = max(1, math.ceil(load_bytes / config.half_buffer_bytes("input")),
+                 math.ceil(store_bytes / config.half_buffer_bytes("output")))
+    return _even_tiles(cycles, load_bytes, store_bytes, pieces)
+
+
+def _even_tiles(cycles: int, load_bytes: float, store_bytes: float, pieces: int) -> TileStream:
     share, extra = divmod(cycles, pieces)
     compute = np.full(pieces, share, dtype=np.int64) + (np.arange(pieces) < extra)
-    tiles = TileStream(compute, np.full(pieces, load_bytes / pieces), np.full(pieces, store_bytes / pieces))
+    return TileStream(compute, np.full(pieces, load_bytes / pieces), np.full(pieces, store_bytes / pieces))
+
+
+def split_evenly(stream: TileStream, parts: int) -> tuple[TileStream, ...]:
+    """A stream dealt across ``parts`` cores in contiguous runs of tiles; with fewer tiles than cores,
+    each tile is first cut into equal pieces (element-wise work divides freely)."""
+    if parts == 1:
+        return (stream,)
+    if len(stream) < parts:
+        pieces = math.ceil(parts / max(1, len(stream)))
+        stream = TileStream.concatenate([_even_tiles(int(c), float(load), float(store), pieces)
+                                         for c, load, store in zip(stream.compute, stream.load_bytes,
+                                                                   stream.store_bytes)])
+    return tuple(TileStream(stream.compute[i], stream.load_bytes[i], stream.store_bytes[i])
+                 for i in np.array_split(np.arange(len(stream)), parts))
+
+
+def vector_work(cycles: int, vector_ops: int, op: Op, config: HardwareConfig, on_chip: OnChip,
+                parts: int = 1) -> OpWork:
+    """``op`` on the vector unit: it reads its inputs from the input buffer and writes its output."""
+    word = config.word_bytes
+    load_bytes, store_bytes = dram_tensor_bytes(op, word, on_chip)
+    traffic = Traffic(dram_read_input=load_bytes, dram_write_output=store_bytes,
+                      sram_read_input=op.input_bytes(word), sram_read_output=store_bytes,
+                      sram_write_input=load_bytes, sram_write_output=op.output_bytes(word))
+    tiles = vector_tiles(cycles, load_bytes, store_bytes, config)
+    return OpWork(parts=split_evenly(tiles, parts), vector_ops=vector_ops, traffic=traffic,
+                  peak_bandwidth=_max_rates([_stream_peaks(tiles, "dram_read_input")]))
+
+
+def on_chip_vector_work(cycles: int, vector_ops: int, parts: int = 1) -> OpWork:
+    """Vector work on data already in the buffers (e.g. adding relative to content logits)."""
+    return OpWork(parts=split_evenly(_even_tiles(cycles, 0.0, 0.0, 1), parts), vector_ops=vector_ops)
+
+
+def combine(works: Sequence[OpWork]) -> OpWork:
+    """One op's parts run back to back on each core: streams concatenated per core, counts summed.
+
+    Tiles with nothing to do (no cycles, no bytes) are dropped.
+    """
+    parts = tuple(_busy(TileStream.concatenate([work.parts[core] for work in works]))
+                  for core in range(len(works[0].parts)))
+    reductions = [work.reduction for work in works if work.reduction is not None]
+    folds = sum(work.folds for work in works)
+    efficiency = sum(work.mapping_efficiency * work.folds for work in works) / folds if folds else 0.0
     return OpWork(
-        tiles=tiles,
-        vector_ops=vector_ops,
-        sram_read_bytes=op.input_bytes(config.word_bytes),
-        sram_write_bytes=op.output_bytes(config.word_bytes),
-        dram_read_bytes=load_bytes,
-        dram_write_bytes=store_bytes,
+        parts=parts, macs=sum(w.macs for w in works), useful_macs=sum(w.useful_macs for w in works),
+        skipped_macs=sum(w.skipped_macs for w in works), vector_ops=sum(w.vector_ops for w in works),
+        traffic=sum((w.traffic for w in works), Traffic()),
+        reduction=TileStream.concatenate(reductions) if reductions else None,
+        mapping_efficiency=efficiency, folds=folds, peak_bandwidth=_max_rates([w.peak_bandwidth for w in works]),
     )
 
 
-def on_chip_vector_work(cycles: int, vector_ops: int) -> OpWork:
-    """Vector work on data already in the buffers (e.g. adding relative to content logits)."""
-    tiles = TileStream(np.array([cycles], dtype=np.int64), np.zeros(1), np.zeros(1))
-    return OpWork(tiles=tiles, vector_ops=vector_ops)
-
-
-def combine(works: list[OpWork]) -> OpWork:
-    """One op's parts run back to back on one core: tiles concatenated, counts summed.
-
-    Parts with nothing to do (no cycles, no bytes) are dropped.
-    """
-    tiles = [work.tiles for work in works]
-    keep = [np.concatenate([getattr(t, name) for t in tiles]) for name in ("compute", "load_bytes", "store_bytes")]
-    busy = (keep[0] > 0) | (keep[1] > 0) | (keep[2] > 0)
-    counts = {name: sum(getattr(work, name) for work in works) for name in _COUNT_FIELDS}
-    return OpWork(tiles=TileStream(*(column[busy] for column in keep)), **counts)
+def _busy(stream: TileStream) -> TileStream:
+    keep = (stream.compute > 0) | (stream.load_bytes > 0) | (stream.store_bytes > 0)
+    return TileStream(stream.compute[keep], stream.load_bytes[keep], stream.store_bytes[keep])
 
 
 def transfer_cycles(byte_counts: np.ndarray, config: HardwareConfig) -> np.ndarray:
     """Cycles the shared DRAM channel is busy moving each byte count (whole cycles)."""
     return np.ceil(byte_counts / config.dram_bytes_per_cycle - 1e-9).astype(np.int64)
-
-
-def _rounded(value: float) -> int:
-    return int(round(float(value)))

@@ -1,9 +1,20 @@
-"""What a simulation returns: one row per op, totals, and how it was made.
+"""What a simulation returns: one row per op, totals per batch and per image, and how it was made.
 
-:meth:`SimResult.write` puts ``ops.csv`` (one row per op) and ``summary.json``
-(totals, resolved hardware, run options, provenance) in a folder, atomically
-and byte-for-byte the same for the same inputs (fixed column order, sorted
-JSON keys, floats written by ``repr``).
+A schedule simulates several *batches* (image groups of the graph's batch
+size): one per core under ``data``, :data:`PIPELINE_IMAGES_PER_STAGE` per stage
+under ``pipeline``, one under ``split``.  Every batch does the same work, so
+rows and totals are given for one batch (and, divided by the batch size, one
+image); only the timing (makespan, latency, throughput) is of the whole run.
+
+:meth:`SimResult.write` puts, in one folder, atomically and byte-for-byte the
+same for the same inputs:
+
+* ``ops.csv``: one row per op (one batch's cost), DRAM and SRAM bytes by operand;
+* ``COMPUTE_REPORT.csv`` and ``BANDWIDTH_REPORT.csv``: SCALE-Sim's per-layer
+  reports (folds, compute and stall cycles, mapping efficiency, utilisation;
+  average and peak DRAM bandwidth per operand), in bytes where SCALE-Sim counts
+  words;
+* ``summary.json``: totals, resolved hardware, run options, provenance.
 """
 
 from __future__ import annotations
@@ -11,24 +22,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from statistics import fmean
 
 from attentionlite.files import json_text, rows_to_csv, write_text_folder
-from attentionlite.simulator.accelerator.energy import COMPONENTS, leakage_pj, op_energy
+from attentionlite.simulator.accelerator.energy import COMPONENTS, Energy, leakage_pj, op_energy
 from attentionlite.simulator.accelerator.engine import TaskTiming, Timeline
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
-from attentionlite.simulator.accelerator.memory import OpWork
+from attentionlite.simulator.accelerator.memory import OpWork, Traffic
 from attentionlite.simulator.accelerator.schedules import Task
 from attentionlite.simulator.graph.ops import Op
 
 
 @dataclass(frozen=True)
 class OpRow:
-    """One op's cost, summed over the cores (and, data-parallel, the images) that ran it.
+    """One op's cost for one batch.
 
-    Cycle counts are core-cycles; ``utilisation`` is useful MACs over
-    ``PEs x (compute + stall)`` (0 for vector-unit ops); ``macs`` counts MACs the
-    array performed (masked halo work included), ``skipped_macs`` the dense MACs
-    sparse hardware did not perform.
+    Cycle counts are core-cycles (summed over the cores a split op runs on);
+    ``stall_cycles`` is the mean over the batches simulated (DRAM contention
+    differs between them); ``start_cycle`` and ``end_cycle`` span every batch.
+    ``utilisation`` is useful MACs over ``PEs x (compute + stall)`` (0 for
+    vector-unit ops); ``macs`` counts MACs the array performed (masked halo work
+    included), ``skipped_macs`` the dense MACs sparse hardware did not perform.
+    ``traffic`` is in bytes by operand (see
+    :class:`~attentionlite.simulator.accelerator.memory.Traffic`);
+    ``active_cycles`` is the mean span from a batch's first transfer or compute
+    of the op to its last, over which average bandwidths are taken.
     """
 
     name: str
@@ -36,52 +54,60 @@ class OpRow:
     cores: str
     start_cycle: int
     end_cycle: int
+    folds: int
     compute_cycles: int
     stall_cycles: int
+    active_cycles: float
+    mapping_efficiency: float
     utilisation: float
     macs: int
     skipped_macs: int
     vector_ops: int
-    sram_read_bytes: int
-    sram_write_bytes: int
-    dram_read_bytes: int
-    dram_write_bytes: int
-    energy_mac_pj: float
-    energy_vector_pj: float
-    energy_sram_pj: float
-    energy_dram_pj: float
-    energy_leakage_pj: float
-    energy_pj: float
+    traffic: Traffic
+    peak_bandwidth: dict[str, float]
+    energy: Energy
+
+    @property
+    def dram_read_bytes(self) -> float:
+        return self.traffic.dram_read
+
+    @property
+    def dram_write_bytes(self) -> float:
+        return self.traffic.dram_write
+
+    @property
+    def sram_read_bytes(self) -> float:
+        return self.traffic.sram_read
+
+    @property
+    def sram_write_bytes(self) -> float:
+        return self.traffic.sram_write
+
+    def as_dict(self) -> dict:
+        """The row flattened for ``ops.csv``: bytes by operand and totals, energy by component."""
+        plain = {name: value for name, value in asdict(self).items()
+                 if name not in ("traffic", "peak_bandwidth", "energy")}
+        traffic = {f"{name}_bytes": value for name, value in self.traffic.rounded().items()}
+        sums = {"dram_read_bytes": round(self.dram_read_bytes), "dram_write_bytes": round(self.dram_write_bytes),
+                "sram_read_bytes": round(self.sram_read_bytes), "sram_write_bytes": round(self.sram_write_bytes)}
+        energy = {f"energy_{name}_pj": getattr(self.energy, name) for name in COMPONENTS}
+        return plain | traffic | sums | energy | {"energy_pj": self.energy.total}
 
 
 @dataclass(frozen=True)
-class Totals:
-    """The whole run.
+class Cost:
+    """What a batch (or an image) costs: work, bytes moved and energy."""
 
-    ``cycles`` is the makespan (last store included); ``latency_s`` is one
-    image's time through the network (pipeline) or the makespan (data, split);
-    ``throughput`` is images per second (steady state for pipeline);
-    ``utilisation`` is useful MACs over ``PEs x cores x cycles``;
-    ``energy_leakage_pj`` counts every core over the whole makespan, idle or
-    not, so it exceeds the sum of the rows' leakage; ``edp`` is J x s.
-    """
-
-    cycles: int
-    latency_s: float
-    throughput: float
-    images: int
-    utilisation: float
-    macs: int
-    useful_macs: int
-    skipped_macs: int
-    vector_ops: int
-    compute_cycles: int
-    stall_cycles: int
-    stall_share: float
-    sram_bytes: int
-    dram_read_bytes: int
-    dram_write_bytes: int
-    dram_bytes: int
+    macs: float
+    useful_macs: float
+    skipped_macs: float
+    vector_ops: float
+    compute_cycles: float
+    stall_cycles: float
+    dram_read_bytes: float
+    dram_write_bytes: float
+    dram_bytes: float
+    sram_bytes: float
     energy_mac_pj: float
     energy_vector_pj: float
     energy_sram_pj: float
@@ -89,7 +115,40 @@ class Totals:
     energy_leakage_pj: float
     energy_pj: float
     energy_j: float
-    edp: float
+    edp: float  # energy (J) x latency (s)
+
+    def divided(self, images: int) -> Cost:
+        """The same cost shared by ``images`` images (the energy-delay product keeps the batch's latency)."""
+        return Cost(**{name: value / images for name, value in asdict(self).items()})
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The whole run's timing, and the cost of one batch and of one image.
+
+    ``schedule``, ``batches`` (image groups simulated) and ``batch`` (images in
+    each) say what was simulated; ``images = batches x batch``.  ``cycles`` is
+    the makespan (last store included).  ``latency_s`` is one batch's time
+    through the network: the makespan for ``data`` and ``split``, the first
+    batch's through the empty pipeline for ``pipeline``.  ``throughput`` is images per
+    second: a pipeline's over the second half of its completions, once it is
+    full.  ``utilisation`` is useful MACs over ``PEs x cores x cycles``.  The
+    leakage of a batch is every core's over the time the run spends per batch
+    (``batch / throughput``), idle cores included; ``stall_share`` is stall
+    over compute + stall cycles.
+    """
+
+    schedule: str
+    batches: int
+    batch: int
+    images: int
+    cycles: int
+    latency_s: float
+    throughput: float
+    utilisation: float
+    stall_share: float
+    per_batch: Cost
+    per_image: Cost
 
 
 @dataclass(frozen=True)
@@ -107,69 +166,128 @@ class SimResult:
         return {"totals": asdict(self.totals), "hardware": self.hardware, "run": self.run, "provenance": self.provenance}
 
     def ops_csv(self) -> str:
-        return rows_to_csv(asdict(row) for row in self.rows)
+        return rows_to_csv(row.as_dict() for row in self.rows)
+
+    def compute_report_csv(self) -> str:
+        """SCALE-Sim's COMPUTE_REPORT columns, per op, for one batch."""
+        return rows_to_csv(_compute_report_row(index, row, self.hardware) for index, row in enumerate(self.rows))
+
+    def bandwidth_report_csv(self) -> str:
+        """Average and peak DRAM bandwidth per operand (bytes per cycle), per op."""
+        return rows_to_csv(_bandwidth_report_row(index, row) for index, row in enumerate(self.rows))
 
     def write(self, out_dir: str | Path) -> Path:
-        """Write ops.csv and summary.json into ``out_dir`` (replaced whole, never half-written)."""
-        return write_text_folder(out_dir, {"ops.csv": self.ops_csv(), "summary.json": json_text(self.summary())})
+        """Write ops.csv, COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv and summary.json into ``out_dir``
+        (replaced whole, never half-written)."""
+        return write_text_folder(out_dir, {
+            "ops.csv": self.ops_csv(),
+            "COMPUTE_REPORT.csv": self.compute_report_csv(),
+            "BANDWIDTH_REPORT.csv": self.bandwidth_report_csv(),
+            "summary.json": json_text(self.summary()),
+        })
 
     def table(self) -> str:
-        """A per-op table and the totals, for the terminal."""
-        header = f"{'op':<40} {'kind':<14} {'cores':>5} {'start':>11} {'end':>11} {'compute':>11} {'stall':>9} {'util':>6} {'DRAM B':>11} {'energy uJ':>10}"
+        """A per-op table (one batch) and the totals, for the terminal."""
+        header = (f"{'op':<40} {'kind':<14} {'cores':>5} {'start':>11} {'end':>11} {'compute':>11} {'stall':>9} "
+                  f"{'util':>6} {'DRAM B':>11} {'energy uJ':>10}")
         lines = [header, "-" * len(header)]
         for row in self.rows:
             lines.append(
-                f"{row.name[:40]:<40} {row.kind:<14} {row.cores:>5} {row.start_cycle:>11,} {row.end_cycle:>11,} {row.compute_cycles:>11,} {row.stall_cycles:>9,} "
-                f"{row.utilisation:>6.1%} {row.dram_read_bytes + row.dram_write_bytes:>11,} {row.energy_pj / 1e6:>10.3f}"
+                f"{row.name[:40]:<40} {row.kind:<14} {row.cores:>5} {row.start_cycle:>11,} {row.end_cycle:>11,} "
+                f"{row.compute_cycles:>11,} {row.stall_cycles:>9,} {row.utilisation:>6.1%} "
+                f"{round(row.dram_read_bytes + row.dram_write_bytes):>11,} {row.energy.total / 1e6:>10.3f}"
             )
-        return "\n".join(lines + ["", self._totals_text()])
+        return "\n".join(lines + ["", self.totals_text()])
 
-    def _totals_text(self) -> str:
+    def totals_text(self) -> str:
+        """What was simulated, the run's timing, and the cost per batch and per image."""
         t = self.totals
-        return (
-            f"cycles {t.cycles:,}  latency {t.latency_s * 1e3:.4f} ms  throughput {t.throughput:,.1f} images/s  "
-            f"utilisation {t.utilisation:.1%}  stall share {t.stall_share:.1%}\n"
-            f"DRAM {t.dram_bytes:,} B  energy {t.energy_j * 1e6:.2f} uJ  EDP {t.edp:.3e} J*s"
-        )
+        lines = [
+            f"schedule {t.schedule}: {t.batches} batch{'es' if t.batches != 1 else ''} of {t.batch} "
+            f"image{'s' if t.batch != 1 else ''} simulated; rows above are per batch",
+            f"cycles {t.cycles:,}  latency {t.latency_s * 1e3:.4f} ms per batch  throughput {t.throughput:,.1f} images/s"
+            f"  utilisation {t.utilisation:.1%}  stall share {t.stall_share:.1%}",
+        ]
+        for label, cost in (("per batch", t.per_batch), ("per image", t.per_image)):
+            if label == "per image" and t.batch == 1:
+                continue
+            lines.append(f"{label}: DRAM {cost.dram_bytes:,.0f} B  energy {cost.energy_j * 1e6:.2f} uJ  "
+                         f"EDP {cost.edp:.3e} J*s")
+        return "\n".join(lines)
+
+
+def _compute_report_row(index: int, row: OpRow, hardware: dict) -> dict:
+    """SCALE-Sim's COMPUTE_REPORT.csv for one op: utilisations over the MACs the array performed."""
+    pes = hardware["array"]["rows"] * hardware["array"]["cols"]
+    total = row.compute_cycles + row.stall_cycles
+    return {
+        "LayerID": index, "Layer": row.name, "Kind": row.kind, "Folds": row.folds,
+        "Total Cycles": total, "Compute Cycles": row.compute_cycles, "Stall Cycles": row.stall_cycles,
+        "Overall Util %": 100 * row.macs / (pes * total) if total else 0.0,
+        "Mapping Efficiency %": 100 * row.mapping_efficiency,
+        "Compute Util %": 100 * row.macs / (pes * row.compute_cycles) if row.compute_cycles else 0.0,
+    }
+
+
+# BANDWIDTH_REPORT's operand columns, SCALE-Sim's names where it has them.
+_BANDWIDTH_COLUMNS = {
+    "dram_read_input": "IFMAP", "dram_read_weight": "FILTER", "dram_read_index": "INDEX",
+    "dram_read_psum": "PSUM", "dram_write_output": "OFMAP",
+}
+
+
+def _bandwidth_report_row(index: int, row: OpRow) -> dict:
+    """Average DRAM bytes per cycle over the op's active span, and the peak a fold needs, per operand."""
+    span = row.active_cycles
+    averages = {f"Avg {label} DRAM BW (B/cycle)": getattr(row.traffic, name) / span if span else 0.0
+                for name, label in _BANDWIDTH_COLUMNS.items()}
+    peaks = {f"Peak {label} DRAM BW (B/cycle)": row.peak_bandwidth.get(name, 0.0)
+             for name, label in _BANDWIDTH_COLUMNS.items()}
+    return {"LayerID": index, "Layer": row.name, "Active Cycles": span} | averages | peaks
 
 
 # ----------------------------------------------------------------------------- from a timeline
 
 
-def summarise(ops: Sequence[Op], works: Sequence[OpWork], tasks: Sequence[Task], timeline: Timeline, config: HardwareConfig, run: dict, provenance: dict) -> SimResult:
-    """Fold the engine's per-task timings into per-op rows and totals."""
+def summarise(ops: Sequence[Op], works: Sequence[OpWork], tasks: Sequence[Task], timeline: Timeline,
+              config: HardwareConfig, run: dict, provenance: dict) -> SimResult:
+    """Fold the engine's per-task timings into per-op rows (one batch) and totals."""
     by_op: dict[int, list[int]] = {}
     for task_id, task in enumerate(tasks):
         by_op.setdefault(task.op_index, []).append(task_id)
-    rows = tuple(_op_row(ops[i], works[i], [tasks[t] for t in ids], [timeline.tasks[t] for t in ids], config) for i, ids in sorted(by_op.items()))
+    rows = tuple(_op_row(ops[i], works[i], [tasks[t] for t in ids], [timeline.tasks[t] for t in ids], config)
+                 for i, ids in sorted(by_op.items()))
     batch = int(provenance.get("graph", {}).get("batch", 1) or 1)
-    return SimResult(rows, _totals(rows, works, by_op, tasks, timeline, config, run["schedule"], batch), config.to_dict(), run, provenance)
+    useful = sum(work.useful_macs for work in works)
+    return SimResult(rows, _totals(rows, useful, timeline, config, run["schedule"], batch),
+                     config.to_dict(), run, provenance)
 
 
 def _op_row(op: Op, work: OpWork, tasks: list[Task], timings: list[TaskTiming], config: HardwareConfig) -> OpRow:
-    instances = len({task.image for task in tasks})  # data/pipeline repeat the op per image group
-    busy = sum(t.compute + t.stall for t in timings)
-    energy = op_energy(work, busy, config)
-    scale = {name: getattr(energy, name) * (instances if name != "leakage" else 1) for name in COMPONENTS}
-    useful = work.useful_macs * instances
+    batches = sorted({task.image for task in tasks})
+    per_batch = [[t for task, t in zip(tasks, timings) if task.image == image] for image in batches]
+    compute = sum(t.compute for t in per_batch[0])
+    stall = round(fmean(sum(t.stall for t in group) for group in per_batch))
+    busy = compute + stall
+    spans = [max(t.active_span[1] for t in group) - min(t.active_span[0] for t in group) for group in per_batch]
     return OpRow(
         name=op.name,
         kind=op.kind.value,
         cores=_core_list(sorted({task.core for task in tasks})),
         start_cycle=min(t.start for t in timings),
         end_cycle=max(t.end for t in timings),
-        compute_cycles=sum(t.compute for t in timings),
-        stall_cycles=sum(t.stall for t in timings),
-        utilisation=useful / (config.pes * busy) if busy and useful else 0.0,
-        macs=work.macs * instances,
-        skipped_macs=work.skipped_macs * instances,
-        vector_ops=work.vector_ops * instances,
-        sram_read_bytes=work.sram_read_bytes * instances,
-        sram_write_bytes=work.sram_write_bytes * instances,
-        dram_read_bytes=work.dram_read_bytes * instances,
-        dram_write_bytes=work.dram_write_bytes * instances,
-        **{f"energy_{name}_pj": value for name, value in scale.items()},
-        energy_pj=sum(scale.values()),
+        folds=work.folds,
+        compute_cycles=compute,
+        stall_cycles=stall,
+        active_cycles=fmean(spans),
+        mapping_efficiency=work.mapping_efficiency,
+        utilisation=work.useful_macs / (config.pes * busy) if busy and work.useful_macs else 0.0,
+        macs=work.macs,
+        skipped_macs=work.skipped_macs,
+        vector_ops=work.vector_ops,
+        traffic=work.traffic,
+        peak_bandwidth=work.peak_bandwidth,
+        energy=op_energy(work, busy, config),
     )
 
 
@@ -180,44 +298,48 @@ def _core_list(cores: list[int]) -> str:
     return ";".join(str(core) for core in cores)
 
 
-def _totals(rows: tuple[OpRow, ...], works: Sequence[OpWork], by_op: dict[int, list[int]], tasks: Sequence[Task], timeline: Timeline, config: HardwareConfig, schedule: str, batch: int) -> Totals:
-    cycles = timeline.makespan
-    seconds = cycles / (config.clock_mhz * 1e6)
-    latency_s, throughput = _latency_and_throughput(schedule, timeline, seconds, config, batch)
-    useful = sum(works[i].useful_macs * len({tasks[t].image for t in ids}) for i, ids in by_op.items())
-    dynamic = {name: sum(getattr(row, f"energy_{name}_pj") for row in rows) for name in COMPONENTS if name != "leakage"}
-    energy = {**dynamic, "leakage": leakage_pj(cycles * config.cores, config)}
+def _totals(rows: tuple[OpRow, ...], useful_macs: int, timeline: Timeline,
+            config: HardwareConfig, schedule: str, batch: int) -> Totals:
+    clock_hz = config.clock_mhz * 1e6
+    batches = timeline.images
+    latency_s, throughput = _latency_and_throughput(schedule, timeline, clock_hz, batch)
+    cycles_per_batch = clock_hz * batch / throughput if throughput else float(timeline.makespan)
+    energy = {name: sum(getattr(row.energy, name) for row in rows) for name in COMPONENTS if name != "leakage"}
+    energy["leakage"] = leakage_pj(round(cycles_per_batch * config.cores), config)
+    energy_pj = sum(energy.values())
     compute, stall = sum(r.compute_cycles for r in rows), sum(r.stall_cycles for r in rows)
     dram_read, dram_write = sum(r.dram_read_bytes for r in rows), sum(r.dram_write_bytes for r in rows)
-    energy_pj = sum(energy.values())
-    return Totals(
-        cycles=cycles,
-        latency_s=latency_s,
-        throughput=throughput,
-        images=timeline.images * batch,
-        utilisation=useful / (config.pes * config.cores * cycles) if cycles else 0.0,
-        macs=sum(r.macs for r in rows),
-        useful_macs=useful,
-        skipped_macs=sum(r.skipped_macs for r in rows),
-        vector_ops=sum(r.vector_ops for r in rows),
-        compute_cycles=compute,
-        stall_cycles=stall,
-        stall_share=stall / (compute + stall) if compute + stall else 0.0,
+    per_batch = Cost(
+        macs=sum(r.macs for r in rows), useful_macs=useful_macs, skipped_macs=sum(r.skipped_macs for r in rows),
+        vector_ops=sum(r.vector_ops for r in rows), compute_cycles=compute, stall_cycles=stall,
+        dram_read_bytes=dram_read, dram_write_bytes=dram_write, dram_bytes=dram_read + dram_write,
         sram_bytes=sum(r.sram_read_bytes + r.sram_write_bytes for r in rows),
-        dram_read_bytes=dram_read,
-        dram_write_bytes=dram_write,
-        dram_bytes=dram_read + dram_write,
         **{f"energy_{name}_pj": value for name, value in energy.items()},
-        energy_pj=energy_pj,
-        energy_j=energy_pj * 1e-12,
-        edp=energy_pj * 1e-12 * latency_s,
+        energy_pj=energy_pj, energy_j=energy_pj * 1e-12, edp=energy_pj * 1e-12 * latency_s,
+    )
+    makespan = timeline.makespan
+    return Totals(
+        schedule=schedule, batches=batches, batch=batch, images=batches * batch, cycles=makespan,
+        latency_s=latency_s, throughput=throughput,
+        utilisation=useful_macs * batches / (config.pes * config.cores * makespan) if makespan else 0.0,
+        stall_share=stall / (compute + stall) if compute + stall else 0.0,
+        per_batch=per_batch, per_image=per_batch.divided(batch),
     )
 
 
-def _latency_and_throughput(schedule: str, timeline: Timeline, seconds: float, config: HardwareConfig, batch: int) -> tuple[float, float]:
-    """One image group's latency and images per second; a pipeline's rate is measured once it is full."""
-    clock_hz = config.clock_mhz * 1e6
+def _latency_and_throughput(schedule: str, timeline: Timeline, clock_hz: float, batch: int) -> tuple[float, float]:
+    """One batch's latency and images per second.
+
+    A pipeline's latency is its first batch's, through the empty pipeline (later
+    batches also queue behind the slowest stage); its throughput is measured
+    over the second half of the completions, once it is full.
+    """
+    seconds = timeline.makespan / clock_hz
     ends = sorted(timeline.image_end.values())
-    if schedule == "pipeline" and len(ends) > 1 and ends[-1] > ends[0]:
-        return timeline.image_end[0] / clock_hz, (len(ends) - 1) * batch * clock_hz / (ends[-1] - ends[0])
-    return seconds, timeline.images * batch / seconds if seconds else 0.0
+    if schedule != "pipeline" or len(ends) < 3:
+        return seconds, len(ends) * batch / seconds if seconds else 0.0
+    steady = ends[len(ends) // 2:]
+    latency = timeline.image_end[0] / clock_hz
+    if steady[-1] == steady[0]:
+        return latency, len(ends) * batch / seconds
+    return latency, (len(steady) - 1) * batch * clock_hz / (steady[-1] - steady[0])

@@ -3,8 +3,13 @@
 * ``data``: images across cores; every core runs the whole graph on its own image.
 * ``pipeline``: layers in contiguous stages of near-equal compute, one stage per
   core; images stream through.
-* ``split``: each op's tiles dealt across the cores; an op waits for all of the
-  previous one.
+* ``split``: each op's folds shared across the cores (memory.py decides each
+  core's share and traffic, and a reduction where K had to be cut); an op
+  waits for all of the previous one.
+
+Every schedule also wires read-after-write: a task that reads an op's output
+from DRAM lists that op's tasks in ``reads_from``, so the engine issues its
+loads only after their stores.
 
 A schedule also says which ops run right after their predecessor on the same
 core with the whole tensor, which is when that tensor may stay on chip
@@ -21,16 +26,28 @@ import numpy as np
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
 from attentionlite.simulator.accelerator.memory import OpWork, TileStream
 
+# Images a pipeline streams per stage: the first ``stages`` fill it, the rest run in steady state, over
+# which throughput is measured (the second half of the completions).
+PIPELINE_IMAGES_PER_STAGE = 4
+
+# For each op, the ops whose outputs it reads from DRAM (not handed over on chip), by index.
+DramInputs = Sequence[tuple[int, ...]]
+
 
 @dataclass(frozen=True)
 class Task:
-    """One op (or one core's share of it) for one image group, on one core."""
+    """One op (or one core's share of it) for one image group, on one core.
+
+    ``depends_on``: tasks that must finish computing before this one computes;
+    ``reads_from``: tasks whose stores this one's loads read (read after write).
+    """
 
     op_index: int
     core: int
     image: int
     tiles: TileStream
     depends_on: tuple[int, ...] = ()
+    reads_from: tuple[int, ...] = ()
 
 
 def _single_tile_if_empty(tiles: TileStream) -> TileStream:
@@ -40,20 +57,29 @@ def _single_tile_if_empty(tiles: TileStream) -> TileStream:
     return TileStream(np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1))
 
 
-def data_parallel(works: Sequence[OpWork], config: HardwareConfig) -> list[Task]:
-    """Images across cores: every core runs the whole graph on its own images."""
-    return [Task(i, core, core, _single_tile_if_empty(work.tiles)) for core in range(config.cores) for i, work in enumerate(works)]
+def data_parallel(works: Sequence[OpWork], config: HardwareConfig, reads: DramInputs) -> list[Task]:
+    """Images across cores: every core runs the whole graph on its own image, in order."""
+    n = len(works)
+    return [Task(i, core, core, _single_tile_if_empty(work.tiles), reads_from=tuple(core * n + p for p in reads[i]))
+            for core in range(config.cores) for i, work in enumerate(works)]
 
 
-def tile_split(works: Sequence[OpWork], config: HardwareConfig) -> list[Task]:
-    """Each op's tiles dealt in contiguous runs across the cores; an op waits for all of the previous one."""
+def tile_split(works: Sequence[OpWork], config: HardwareConfig, reads: DramInputs) -> list[Task]:
+    """Each op's folds shared across the cores; an op waits for all of the previous one (and its reduction)."""
     tasks: list[Task] = []
+    finals: list[tuple[int, ...]] = []  # per op, the tasks whose end completes it
     previous: tuple[int, ...] = ()
     for i, work in enumerate(works):
-        parts = _single_tile_if_empty(work.tiles).split(config.cores)
+        produced = tuple(task for p in reads[i] for task in finals[p])
         first = len(tasks)
-        tasks += [Task(i, core, 0, part, previous) for core, part in enumerate(parts)]
-        previous = tuple(range(first, len(tasks)))
+        tasks += [Task(i, core, 0, _single_tile_if_empty(part), previous, produced)
+                  for core, part in enumerate(work.parts)]
+        final = tuple(range(first, len(tasks)))
+        if work.reduction is not None:  # core 0 adds the split-K partial sums the parts stored
+            tasks.append(Task(i, 0, 0, work.reduction, final, final))
+            final = (len(tasks) - 1,)
+        finals.append(final)
+        previous = final
     return tasks
 
 
@@ -69,26 +95,32 @@ def _pipeline_stages(works: Sequence[OpWork], config: HardwareConfig) -> list[in
     return balanced_stages([int(w.tiles.compute.sum()) for w in works], min(config.cores, len(works)))
 
 
-def layer_pipeline(works: Sequence[OpWork], config: HardwareConfig) -> list[Task]:
-    """Layers in balanced stages, one per core; 2 x stages images stream through."""
+def layer_pipeline(works: Sequence[OpWork], config: HardwareConfig, reads: DramInputs) -> list[Task]:
+    """Layers in balanced stages, one per core; :data:`PIPELINE_IMAGES_PER_STAGE` x stages images stream through."""
     stage_of = _pipeline_stages(works, config)
-    images = 2 * (max(stage_of) + 1)
+    n = len(works)
     tasks: list[Task] = []
-    for image in range(images):
-        previous: tuple[int, ...] = ()
+    for image in range(PIPELINE_IMAGES_PER_STAGE * (max(stage_of) + 1)):
         for i, work in enumerate(works):
-            starts_stage = i == 0 or stage_of[i] != stage_of[i - 1]
-            tasks.append(Task(i, stage_of[i], image, _single_tile_if_empty(work.tiles), previous if starts_stage else ()))
-            previous = (len(tasks) - 1,)
+            starts_stage = 0 < i and stage_of[i] != stage_of[i - 1]
+            depends = (image * n + i - 1,) if starts_stage else ()
+            reads_from = tuple(image * n + p for p in reads[i])
+            tasks.append(Task(i, stage_of[i], image, _single_tile_if_empty(work.tiles), depends, reads_from))
     return tasks
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """A way to place ops on cores: its tasks, and which ops run right after their predecessor on one core."""
+    """A way to place ops on cores: its tasks, which ops run right after their predecessor on one core
+    (so may hand a tensor over on chip), and on how many cores each op's work is shared."""
 
-    tasks: Callable[[Sequence[OpWork], HardwareConfig], list[Task]]
+    tasks: Callable[[Sequence[OpWork], HardwareConfig, DramInputs], list[Task]]
     follows_on_same_core: Callable[[Sequence[OpWork], HardwareConfig], list[bool]]
+    shares_each_op: bool = False
+
+    def parts(self, config: HardwareConfig) -> int:
+        """Cores one op's work is shared across."""
+        return config.cores if self.shares_each_op else 1
 
 
 def _after_predecessor(works: Sequence[OpWork], config: HardwareConfig) -> list[bool]:
@@ -110,5 +142,5 @@ def _never(works: Sequence[OpWork], config: HardwareConfig) -> list[bool]:
 SCHEDULES: dict[str, Schedule] = {
     "data": Schedule(data_parallel, _after_predecessor),
     "pipeline": Schedule(layer_pipeline, _within_stage),
-    "split": Schedule(tile_split, _never),
+    "split": Schedule(tile_split, _never, shares_each_op=True),
 }

@@ -1,9 +1,11 @@
 """Simulate an op graph on the accelerator: the pipeline read as one list (ZigZag's ``api.py``).
 
-    streamed = [map_op(op, hw) for op in ops]   # each op -> tiles + access counts (mapping.py)
+    graph = fold_batch_norms(graph)             # inference hardware folds BN into the conv before it
+    streamed = [map_op(op, hw, parts) ...]      # each op -> tiles + access counts (mapping.py)
     kept = on_chip_reuse(ops, graph, ...)       # tensors the next op on the same core reads on chip
-    works = [map_op(op, hw, on_chip) ...]       # again, without those tensors' DRAM traffic
-    tasks = SCHEDULES[schedule].tasks(works)    # tiles -> cores, with dependencies (schedules.py)
+    works = [map_op(op, hw, on_chip, parts) ...]  # again, without those tensors' DRAM traffic
+    reads = dram_inputs(ops, graph, kept)       # which producers each op reads from DRAM (read after write)
+    tasks = SCHEDULES[schedule].tasks(works, hw, reads)  # tiles -> cores, with dependencies (schedules.py)
     timeline = run(tasks, hw)                   # every load, compute and store at an exact cycle (engine.py)
     return summarise(...)                       # per-op rows + totals + provenance (results.py)
 """
@@ -17,10 +19,10 @@ from attentionlite.provenance import provenance
 from attentionlite.simulator.accelerator.engine import run
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
 from attentionlite.simulator.accelerator.mapping import map_op
-from attentionlite.simulator.accelerator.memory import NOTHING_ON_CHIP, on_chip_reuse
+from attentionlite.simulator.accelerator.memory import NOTHING_ON_CHIP, OnChip, on_chip_reuse
 from attentionlite.simulator.accelerator.results import SimResult, summarise
 from attentionlite.simulator.accelerator.schedules import SCHEDULES
-from attentionlite.simulator.graph.graph import OpGraph
+from attentionlite.simulator.graph.graph import OpGraph, fold_batch_norms
 from attentionlite.simulator.graph.ops import Op
 
 
@@ -32,17 +34,37 @@ def simulate(graph: OpGraph | Sequence[Op], config: HardwareConfig, schedule: st
     """Simulate ``graph`` (an OpGraph, or a sequence of Ops in order) on the accelerator ``config``.
 
     ``schedule``: ``data`` (images across cores), ``pipeline`` (balanced layer
-    stages across cores) or ``split`` (each op's tiles across cores).
+    stages across cores) or ``split`` (each op's folds across cores).
     """
     if schedule not in SCHEDULES:
         raise InputError(f"schedule {schedule!r} is not known; expected one of {', '.join(SCHEDULES)}")
+    if isinstance(graph, OpGraph) and config.fold_batch_norm:
+        graph = fold_batch_norms(graph)
     ops = _ops_of(graph)
     plan = SCHEDULES[schedule]
-    streamed = [map_op(op, config) for op in ops]  # each op -> tiles + access counts, every tensor via DRAM
+    parts = plan.parts(config)
+    streamed = [map_op(op, config, parts=parts) for op in ops]  # each op -> tiles + access counts, all via DRAM
     kept = on_chip_reuse(ops, graph, plan.follows_on_same_core(streamed, config), config)  # what stays on chip
-    works = [map_op(op, config, on_chip) if on_chip != NOTHING_ON_CHIP else work for op, work, on_chip in zip(ops, streamed, kept)]
-    tasks = plan.tasks(works, config)  # tiles -> cores, with dependencies
+    works = [map_op(op, config, on_chip, parts) if on_chip != NOTHING_ON_CHIP else work
+             for op, work, on_chip in zip(ops, streamed, kept)]
+    tasks = plan.tasks(works, config, dram_inputs(ops, graph, kept))  # tiles -> cores, with dependencies
     timeline = run(tasks, config)  # every load, compute and store at an exact cycle
     metadata = dict(graph.metadata) if isinstance(graph, OpGraph) else {}
-    run_options = {"schedule": schedule, "sparsity": config.sparsity.mode, "window_mapping": config.attention.window_mapping}
+    run_options = {"schedule": schedule, "sparsity": config.sparsity.mode, "window_mapping": config.attention.window_mapping,
+                   "fold_batch_norm": config.fold_batch_norm}
     return summarise(ops, works, tasks, timeline, config, run_options, provenance(graph=metadata, **run_options))
+
+
+def dram_inputs(ops: Sequence[Op], graph: OpGraph | Sequence[Op], kept: Sequence[OnChip]) -> list[tuple[int, ...]]:
+    """For each op, the ops whose outputs it loads from DRAM: its producers, less the one it reads on chip.
+
+    A bare list of ops has no edges: each op is taken to read nothing produced.
+    """
+    if not isinstance(graph, OpGraph):
+        return [() for _ in ops]
+    index = {op.name: i for i, op in enumerate(ops)}
+    reads = []
+    for i, op in enumerate(ops):
+        on_chip_producer = i - 1 if kept[i].inputs else None
+        reads.append(tuple(index[p] for p in graph.producers(op.name) if index[p] != on_chip_producer))
+    return reads

@@ -26,7 +26,8 @@ cycles), which is this module's duration minus one: the golden tests compare
 
 Folds are visited column fold outer, row fold inner (SCALE-Sim's order), so an
 operand that does not depend on the row-mapped dimension is the same for all
-inner folds and can stay resident in its buffer; memory.py uses that.
+inner folds and can stay resident in its buffer; memory.py uses that, for the
+whole GEMM or for the run of folds one core gets.
 """
 
 from __future__ import annotations
@@ -88,24 +89,59 @@ def compute_cycles(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str) 
 
 @dataclass(frozen=True)
 class FoldPlan:
-    """Per-fold arrays of one GEMM, in execution order (batch, column fold, row fold).
+    """Per-fold arrays of one GEMM (or a contiguous run of its folds), in execution order
+    (batch, column fold, row fold).
 
     ``operand_elements[name]`` is each fold's tile of that operand in elements;
-    ``first_row_fold`` / ``last_row_fold`` / ``first_col_fold`` mark folds where
-    an operand that ignores the row (or column) dimension changes.
+    ``used_rows`` / ``used_cols`` the array rows and columns the fold occupies;
+    ``batch_index``, ``row_index``, ``col_index`` say which tile of the GEMM it is,
+    so that reuse can be decided for any run of folds (one core's share).
     """
 
     dataflow: Dataflow
     cycles: np.ndarray
     macs: np.ndarray
     operand_elements: dict[str, np.ndarray]
-    first_row_fold: np.ndarray
-    last_row_fold: np.ndarray
-    first_col_fold: np.ndarray
+    used_rows: np.ndarray
+    used_cols: np.ndarray
+    batch_index: np.ndarray
+    row_index: np.ndarray
+    col_index: np.ndarray
 
     @property
     def folds(self) -> int:
         return len(self.cycles)
+
+    def subset(self, folds: np.ndarray) -> FoldPlan:
+        """The folds at the given positions, in order (a core's share of the GEMM)."""
+        return FoldPlan(
+            dataflow=self.dataflow,
+            cycles=self.cycles[folds],
+            macs=self.macs[folds],
+            operand_elements={name: tile[folds] for name, tile in self.operand_elements.items()},
+            used_rows=self.used_rows[folds],
+            used_cols=self.used_cols[folds],
+            batch_index=self.batch_index[folds],
+            row_index=self.row_index[folds],
+            col_index=self.col_index[folds],
+        )
+
+    def starts_column_fold(self) -> np.ndarray:
+        """Folds where the run moves to another (batch, column fold): a column-indexed operand changes."""
+        key = self.batch_index * (int(self.col_index.max(initial=0)) + 1) + self.col_index
+        return np.concatenate([[True], key[1:] != key[:-1]])
+
+    def ends_column_fold(self) -> np.ndarray:
+        """Folds after which the run leaves its (batch, column fold): accumulated outputs are complete."""
+        starts = self.starts_column_fold()
+        return np.concatenate([starts[1:], [True]])
+
+    def first_of_row_tile(self) -> np.ndarray:
+        """Folds that are the run's first to use their (batch, row fold) tile: where a resident operand loads."""
+        key = self.batch_index * (int(self.row_index.max(initial=0)) + 1) + self.row_index
+        first = np.zeros(len(key), dtype=bool)
+        first[np.unique(key, return_index=True)[1]] = True
+        return first
 
 
 def _extents(size: int, tile: int) -> np.ndarray:
@@ -126,12 +162,15 @@ def fold_plan(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str) -> Fo
     extent = {flow.rows: rows, flow.cols: cols, flow.stream: np.full_like(rows, sizes[flow.stream])}
     row_index = np.tile(np.arange(len(row_extent)), len(col_extent) * gemm.batch)
     col_index = np.tile(np.repeat(np.arange(len(col_extent)), len(row_extent)), gemm.batch)
+    batch_index = np.repeat(np.arange(gemm.batch), len(row_extent) * len(col_extent))
     return FoldPlan(
         dataflow=flow,
         cycles=np.full_like(rows, flow.fold_cycles(sizes[flow.stream], array_rows, array_cols)),
         macs=rows * cols * sizes[flow.stream],
         operand_elements={name: extent[a] * extent[b] for name, (a, b) in OPERAND_DIMS.items()},
-        first_row_fold=row_index == 0,
-        last_row_fold=row_index == len(row_extent) - 1,
-        first_col_fold=col_index == 0,
+        used_rows=rows,
+        used_cols=cols,
+        batch_index=batch_index,
+        row_index=row_index,
+        col_index=col_index,
     )

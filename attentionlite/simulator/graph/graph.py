@@ -62,6 +62,12 @@ class OpGraph:
     def remove_op(self, name: str) -> None:
         self.digraph.remove_node(name)
 
+    def copy(self) -> OpGraph:
+        """An independent copy (ops are frozen, so they are shared)."""
+        graph = OpGraph(self.metadata)
+        graph.digraph = self.digraph.copy()
+        return graph
+
     def ops_in_order(self) -> list[Op]:
         """Ops in topological order; ties keep the order the ops were added (deterministic)."""
         position = {name: index for index, name in enumerate(self.digraph.nodes)}
@@ -112,13 +118,14 @@ class OpGraph:
 
 
 def fold_batch_norms(graph: OpGraph) -> OpGraph:
-    """Fold every batch norm that is the only reader of a conv or linear op into that op.
+    """A copy of ``graph`` with every batch norm that is the only reader of a conv or linear op folded into it.
 
     Inference hardware scales the weights and adds a bias instead of running the
     norm (the conv's MACs are unchanged).  A norm after anything else (an
     attention layer's pooled output, an add) stays on the vector unit.  The
     folded op records the norm's module path under ``attrs`` ``folded_norm``.
     """
+    graph = graph.copy()
     for norm in [op for op in graph.ops_in_order() if op.kind is OpKind.NORM]:
         producers = graph.producers(norm.name)
         if len(producers) == 1 and _can_absorb_norm(graph, producers[0]):

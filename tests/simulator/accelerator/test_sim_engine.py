@@ -72,8 +72,9 @@ def test_cores_contend_for_the_channel(tiny):
     # data-parallel on two cores: both want 64 B at cycle 0; the second waits for the first
     result = simulate([linear("fc", 4, 4, 8)], load_hardware(tiny, cores=2))
     row = result.rows[0]
-    assert row.cores == "0-1" and row.stall_cycles == 26 + 42  # second core's data arrives at 16+16+10
-    assert result.totals.images == 2
+    # a row is one batch: the mean of the first core's stall and the second's, whose data arrives at 16+16+10
+    assert row.cores == "0-1" and row.stall_cycles == (26 + 42) / 2
+    assert result.totals.images == 2 and result.totals.cycles == 42 + 14 + 4
 
 
 def test_schedules_split_pipeline_and_data():
@@ -134,13 +135,10 @@ def test_bounds_hold(ops, design, schedule):
     config = load_hardware("paa-default", **design)
     result = simulate(ops, config, schedule=schedule)
     totals = result.totals
-    assert totals.cycles * config.pes * config.cores >= totals.useful_macs  # cycles >= MACs / (PEs x cores)
+    batches = totals.batches
+    assert totals.cycles * config.pes * config.cores >= batches * totals.per_batch.useful_macs  # >= MACs / PEs
     assert 0 < totals.utilisation <= 1
     assert all(0 <= row.utilisation <= 1 for row in result.rows)
-    images = totals.images
-    compulsory_reads = images * sum(op.input_bytes(1) + op.weight_bytes(1) for op in ops)
-    assert totals.dram_read_bytes >= compulsory_reads
-    assert totals.dram_write_bytes >= images * sum(op.output_bytes(1) for op in ops)
 
 
 @PROPERTY
@@ -156,8 +154,8 @@ def test_more_bandwidth_is_never_slower(ops, design, factor, schedule):
 def test_ten_percent_dense_with_skip_never_computes_longer(ops, design, granularity):
     sparse_ops = [replace(op, weight_nonzero=max(1, op.weight_params // 10)) for op in ops]
     config = load_hardware("paa-default", **design, granularity=granularity)
-    dense = simulate(ops, with_overrides(config, sparsity="none")).totals
-    skipped = simulate(sparse_ops, with_overrides(config, sparsity="skip")).totals
+    dense = simulate(ops, with_overrides(config, sparsity="none")).totals.per_batch
+    skipped = simulate(sparse_ops, with_overrides(config, sparsity="skip")).totals.per_batch
     assert skipped.compute_cycles <= dense.compute_cycles
     assert skipped.skipped_macs >= 0 and skipped.macs <= dense.macs
 
@@ -217,5 +215,100 @@ def test_every_preset_and_schedule_runs_an_attention_block(preset, schedule):
     ]
     config = load_hardware(preset)
     totals = simulate(ops, config, schedule=schedule).totals
-    assert totals.cycles * config.pes * config.cores >= totals.useful_macs and 0 < totals.utilisation <= 1
-    assert totals.energy_pj > 0 and totals.throughput > 0
+    assert totals.cycles * config.pes * config.cores >= totals.batches * totals.per_batch.useful_macs
+    assert 0 < totals.utilisation <= 1 and totals.per_image.energy_pj > 0 and totals.throughput > 0
+
+
+# ----------------------------------------------------------------------------- read after write
+
+
+def residual_chain(m: int, width: int):
+    """linear -> relu -> linear -> add(relu, linear) -> linear: every tensor (m, width), one of them read twice."""
+    from attentionlite.simulator.graph.graph import OpGraph
+
+    shape = (m, width)
+    graph = OpGraph({"batch": 1})
+    graph.add_op(linear("fc0", m, width, width))
+    graph.add_op(Op("relu", OpKind.ACT, (shape,), shape, vector_ops=m * width), [("fc0", shape)])
+    graph.add_op(linear("fc1", m, width, width), [("relu", shape)])
+    graph.add_op(Op("add", OpKind.ADD, (shape, shape), shape, vector_ops=m * width), [("relu", shape), ("fc1", shape)])
+    graph.add_op(linear("fc2", m, width, width), [("add", shape)])
+    return graph
+
+
+def timeline_of(graph, config, schedule):
+    """The simulation's steps up to the engine, so that the test can read each task's timing."""
+    from attentionlite.simulator.accelerator.engine import run
+    from attentionlite.simulator.accelerator.mapping import map_op
+    from attentionlite.simulator.accelerator.memory import on_chip_reuse
+    from attentionlite.simulator.accelerator.schedules import SCHEDULES
+    from attentionlite.simulator.accelerator.simulation import dram_inputs
+
+    ops, plan = graph.ops_in_order(), SCHEDULES[schedule]
+    streamed = [map_op(op, config, parts=plan.parts(config)) for op in ops]
+    kept = on_chip_reuse(ops, graph, plan.follows_on_same_core(streamed, config), config)
+    works = [map_op(op, config, on_chip, plan.parts(config)) for op, on_chip in zip(ops, kept)]
+    tasks = plan.tasks(works, config, dram_inputs(ops, graph, kept))
+    return ops, kept, tasks, run(tasks, config)
+
+
+@PROPERTY
+@given(m=st.integers(1, 96), width=st.integers(1, 96), design=designs, schedule=schedules,
+       kib=st.sampled_from([4, 64]))
+def test_no_load_of_produced_data_before_its_producer_stored_it(m, width, design, schedule, kib):
+    # The producers come from the graph's edges, not from the schedule's wiring: for every op that
+    # reads a producer's output from DRAM, none of its transfers may begin before every task of that
+    # producer for the same batch (all of them under split) has finished storing.
+    graph = residual_chain(m, width)
+    config = load_hardware("paa-default", **design, input_kib=kib, weight_kib=kib, output_kib=kib)
+    ops, kept, tasks, timeline = timeline_of(graph, config, schedule)
+    index = {op.name: i for i, op in enumerate(ops)}
+    for task, timing in zip(tasks, timeline.tasks):
+        op = ops[task.op_index]
+        for producer in graph.producers(op.name):
+            if index[producer] == task.op_index - 1 and kept[task.op_index].inputs:
+                continue  # handed over on chip
+            stores = [t.stored for other, t in zip(tasks, timeline.tasks)
+                      if other.op_index == index[producer] and (other.image == task.image or schedule == "split")]
+            if timing.first_transfer >= 0:
+                assert timing.first_transfer >= max(stores), (op.name, producer)
+
+
+def test_a_consumer_waits_for_its_producers_store_by_hand(tiny):
+    # Two GEMMs in a row on the tiny core, split schedule (which never hands a tensor over on chip), the
+    # second reading the first's output from DRAM.  fc0: load its 32 B input and 32 B of weights at
+    # 4 B/cycle (0-16, arrives 26), compute 8 + 4 + 4 - 2 = 14 cycles (26-40), store 16 B (40-44).
+    # fc1 may load its 16 B input and 16 B of weights only then (44-52, arrives 62): compute 62-72.
+    # (Without the hazard its load would follow fc0's at 16-24 and it would compute at 40-50.)
+    from attentionlite.simulator.graph.graph import OpGraph
+
+    graph = OpGraph({"batch": 1})
+    graph.add_op(linear("fc0", 4, 4, 8))
+    graph.add_op(linear("fc1", 4, 4, 4), [("fc0", (4, 4))])
+    rows = {row.name: row for row in simulate(graph, load_hardware(tiny), schedule="split").rows}
+    assert (rows["fc0"].start_cycle, rows["fc0"].end_cycle) == (26, 40)
+    assert (rows["fc1"].start_cycle, rows["fc1"].end_cycle) == (62, 72)
+
+
+# ----------------------------------------------------------------------------- what the totals say
+
+
+def test_a_pipeline_runs_four_batches_per_stage_and_measures_the_full_pipeline(tmp_path):
+    # two stages on two cores, ample bandwidth, no latency: stage 1 (K=40: 40 + 4 + 4 - 2 = 46 cycles
+    # per batch) is the bottleneck, so once full the pipeline completes one batch every 46 cycles
+    path = tmp_path / "fast.toml"
+    path.write_text(TINY.replace("cores = 1", "cores = 2").replace("bandwidth_gb_s = 4.0", "bandwidth_gb_s = 1e6")
+                    .replace("latency_ns = 10", "latency_ns = 0"))
+    result = simulate([linear("fast", 4, 4, 8), linear("slow", 4, 4, 40)], load_hardware(path), schedule="pipeline")
+    totals = result.totals
+    assert (totals.batches, totals.images) == (8, 8)
+    assert totals.throughput == pytest.approx(1e9 / 46)
+    # the first batch through the empty pipeline: a one-cycle load, 14 + 46 cycles of compute (the slow
+    # stage's one-cycle load overlaps the fast stage) and a one-cycle store
+    assert totals.latency_s == pytest.approx((1 + 14 + 46 + 1) * 1e-9)
+
+
+def test_the_summary_names_the_schedule_and_the_batches_it_simulated(tiny):
+    text = simulate([linear("fc", 4, 4, 8)], load_hardware(tiny, cores=2), schedule="data").table()
+    assert "schedule data: 2 batches of 1 image simulated; rows above are per batch" in text
+    assert "per batch: DRAM 80 B" in text

@@ -50,8 +50,16 @@ def test_fold_plan_of_a_small_os_gemm_by_hand():
     assert plan.macs.tolist() == [4 * 4 * 3, 1 * 4 * 3, 4 * 2 * 3, 1 * 2 * 3]
     assert plan.operand_elements["input"].tolist() == [12, 3, 12, 3]  # rows x K
     assert plan.operand_elements["weight"].tolist() == [12, 12, 6, 6]  # K x columns
-    assert plan.first_row_fold.tolist() == [True, False, True, False]
-    assert plan.first_col_fold.tolist() == [True, True, False, False]
+    assert plan.starts_column_fold().tolist() == [True, False, True, False]
+    assert plan.ends_column_fold().tolist() == [False, True, False, True]
+    assert plan.first_of_row_tile().tolist() == [True, True, False, False]
+
+
+def test_a_run_of_folds_reuses_only_what_it_loaded_itself():
+    plan = fold_plan(Gemm(m=5, n=6, k=3), 4, 4, "os")
+    second_core = plan.subset(np.array([1, 2, 3]))  # starts inside column fold 0
+    assert second_core.starts_column_fold().tolist() == [True, True, False]  # loads column 0's weights again
+    assert second_core.first_of_row_tile().tolist() == [True, True, False]  # row tile 0 first seen in fold 2
 
 
 # ----------------------------------------------------------------------------- SCALE-Sim
