@@ -106,9 +106,9 @@ def map_window_logits(op: Op, config: HardwareConfig, on_chip: OnChip, parts: in
         useful_macs=op.macs - relative_macs,
         sram_reads_per_element={"weight": key_rereads},
     )
-    works = [gemm_work(content.kept_on_chip(on_chip), config, parts)]
+    works = [gemm_work(content.kept_on_chip(on_chip), config, parts, may_split_k=False)]
     if relative_macs:
-        works.append(gemm_work(_relative_logits(op, window), config, parts))
+        works.append(gemm_work(_relative_logits(op, window), config, parts, may_split_k=False))
     return combine(works + [_vector_on_chip(op, config, parts)])
 
 
@@ -131,7 +131,8 @@ def map_weighted_sum(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int
         useful_macs=op.macs,
         sram_reads_per_element={"weight": value_rereads},
     )
-    return combine([gemm_work(mapping.kept_on_chip(on_chip), config, parts), _vector_on_chip(op, config, parts)])
+    return combine([gemm_work(mapping.kept_on_chip(on_chip), config, parts, may_split_k=False),
+                    _vector_on_chip(op, config, parts)])
 
 
 def softmax_cycles(elements: int, config: HardwareConfig) -> int:

@@ -16,7 +16,7 @@ request occupies the channel for ``ceil(bytes / bytes_per_cycle)`` cycles and
 a load's data arrives ``latency`` cycles after that.
 
 Two kinds of dependency between tasks (a task is one op, or one core's share
-of it, for one image group):
+of it, for one batch):
 
 * ``depends_on``: the task computes only after those tasks have finished
   computing (across cores, or after all parts of the previous op);
@@ -86,13 +86,13 @@ class TaskTiming:
 
 @dataclass
 class Timeline:
-    """The engine's answer: per-task timings, when each core went quiet, and when each image group was done
+    """The engine's answer: per-task timings, when each core went quiet, and when each batch was done
     (its last compute or store)."""
 
     tasks: list[TaskTiming]
     core_end: list[int]
-    images: int
-    image_end: dict[int, int] = field(default_factory=dict)
+    batches: int
+    batch_end: dict[int, int] = field(default_factory=dict)
 
     @property
     def makespan(self) -> int:
@@ -255,7 +255,7 @@ def run(tasks: Sequence[Task], config: HardwareConfig) -> Timeline:
     unfinished = [task_id for task_id, done in enumerate(loop.computed) if not done]
     if unfinished:
         raise RuntimeError(f"engine deadlock: {len(unfinished)} tasks never ran (first: {tasks[unfinished[0]]})")
-    image_end: dict[int, int] = {}
+    batch_end: dict[int, int] = {}
     for task, timing in zip(tasks, timings):
-        image_end[task.image] = max(image_end.get(task.image, 0), timing.end, timing.stored)
-    return Timeline(timings, [core.end for core in loop.cores.values()], len(image_end), image_end)
+        batch_end[task.batch] = max(batch_end.get(task.batch, 0), timing.end, timing.stored)
+    return Timeline(timings, [core.end for core in loop.cores.values()], len(batch_end), batch_end)

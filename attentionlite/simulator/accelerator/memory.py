@@ -11,25 +11,28 @@ by operand (:class:`Traffic`):
   operand that ignores the row-mapped dimension (the os weights, the ws/is
   outputs) is the same for every inner fold, so it is loaded once per column
   fold when its tile fits half its buffer.  An operand that ignores the
-  column-mapped dimension (the os inputs) comes back in every column fold; it
-  is loaded once, the first time its row tile is used, when the whole
-  operand (per batch) fits half its buffer (*resident*), and reloaded
-  otherwise.  Outputs accumulated over the inner folds are stored once; when
-  their tile does not fit, partial sums spill to DRAM and are read back.
+  column-mapped dimension (os and ws inputs, is weights) comes back in every
+  column fold; it is loaded once, the first time its row tile is used, when
+  the whole operand (per batch) fits half its buffer (*resident*), and
+  reloaded otherwise.  Outputs accumulated over the inner folds are stored
+  once; when their tile does not fit, partial sums spill to DRAM and are read
+  back.
 * Real tensor sizes.  DRAM moves tensors, not the GEMM's operand matrices: a
   convolution's im2col input repeats each pixel kh * kw times on chip but
   crosses DRAM once.  Each operand's DRAM bytes are therefore scaled by
   ``tensor elements / operand-matrix elements`` (see :class:`GemmMapping`).
-* Capacity.  A fold whose loads do not fit half a buffer is split into equal
-  pieces that do, compute spread evenly across them.
+* Capacity.  A fold whose loads do not fit half a buffer (weights and their
+  index metadata share the weight buffer) is split into equal pieces that do,
+  compute spread evenly across them.
 * Cores.  Under the ``split`` schedule each core runs a contiguous share of the
   folds and decides reuse from its own buffers: every core loads what its folds
   read.  Shares end on output-complete boundaries (an os fold, a ws/is column
   fold), so no core holds half an accumulation; with fewer such units than
-  cores the reduction dimension K is cut into slices, every core computes
-  partial sums over its slice (each fold paying its own fill and drain), and a
-  reduction on the vector unit of core 0 reads the partial sums back, adds
-  them and stores the result.
+  cores some cores idle, unless cutting the reduction dimension K into slices
+  shortens the busiest core: then every core computes partial sums over its
+  slice (each fold paying its own fill and drain), and a reduction on the
+  vector unit of core 0 reads the partial sums back, adds them and stores the
+  result.
 * Reuse across ops (:func:`on_chip_reuse`).  When an op consumes the output of
   the op just before it on the same core and that tensor fits half of the
   output and input buffers, it is read on chip instead of from DRAM; if that
@@ -252,14 +255,31 @@ class GemmMapping:
 # ----------------------------------------------------------------------------- GEMMs
 
 
-def gemm_work(mapping: GemmMapping, config: HardwareConfig, parts: int = 1) -> OpWork:
-    """Tiles and access counts of a GEMM on ``parts`` cores' arrays and buffers (see the module doc)."""
-    plan = fold_plan(mapping.gemm, config.array.rows, config.array.cols, config.array.dataflow)
-    shares = _output_complete_shares(plan, parts)
-    if shares is not None:
-        runs = [[(plan, share)] for share in shares]
-        return _assemble(mapping, config, runs, reduction=None, plans=[plan])
-    return _k_split_work(mapping, config, parts)
+def gemm_work(mapping: GemmMapping, config: HardwareConfig, parts: int = 1, may_split_k: bool = True) -> OpWork:
+    """Tiles and access counts of a GEMM on ``parts`` cores' arrays and buffers (see the module doc).
+
+    The GEMM's output-complete units (an os fold, a ws/is column fold) are
+    dealt across the cores in contiguous runs, leaving cores idle when there
+    are fewer units than cores.  Then, when ``may_split_k`` and K can be cut
+    into ``parts // units`` slices, it is cut, if that shortens the busiest
+    core's compute (the partial-sum reduction on core 0 included).
+    """
+    whole = [_Slice(mapping, fold_plan(mapping.gemm, config.array.rows, config.array.cols, config.array.dataflow))]
+    slices = min(mapping.gemm.k, parts // len(_output_units(whole[0].plan)))
+    # partial sums must leave the cores that made them, so an output kept on chip is never split
+    if may_split_k and slices >= 2 and mapping.tensor_elements["output"]:
+        split = _k_slices(mapping, slices, config)
+        if _busiest_core_cycles(split, parts, config) < _busiest_core_cycles(whole, parts, config):
+            return _assemble(mapping, config, split, parts)
+    return _assemble(mapping, config, whole, parts)
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """A GEMM over part of its K (or all of it) and the plan of its folds."""
+
+    mapping: GemmMapping
+    plan: FoldPlan
 
 
 def _output_units(plan: FoldPlan) -> list[np.ndarray]:
@@ -269,38 +289,11 @@ def _output_units(plan: FoldPlan) -> list[np.ndarray]:
     return np.split(np.arange(plan.folds), np.flatnonzero(plan.ends_column_fold())[:-1] + 1)
 
 
-def _output_complete_shares(plan: FoldPlan, parts: int) -> list[np.ndarray] | None:
-    """Contiguous runs of folds, one per core, cut where outputs are complete; None when there are
-    fewer such units than cores (then K must be split)."""
-    if parts == 1:
-        return [np.arange(plan.folds)]
-    units = _output_units(plan)
-    if len(units) < parts:
-        return None
-    return [np.concatenate([units[u] for u in share]) for share in np.array_split(np.arange(len(units)), parts)]
-
-
-def _k_split_work(mapping: GemmMapping, config: HardwareConfig, parts: int) -> OpWork:
-    """The reduction dimension cut into slices so that every core has work; a reduction combines them.
-
-    Each slice is the GEMM over its part of K (and of the input and weight
-    tensors); its outputs are partial sums of the whole output.
-    """
-    gemm, array = mapping.gemm, config.array
-    units = len(_output_units(fold_plan(gemm, array.rows, array.cols, array.dataflow)))
-    slices = min(gemm.k, math.ceil(parts / units))
-    bounds = [(int(ks[0]), int(ks[-1]) + 1) for ks in np.array_split(np.arange(gemm.k), slices)]
-    sliced = [_k_slice(mapping, start, stop) for start, stop in bounds]
-    plans = [fold_plan(piece.gemm, array.rows, array.cols, array.dataflow) for piece in sliced]
-    all_units = [(index, folds) for index, plan in enumerate(plans) for folds in _output_units(plan)]
-    runs = []
-    for share in np.array_split(np.arange(len(all_units)), parts):
-        by_slice: dict[int, list[np.ndarray]] = {}
-        for position in share:
-            index, folds = all_units[position]
-            by_slice.setdefault(index, []).append(folds)
-        runs.append([(plans[index], np.concatenate(folds)) for index, folds in by_slice.items()])
-    return _assemble(mapping, config, runs, reduction=(slices, sliced), plans=plans)
+def _k_slices(mapping: GemmMapping, slices: int, config: HardwareConfig) -> list[_Slice]:
+    """The GEMM cut along K into ``slices`` near-equal slices; each slice's outputs are partial sums."""
+    array = config.array
+    pieces = [_k_slice(mapping, int(ks[0]), int(ks[-1]) + 1) for ks in np.array_split(np.arange(mapping.gemm.k), slices)]
+    return [_Slice(piece, fold_plan(piece.gemm, array.rows, array.cols, array.dataflow)) for piece in pieces]
 
 
 def _k_slice(mapping: GemmMapping, start: int, stop: int) -> GemmMapping:
@@ -315,28 +308,47 @@ def _k_slice(mapping: GemmMapping, start: int, stop: int) -> GemmMapping:
     return replace(mapping, gemm=replace(mapping.gemm, k=stop - start), tensor_elements=tensors)
 
 
-def _assemble(mapping: GemmMapping, config: HardwareConfig, runs: list[list[tuple[FoldPlan, np.ndarray]]],
-              reduction: tuple[int, list[GemmMapping]] | None, plans: list[FoldPlan]) -> OpWork:
-    """Each core's runs of folds as one stream; counts summed over cores; the split-K reduction if any."""
-    slice_mapping = {id(plan): mapping if reduction is None else reduction[1][index]
-                     for index, plan in enumerate(plans)}
+def _core_runs(slices: list[_Slice], parts: int) -> list[list[tuple[_Slice, np.ndarray]]]:
+    """Each core's contiguous run of the slices' output-complete units: per core, (slice, its folds)."""
+    if parts == 1 and len(slices) == 1:
+        return [[(slices[0], np.arange(slices[0].plan.folds))]]
+    units = [(index, folds) for index, piece in enumerate(slices) for folds in _output_units(piece.plan)]
+    runs = []
+    for share in np.array_split(np.arange(len(units)), parts):
+        by_slice: dict[int, list[np.ndarray]] = {}
+        for position in share:
+            index, folds = units[position]
+            by_slice.setdefault(index, []).append(folds)
+        runs.append([(slices[index], np.concatenate(folds)) for index, folds in by_slice.items()])
+    return runs
+
+
+def _busiest_core_cycles(slices: list[_Slice], parts: int, config: HardwareConfig) -> int:
+    """Compute cycles of the busiest core, the split-K reduction on core 0 included."""
+    cycles = [sum(int(piece.plan.cycles[folds].sum()) for piece, folds in run) for run in _core_runs(slices, parts)]
+    if len(slices) > 1:
+        cycles[0] += _reduction_cycles(slices[0].mapping, len(slices), config)
+    return max(cycles)
+
+
+def _assemble(mapping: GemmMapping, config: HardwareConfig, slices: list[_Slice], parts: int) -> OpWork:
+    """Each core's run of folds as one stream; counts summed over cores; the split-K reduction if any."""
     streams, traffic, macs, peaks = [], Traffic(), 0, []
-    for core_runs in runs:
-        pieces = [_run_stream(plan.subset(folds), slice_mapping[id(plan)], config) for plan, folds in core_runs]
+    for run in _core_runs(slices, parts):
+        pieces = [_run_stream(piece.plan.subset(folds), piece.mapping, config) for piece, folds in run]
         streams.append(TileStream.concatenate([stream for stream, _, _ in pieces]))
         traffic = sum((t for _, t, _ in pieces), traffic)
         peaks += [peak for _, _, peak in pieces]
-        macs += sum(int(plan.macs[folds].sum()) for plan, folds in core_runs)
-    combine_work = None
-    if reduction is not None and reduction[0] > 1:
-        combine_work, combine_traffic = _partial_sum_reduction(mapping, reduction[0], config)
-        traffic = traffic + combine_traffic
-        peaks.append(_stream_peaks(combine_work[0], "dram_read_psum"))
-    used = np.concatenate([p.used_rows * p.used_cols for p in plans])
+        macs += sum(int(piece.plan.macs[folds].sum()) for piece, folds in run)
+    reduction = _partial_sum_reduction(mapping, len(slices), config) if len(slices) > 1 else None
+    if reduction is not None:
+        traffic = traffic + reduction.traffic
+        peaks.append(_stream_peaks(reduction.tiles, "dram_read_psum"))
+    used = np.concatenate([piece.plan.used_rows * piece.plan.used_cols for piece in slices])
     return OpWork(
         parts=tuple(streams), macs=macs, useful_macs=mapping.useful_macs, skipped_macs=mapping.skipped_macs,
-        vector_ops=0 if combine_work is None else int(combine_work[1]), traffic=traffic,
-        reduction=None if combine_work is None else combine_work[0],
+        vector_ops=0 if reduction is None else reduction.adds, traffic=traffic,
+        reduction=None if reduction is None else reduction.tiles,
         mapping_efficiency=float(used.mean() / config.pes) if len(used) else 0.0, folds=len(used),
         peak_bandwidth=_max_rates(peaks),
     )
@@ -347,8 +359,10 @@ def _run_stream(plan: FoldPlan, mapping: GemmMapping,
     """One core's run of folds: its tiles (split to fit the buffers), what it moves, its peak rates."""
     word = config.word_bytes
     loads, stores = _fold_traffic(plan, mapping, config)
-    fill = np.maximum.reduce([loads[name] / config.half_buffer_bytes(buffer) for name, buffer in _LOAD_BUFFERS.items()]
-                             + [stores / config.half_buffer_bytes("output")])
+    # weights and their index share the weight buffer; partial sums read back and stored are one tile
+    fill = np.maximum.reduce([loads["input"] / config.half_buffer_bytes("input"),
+                              (loads["weight"] + loads["index"]) / config.half_buffer_bytes("weight"),
+                              np.maximum(loads["psum"], stores) / config.half_buffer_bytes("output")])
     load_total = sum(loads.values())
     tiles = _split_to_fit(plan.cycles, load_total, stores, fill)
     rereads = mapping.sram_reads_per_element
@@ -373,10 +387,6 @@ def _run_stream(plan: FoldPlan, mapping: GemmMapping,
     peaks = _peak_rates({f"dram_read_{name}": loads[name] for name in loads} | {"dram_write_output": stores},
                         plan.cycles)
     return tiles, traffic, peaks
-
-
-# Which buffer each kind of load fills.
-_LOAD_BUFFERS = {"input": "input", "weight": "weight", "index": "weight", "psum": "output"}
 
 
 def _fold_traffic(plan: FoldPlan, mapping: GemmMapping, config: HardwareConfig) -> tuple[dict, np.ndarray]:
@@ -418,6 +428,10 @@ def _output_traffic(plan: FoldPlan, tile: np.ndarray, half_buffer: int) -> tuple
     """(partial sums read back, outputs stored) per fold."""
     if plan.dataflow.rows in OPERAND_DIMS["output"]:
         return np.zeros_like(tile), tile  # every fold completes its outputs
+    # A spilled tile is larger than half the output buffer, so its fold is cut into p >= 2 pieces
+    # (_split_to_fit); a piece reads back what the same piece of the previous fold stored, p >= 2
+    # tiles earlier, whose store the channel serves before this piece's load is even requested
+    # (at the end of the tile two before it): the spill needs no read-after-write gate.
     spills = tile > half_buffer
     stores = np.where(plan.ends_column_fold() | spills, tile, 0.0)
     return np.where(spills & ~plan.starts_column_fold(), tile, 0.0), stores
@@ -431,15 +445,32 @@ def _accumulated_reads(plan: FoldPlan) -> np.ndarray:
     return np.where(plan.starts_column_fold(), 0, plan.operand_elements["output"])
 
 
-def _partial_sum_reduction(mapping: GemmMapping, slices: int, config: HardwareConfig) -> tuple[tuple, Traffic]:
-    """Core 0's vector unit reads ``slices`` partial-sum tensors, adds them and stores the output once."""
-    outputs = mapping.tensor_elements["output"] or mapping.operand_matrix_elements("output")
-    word = config.word_bytes
-    adds = (slices - 1) * outputs
-    stream = vector_tiles(math.ceil(adds / config.vector.lanes), slices * outputs * word, outputs * word, config)
-    traffic = Traffic(dram_read_psum=slices * outputs * word, dram_write_output=outputs * word,
-                      sram_read_output=2 * slices * outputs * word, sram_write_output=(slices + 1) * outputs * word)
-    return (stream, adds), traffic
+@dataclass(frozen=True)
+class _Reduction:
+    """The vector work that adds split-K partial sums: its tiles, its adds and what it moves."""
+
+    tiles: TileStream
+    adds: int
+    traffic: Traffic
+
+
+def _reduction_cycles(mapping: GemmMapping, slices: int, config: HardwareConfig) -> int:
+    return math.ceil((slices - 1) * mapping.tensor_elements["output"] / config.vector.lanes)
+
+
+def _partial_sum_reduction(mapping: GemmMapping, slices: int, config: HardwareConfig) -> _Reduction:
+    """Core 0's vector unit adds the ``slices`` partial-sum tensors the cores stored.
+
+    They stream from DRAM into the output buffer and are read out once each;
+    the sum is written there and drained to DRAM: (slices + 1) x outputs
+    written to and read from the output buffer.
+    """
+    outputs = mapping.tensor_elements["output"] * config.word_bytes
+    tiles = vector_tiles(_reduction_cycles(mapping, slices, config), slices * outputs, outputs, config,
+                         load_buffer="output")
+    traffic = Traffic(dram_read_psum=slices * outputs, dram_write_output=outputs,
+                      sram_read_output=(slices + 1) * outputs, sram_write_output=(slices + 1) * outputs)
+    return _Reduction(tiles, (slices - 1) * mapping.tensor_elements["output"], traffic)
 
 
 def _split_to_fit(compute: np.ndarray, loads: np.ndarray, stores: np.ndarray, fill: np.ndarray) -> TileStream:
@@ -469,10 +500,15 @@ def _stream_peaks(stream: TileStream, load_field: str) -> dict[str, float]:
     return _peak_rates({load_field: stream.load_bytes, "dram_write_output": stream.store_bytes}, stream.compute)
 
 
-def vector_tiles(cycles: int, load_bytes: float, store_bytes: float, config: HardwareConfig) -> TileStream:
-    """Work on the vector unit cut into tiles that fit the input and output half buffers."""
-    pieces = max(1, math.ceil(load_bytes / config.half_buffer_bytes("input")),
-                 math.ceil(store_bytes / config.half_buffer_bytes("output")))
+def vector_tiles(cycles: int, load_bytes: float, store_bytes: float, config: HardwareConfig,
+                 load_buffer: str = "input") -> TileStream:
+    """Work on the vector unit cut into tiles whose loads fit half of ``load_buffer`` and whose stores
+    fit half the output buffer (sharing it when the loads go there too)."""
+    if load_buffer == "output":
+        pieces = max(1, math.ceil((load_bytes + store_bytes) / config.half_buffer_bytes("output")))
+    else:
+        pieces = max(1, math.ceil(load_bytes / config.half_buffer_bytes(load_buffer)),
+                     math.ceil(store_bytes / config.half_buffer_bytes("output")))
     return _even_tiles(cycles, load_bytes, store_bytes, pieces)
 
 
@@ -517,18 +553,20 @@ def on_chip_vector_work(cycles: int, vector_ops: int, parts: int = 1) -> OpWork:
 def combine(works: Sequence[OpWork]) -> OpWork:
     """One op's parts run back to back on each core: streams concatenated per core, counts summed.
 
-    Tiles with nothing to do (no cycles, no bytes) are dropped.
+    Tiles with nothing to do (no cycles, no bytes) are dropped.  The parts are
+    attention's GEMMs and vector work, which never split K (a reduction would
+    have to run before the vector work that reads its result).
     """
+    if any(work.reduction is not None for work in works):
+        raise ValueError("combine() takes works without a split-K reduction")
     parts = tuple(_busy(TileStream.concatenate([work.parts[core] for work in works]))
                   for core in range(len(works[0].parts)))
-    reductions = [work.reduction for work in works if work.reduction is not None]
     folds = sum(work.folds for work in works)
     efficiency = sum(work.mapping_efficiency * work.folds for work in works) / folds if folds else 0.0
     return OpWork(
         parts=parts, macs=sum(w.macs for w in works), useful_macs=sum(w.useful_macs for w in works),
         skipped_macs=sum(w.skipped_macs for w in works), vector_ops=sum(w.vector_ops for w in works),
         traffic=sum((w.traffic for w in works), Traffic()),
-        reduction=TileStream.concatenate(reductions) if reductions else None,
         mapping_efficiency=efficiency, folds=folds, peak_bandwidth=_max_rates([w.peak_bandwidth for w in works]),
     )
 

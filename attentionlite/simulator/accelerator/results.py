@@ -1,7 +1,7 @@
 """What a simulation returns: one row per op, totals per batch and per image, and how it was made.
 
 A schedule simulates several *batches* (image groups of the graph's batch
-size): one per core under ``data``, :data:`PIPELINE_IMAGES_PER_STAGE` per stage
+size): one per core under ``data``, :data:`PIPELINE_BATCHES_PER_STAGE` per stage
 under ``pipeline``, one under ``split``.  Every batch does the same work, so
 rows and totals are given for one batch (and, divided by the batch size, one
 image); only the timing (makespan, latency, throughput) is of the whole run.
@@ -47,6 +47,10 @@ class OpRow:
     :class:`~attentionlite.simulator.accelerator.memory.Traffic`);
     ``active_cycles`` is the mean span from a batch's first transfer or compute
     of the op to its last, over which average bandwidths are taken.
+    ``energy`` is the op's dynamic energy plus the leakage of its cores over
+    its busy cycles; the totals charge leakage over the run's whole time per
+    batch instead (idle cores and gaps included), so the rows' energies do not
+    add up to the total.
     """
 
     name: str
@@ -264,8 +268,8 @@ def summarise(ops: Sequence[Op], works: Sequence[OpWork], tasks: Sequence[Task],
 
 
 def _op_row(op: Op, work: OpWork, tasks: list[Task], timings: list[TaskTiming], config: HardwareConfig) -> OpRow:
-    batches = sorted({task.image for task in tasks})
-    per_batch = [[t for task, t in zip(tasks, timings) if task.image == image] for image in batches]
+    batches = sorted({task.batch for task in tasks})
+    per_batch = [[t for task, t in zip(tasks, timings) if task.batch == batch] for batch in batches]
     compute = sum(t.compute for t in per_batch[0])
     stall = round(fmean(sum(t.stall for t in group) for group in per_batch))
     busy = compute + stall
@@ -301,7 +305,7 @@ def _core_list(cores: list[int]) -> str:
 def _totals(rows: tuple[OpRow, ...], useful_macs: int, timeline: Timeline,
             config: HardwareConfig, schedule: str, batch: int) -> Totals:
     clock_hz = config.clock_mhz * 1e6
-    batches = timeline.images
+    batches = timeline.batches
     latency_s, throughput = _latency_and_throughput(schedule, timeline, clock_hz, batch)
     cycles_per_batch = clock_hz * batch / throughput if throughput else float(timeline.makespan)
     energy = {name: sum(getattr(row.energy, name) for row in rows) for name in COMPONENTS if name != "leakage"}
@@ -335,11 +339,11 @@ def _latency_and_throughput(schedule: str, timeline: Timeline, clock_hz: float, 
     over the second half of the completions, once it is full.
     """
     seconds = timeline.makespan / clock_hz
-    ends = sorted(timeline.image_end.values())
+    ends = sorted(timeline.batch_end.values())
     if schedule != "pipeline" or len(ends) < 3:
         return seconds, len(ends) * batch / seconds if seconds else 0.0
     steady = ends[len(ends) // 2:]
-    latency = timeline.image_end[0] / clock_hz
+    latency = timeline.batch_end[0] / clock_hz
     if steady[-1] == steady[0]:
         return latency, len(ends) * batch / seconds
     return latency, (len(steady) - 1) * batch * clock_hz / (steady[-1] - steady[0])

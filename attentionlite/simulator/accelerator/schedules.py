@@ -1,8 +1,8 @@
 """Schedules: how a graph's ops become tasks on cores, with the dependencies between them.
 
-* ``data``: images across cores; every core runs the whole graph on its own image.
+* ``data``: batches across cores; every core runs the whole graph on its own batch.
 * ``pipeline``: layers in contiguous stages of near-equal compute, one stage per
-  core; images stream through.
+  core; batches stream through.
 * ``split``: each op's folds shared across the cores (memory.py decides each
   core's share and traffic, and a reduction where K had to be cut); an op
   waits for all of the previous one.
@@ -26,9 +26,9 @@ import numpy as np
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
 from attentionlite.simulator.accelerator.memory import OpWork, TileStream
 
-# Images a pipeline streams per stage: the first ``stages`` fill it, the rest run in steady state, over
+# Batches a pipeline streams per stage: the first ``stages`` fill it, the rest run in steady state, over
 # which throughput is measured (the second half of the completions).
-PIPELINE_IMAGES_PER_STAGE = 4
+PIPELINE_BATCHES_PER_STAGE = 4
 
 # For each op, the ops whose outputs it reads from DRAM (not handed over on chip), by index.
 DramInputs = Sequence[tuple[int, ...]]
@@ -36,7 +36,7 @@ DramInputs = Sequence[tuple[int, ...]]
 
 @dataclass(frozen=True)
 class Task:
-    """One op (or one core's share of it) for one image group, on one core.
+    """One op (or one core's share of it) for one batch of images, on one core.
 
     ``depends_on``: tasks that must finish computing before this one computes;
     ``reads_from``: tasks whose stores this one's loads read (read after write).
@@ -44,7 +44,7 @@ class Task:
 
     op_index: int
     core: int
-    image: int
+    batch: int
     tiles: TileStream
     depends_on: tuple[int, ...] = ()
     reads_from: tuple[int, ...] = ()
@@ -58,22 +58,23 @@ def _single_tile_if_empty(tiles: TileStream) -> TileStream:
 
 
 def data_parallel(works: Sequence[OpWork], config: HardwareConfig, reads: DramInputs) -> list[Task]:
-    """Images across cores: every core runs the whole graph on its own image, in order."""
+    """Batches across cores: every core runs the whole graph on its own batch, in order."""
     n = len(works)
     return [Task(i, core, core, _single_tile_if_empty(work.tiles), reads_from=tuple(core * n + p for p in reads[i]))
             for core in range(config.cores) for i, work in enumerate(works)]
 
 
 def tile_split(works: Sequence[OpWork], config: HardwareConfig, reads: DramInputs) -> list[Task]:
-    """Each op's folds shared across the cores; an op waits for all of the previous one (and its reduction)."""
+    """Each op's folds shared across the cores (a core with no share idles); an op waits for all of the
+    previous one (and its reduction)."""
     tasks: list[Task] = []
     finals: list[tuple[int, ...]] = []  # per op, the tasks whose end completes it
     previous: tuple[int, ...] = ()
     for i, work in enumerate(works):
         produced = tuple(task for p in reads[i] for task in finals[p])
         first = len(tasks)
-        tasks += [Task(i, core, 0, _single_tile_if_empty(part), previous, produced)
-                  for core, part in enumerate(work.parts)]
+        busy = [(core, part) for core, part in enumerate(work.parts) if len(part)] or [(0, work.parts[0])]
+        tasks += [Task(i, core, 0, _single_tile_if_empty(part), previous, produced) for core, part in busy]
         final = tuple(range(first, len(tasks)))
         if work.reduction is not None:  # core 0 adds the split-K partial sums the parts stored
             tasks.append(Task(i, 0, 0, work.reduction, final, final))
@@ -96,16 +97,16 @@ def _pipeline_stages(works: Sequence[OpWork], config: HardwareConfig) -> list[in
 
 
 def layer_pipeline(works: Sequence[OpWork], config: HardwareConfig, reads: DramInputs) -> list[Task]:
-    """Layers in balanced stages, one per core; :data:`PIPELINE_IMAGES_PER_STAGE` x stages images stream through."""
+    """Layers in balanced stages, one per core; :data:`PIPELINE_BATCHES_PER_STAGE` x stages batches stream through."""
     stage_of = _pipeline_stages(works, config)
     n = len(works)
     tasks: list[Task] = []
-    for image in range(PIPELINE_IMAGES_PER_STAGE * (max(stage_of) + 1)):
+    for batch in range(PIPELINE_BATCHES_PER_STAGE * (max(stage_of) + 1)):
         for i, work in enumerate(works):
             starts_stage = 0 < i and stage_of[i] != stage_of[i - 1]
-            depends = (image * n + i - 1,) if starts_stage else ()
-            reads_from = tuple(image * n + p for p in reads[i])
-            tasks.append(Task(i, stage_of[i], image, _single_tile_if_empty(work.tiles), depends, reads_from))
+            depends = (batch * n + i - 1,) if starts_stage else ()
+            reads_from = tuple(batch * n + p for p in reads[i])
+            tasks.append(Task(i, stage_of[i], batch, _single_tile_if_empty(work.tiles), depends, reads_from))
     return tasks
 
 

@@ -9,17 +9,18 @@ One strategy per ``[sparsity] mode`` (:data:`SPARSITY`):
   ``ceil(K * (1 - (1 - d) ** g))`` and the weights are stored as those blocks
   plus ``index_bits`` of metadata each (EIE-style relative indices).  The
   input is still read whole: every input element meets some non-zero weight.
-  The format is chosen per layer, as sparse accelerators do (mapping.py): a
+  The format is chosen per layer, as sparse accelerators do (simulation.py): a
   layer whose indexed form would move more bytes or take longer than its dense
   form (a dense layer, or one barely pruned) is stored and run dense, so it
   costs exactly what it costs on dense hardware.
 * ``columns``: a column-pruned layer runs as the dense layer it compacts to,
-  K = ``columns_kept``; only the kept columns' inputs are read (the im2col
-  input of those columns, at most the whole tensor: exact for linear layers and
-  1x1 convolutions, an upper bound where kept columns of a k x k convolution
-  share an input channel).  A layer that
-  is compacted already (its GEMM's K is the kept count) runs as it is, so a
-  checkpoint and its compacted form cost the same.  Other layers stay dense.
+  K = ``columns_kept`` (in proportion, should K not be the column count);
+  only the kept columns' inputs are read (the im2col input of those columns,
+  at most the whole tensor: exact for linear layers and 1x1 convolutions, an
+  upper bound where kept columns of a k x k convolution share an input
+  channel).  A layer that is compacted already (its GEMM's K is the kept
+  count) runs as it is, so a checkpoint and its compacted form cost the same.
+  Other layers stay dense.
 """
 
 from __future__ import annotations

@@ -269,7 +269,7 @@ def test_no_load_of_produced_data_before_its_producer_stored_it(m, width, design
             if index[producer] == task.op_index - 1 and kept[task.op_index].inputs:
                 continue  # handed over on chip
             stores = [t.stored for other, t in zip(tasks, timeline.tasks)
-                      if other.op_index == index[producer] and (other.image == task.image or schedule == "split")]
+                      if other.op_index == index[producer] and (other.batch == task.batch or schedule == "split")]
             if timing.first_transfer >= 0:
                 assert timing.first_transfer >= max(stores), (op.name, producer)
 

@@ -59,10 +59,23 @@ def test_split_along_k_reduces_partial_sums_on_the_vector_unit():
     assert row.compute_cycles == 4 * 318 + 96
 
 
-def test_a_one_fold_op_pays_fill_and_drain_on_every_core():
-    # K=64 cut four ways: each core's fold still fills and drains the 32x32 array (16 + 62 cycles)
+def test_a_one_fold_op_is_not_split_when_fill_and_drain_would_outweigh_the_gain():
+    # K=64 cut four ways would cost each core a full fold, 16 + 32 + 32 - 2 = 78 cycles, and core 0 the
+    # reduction, 3 x 1024 / 32 = 96 more: 174 > 64 + 62 = 126 on one core, so one core runs it whole
     row = simulate([linear("fc", 32, 32, 64)], load_hardware("paa-default", cores=4), schedule="split").rows[0]
-    assert row.compute_cycles == 4 * (16 + 32 + 32 - 2) + 96
+    assert row.cores == "0"
+    assert row.compute_cycles == 64 + 62
+    assert row.dram_read_bytes == 32 * 64 + 64 * 32 and row.vector_ops == 0
+
+
+def test_an_op_with_fewer_output_units_than_cores_leaves_cores_idle_rather_than_splitting_k_unevenly():
+    # ws, M=100, N=72, K=200: three column folds.  Cutting K would need 4 // 3 = 1 slice, so the three
+    # units go to three cores and the fourth idles; each core's folds are 7 K folds of 100 + 94 cycles
+    config = load_hardware("paa-default", cores=4, dataflow="ws")
+    row = simulate([linear("fc", 100, 72, 200)], config, schedule="split").rows[0]
+    assert row.cores == "0-2"
+    assert row.compute_cycles == 3 * 7 * (100 + 64 + 32 - 2)
+    assert row.dram_read_bytes == 3 * 20_000 + 14_400  # every core reads the whole input
 
 
 def conv_bn_relu() -> OpGraph:
@@ -115,3 +128,16 @@ def test_every_op_moves_at_least_its_compulsory_traffic(ops, design, schedule, k
         assert row.traffic.dram_read_input >= op.input_bytes(1)
         assert row.traffic.dram_read_weight >= op.weight_bytes(1)
         assert row.dram_write_bytes >= op.output_bytes(1)
+
+
+def test_weights_and_their_index_metadata_share_the_weight_buffer():
+    # one fold: 120 x 32 weights (3,840 B) and 4 index bits each (1,920 B) must fit 2 KiB halves
+    # together: ceil(5,760 / 2,048) = 3 tiles (the weights alone would need 2)
+    from attentionlite.simulator.accelerator.memory import GemmMapping, gemm_work
+
+    gemm = Gemm(m=32, n=32, k=120)
+    mapping = GemmMapping(gemm, {"input": 32 * 120, "weight": 120 * 32, "output": 32 * 32}, gemm.macs,
+                          index_bytes_per_weight=0.5)
+    work = gemm_work(mapping, load_hardware("paa-default", cores=1, weight_kib=4))
+    assert len(work.tiles) == 3
+    assert work.traffic.dram_read_weight + work.traffic.dram_read_index == 5_760
