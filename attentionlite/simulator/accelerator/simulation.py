@@ -1,8 +1,8 @@
 """Simulate an op graph on the accelerator: the pipeline read as one list (ZigZag's ``api.py``).
 
     graph = fold_batch_norms(graph)             # inference hardware folds BN into the conv before it
-    hws = weight_formats(ops, hw, parts)        # per layer: sparse hardware, or dense where sparse is no better
-    streamed = [map_op(op, hw, parts) ...]      # each op -> tiles + access counts (mapping.py)
+    formats = weight_formats(ops, hw, parts)    # per layer: sparse or dense weights, and its tiles + access
+                                                # counts with every tensor via DRAM (mapping.py)
     kept = on_chip_reuse(ops, graph, ...)       # tensors the next op on the same core reads on chip
     works = [map_op(op, hw, on_chip, parts) ...]  # again, without those tensors' DRAM traffic
     reads = dram_inputs(ops, graph, kept)       # which producers each op reads from DRAM (read after write)
@@ -14,16 +14,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from attentionlite.errors import InputError
 from attentionlite.provenance import provenance
-from attentionlite.simulator.accelerator.engine import run
+from attentionlite.simulator.accelerator.engine import Timeline, run
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
 from attentionlite.simulator.accelerator.mapping import has_sparse_form, map_op
 from attentionlite.simulator.accelerator.memory import NOTHING_ON_CHIP, OnChip, OpWork, on_chip_reuse
 from attentionlite.simulator.accelerator.results import SimResult, summarise
-from attentionlite.simulator.accelerator.schedules import SCHEDULES, tile_split
+from attentionlite.simulator.accelerator.schedules import SCHEDULES, Task, tile_split
 from attentionlite.simulator.graph.graph import OpGraph, fold_batch_norms
 from attentionlite.simulator.graph.ops import Op
 
@@ -32,12 +32,34 @@ def _ops_of(graph: OpGraph | Sequence[Op]) -> list[Op]:
     return graph.ops_in_order() if isinstance(graph, OpGraph) else list(graph)
 
 
+@dataclass(frozen=True)
+class Scheduled:
+    """A graph's ops as run: their work, what stays on chip, the tasks and the engine's timeline."""
+
+    graph: OpGraph | Sequence[Op]
+    ops: list[Op]
+    works: list[OpWork]
+    kept: list[OnChip]
+    tasks: list[Task]
+    timeline: Timeline
+
+
 def simulate(graph: OpGraph | Sequence[Op], config: HardwareConfig, schedule: str = "data") -> SimResult:
     """Simulate ``graph`` (an OpGraph, or a sequence of Ops in order) on the accelerator ``config``.
 
     ``schedule``: ``data`` (images across cores), ``pipeline`` (balanced layer
     stages across cores) or ``split`` (each op's folds across cores).
     """
+    done = schedule_and_run(graph, config, schedule)
+    metadata = dict(done.graph.metadata) if isinstance(done.graph, OpGraph) else {}
+    run_options = {"schedule": schedule, "sparsity": config.sparsity.mode, "window_mapping": config.attention.window_mapping,
+                   "fold_batch_norm": config.fold_batch_norm}
+    return summarise(done.ops, done.works, done.tasks, done.timeline, config, run_options,
+                     provenance(graph=metadata, **run_options))
+
+
+def schedule_and_run(graph: OpGraph | Sequence[Op], config: HardwareConfig, schedule: str) -> Scheduled:
+    """Every step of :func:`simulate` up to the engine's timeline (the module doc lists them)."""
     if schedule not in SCHEDULES:
         raise InputError(f"schedule {schedule!r} is not known; expected one of {', '.join(SCHEDULES)}")
     if isinstance(graph, OpGraph) and config.fold_batch_norm:
@@ -45,22 +67,18 @@ def simulate(graph: OpGraph | Sequence[Op], config: HardwareConfig, schedule: st
     ops = _ops_of(graph)
     plan = SCHEDULES[schedule]
     parts = plan.parts(config)
-    configs = weight_formats(ops, config, parts)  # the layers stored dense run with sparsity off
-    streamed = [map_op(op, hw, parts=parts) for op, hw in zip(ops, configs)]  # tiles + access counts, all via DRAM
+    formats = weight_formats(ops, config, parts)  # per op: the hardware it runs on, and its work all via DRAM
+    streamed = [work for _, work in formats]
     kept = on_chip_reuse(ops, graph, plan.follows_on_same_core(streamed, config), config)  # what stays on chip
     works = [map_op(op, hw, on_chip, parts) if on_chip != NOTHING_ON_CHIP else work
-             for op, hw, work, on_chip in zip(ops, configs, streamed, kept)]
+             for op, (hw, work), on_chip in zip(ops, formats, kept)]
     tasks = plan.tasks(works, config, dram_inputs(ops, graph, kept))  # tiles -> cores, with dependencies
-    timeline = run(tasks, config)  # every load, compute and store at an exact cycle
-    metadata = dict(graph.metadata) if isinstance(graph, OpGraph) else {}
-    run_options = {"schedule": schedule, "sparsity": config.sparsity.mode, "window_mapping": config.attention.window_mapping,
-                   "fold_batch_norm": config.fold_batch_norm}
-    return summarise(ops, works, tasks, timeline, config, run_options, provenance(graph=metadata, **run_options))
+    return Scheduled(graph, ops, works, kept, tasks, run(tasks, config))  # every transfer and tile at a cycle
 
 
-def weight_formats(ops: Sequence[Op], config: HardwareConfig, parts: int) -> list[HardwareConfig]:
-    """Per op, the hardware it runs on: ``config``, or the same hardware with sparsity off for a layer
-    stored dense.
+def weight_formats(ops: Sequence[Op], config: HardwareConfig, parts: int) -> list[tuple[HardwareConfig, OpWork]]:
+    """Per op, the hardware it runs on (``config``, or the same hardware with sparsity off for a layer
+    stored dense) and its work with every tensor via DRAM.
 
     As a compiler for sparse hardware does, each layer is stored in the
     sparse format only where that moves no more DRAM bytes and, run on its
@@ -70,9 +88,16 @@ def weight_formats(ops: Sequence[Op], config: HardwareConfig, parts: int) -> lis
     costs on dense hardware.  Decided once per op, before any on-chip reuse.
     """
     dense_config = replace(config, sparsity=replace(config.sparsity, mode="none"))
-    return [config if not has_sparse_form(op, config)
-            or _no_worse(map_op(op, config, parts=parts), map_op(op, dense_config, parts=parts), config)
-            else dense_config for op in ops]
+    formats = []
+    for op in ops:
+        work = map_op(op, config, parts=parts)
+        if has_sparse_form(op, config):
+            dense_work = map_op(op, dense_config, parts=parts)
+            if not _no_worse(work, dense_work, config):
+                formats.append((dense_config, dense_work))
+                continue
+        formats.append((config, work))
+    return formats
 
 
 def _no_worse(sparse: OpWork, dense: OpWork, config: HardwareConfig) -> bool:

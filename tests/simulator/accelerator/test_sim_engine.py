@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from attentionlite.errors import InputError
 from attentionlite.simulator.accelerator.hardware import list_presets, load_hardware, with_overrides
-from attentionlite.simulator.accelerator.simulation import simulate
+from attentionlite.simulator.accelerator.simulation import schedule_and_run, simulate
 from attentionlite.simulator.graph.ops import Gemm, Op, OpKind
 
 TINY = """
@@ -236,22 +236,6 @@ def residual_chain(m: int, width: int):
     return graph
 
 
-def timeline_of(graph, config, schedule):
-    """The simulation's steps up to the engine, so that the test can read each task's timing."""
-    from attentionlite.simulator.accelerator.engine import run
-    from attentionlite.simulator.accelerator.mapping import map_op
-    from attentionlite.simulator.accelerator.memory import on_chip_reuse
-    from attentionlite.simulator.accelerator.schedules import SCHEDULES
-    from attentionlite.simulator.accelerator.simulation import dram_inputs
-
-    ops, plan = graph.ops_in_order(), SCHEDULES[schedule]
-    streamed = [map_op(op, config, parts=plan.parts(config)) for op in ops]
-    kept = on_chip_reuse(ops, graph, plan.follows_on_same_core(streamed, config), config)
-    works = [map_op(op, config, on_chip, plan.parts(config)) for op, on_chip in zip(ops, kept)]
-    tasks = plan.tasks(works, config, dram_inputs(ops, graph, kept))
-    return ops, kept, tasks, run(tasks, config)
-
-
 @PROPERTY
 @given(m=st.integers(1, 96), width=st.integers(1, 96), design=designs, schedule=schedules,
        kib=st.sampled_from([4, 64]))
@@ -261,7 +245,8 @@ def test_no_load_of_produced_data_before_its_producer_stored_it(m, width, design
     # producer for the same batch (all of them under split) has finished storing.
     graph = residual_chain(m, width)
     config = load_hardware("paa-default", **design, input_kib=kib, weight_kib=kib, output_kib=kib)
-    ops, kept, tasks, timeline = timeline_of(graph, config, schedule)
+    done = schedule_and_run(graph, config, schedule)
+    ops, kept, tasks, timeline = done.ops, done.kept, done.tasks, done.timeline
     index = {op.name: i for i, op in enumerate(ops)}
     for task, timing in zip(tasks, timeline.tasks):
         op = ops[task.op_index]
