@@ -1,6 +1,9 @@
 """The cycle-level engine: the tiles of every task placed at exact cycles, one shared DRAM channel.
 
-The event loop works at tile granularity, never per cycle.  On each core,
+The event loop works at tile granularity, never per cycle, and is compiled
+(numba, cached on disk once per machine; the pure-Python loop it replaced is
+the test suite's oracle, tests/simulator/accelerator/reference_engine.py).
+On each core,
 tile i computes out of one half of the double buffers while tile i + 1 is
 loaded into the other.  Each tile makes two DMA requests:
 
@@ -52,10 +55,10 @@ prefetch, because it overlaps loads that SCALE-Sim serialises.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
@@ -99,163 +102,291 @@ class Timeline:
         return max(self.core_end, default=0)
 
 
-class _Core:
-    """One core's tile stream and how far it has got."""
-
-    def __init__(self, tasks: list[tuple[int, Task]], config: HardwareConfig) -> None:
-        streams = [task.tiles for _, task in tasks]
-        lengths = [len(stream) for stream in streams]
-        loads = np.concatenate([s.load_bytes for s in streams])
-        stores = np.concatenate([s.store_bytes for s in streams])
-        self.compute = np.concatenate([s.compute for s in streams]).tolist()
-        self.load_cycles = transfer_cycles(loads, config).tolist()
-        self.store_cycles = transfer_cycles(stores, config).tolist()
-        self.count = len(self.compute)
-        tile_task = np.repeat([task_id for task_id, _ in tasks], lengths)
-        self.task_of_tile = tile_task.tolist()
-        self.finishes_task = np.append(tile_task[1:] != tile_task[:-1], True).tolist()
-        starts = np.cumsum([0] + lengths[:-1]).tolist()
-        self.compute_gate = {start: task.depends_on for start, (_, task) in zip(starts, tasks) if task.depends_on}
-        self.arrival: list[int | None] = [None] * self.count
-        self.store_end: list[int | None] = [None] * self.count
-        self.compute_end: list[int] = []
-        self.end = 0
-
-
-class _EventLoop:
-    """First-come-first-served DRAM channel shared by cores that compute tile by tile."""
-
-    def __init__(self, tasks: Sequence[Task], config: HardwareConfig) -> None:
-        self.latency = config.dram_latency_cycles
-        by_core: dict[int, list[tuple[int, Task]]] = {}
-        for task_id, task in enumerate(tasks):
-            by_core.setdefault(task.core, []).append((task_id, task))
-        self.cores = {core: _Core(assigned, config) for core, assigned in sorted(by_core.items())}
-        self.reads_from = [task.reads_from for task in tasks]
-        self.timings = [TaskTiming() for _ in tasks]
-        self.computed = [False] * len(tasks)
-        self.stores_left = [len(task.tiles) for task in tasks]
-        self.waiting_compute: dict[int, list[int]] = {}  # task -> cores whose next tile waits for it to compute
-        self.waiting_stores: dict[int, list[tuple[int, int, int]]] = {}  # task -> parked (core, tile, ready)
-        self.heap: list[tuple[int, int, int, int]] = []  # (ready cycle, kind, core, tile)
-        self.channel_free = 0
-
-    def run(self) -> list[TaskTiming]:
-        for core_id, core in self.cores.items():
-            for tile in range(min(2, core.count)):
-                self._request_load(core_id, tile, 0)
-            self._advance(core_id)
-        while self.heap:
-            ready, kind, core_id, tile = heapq.heappop(self.heap)
-            self._serve(kind, core_id, tile, ready)
-            self._advance(core_id)
-        return self.timings
-
-    # ---- the channel
-
-    def _serve(self, kind: int, core_id: int, tile: int, ready: int) -> None:
-        """Move a request's bytes over the channel (only requests with bytes reach the queue)."""
-        core = self.cores[core_id]
-        cycles = core.load_cycles[tile] if kind == LOAD else core.store_cycles[tile]
-        start = ready if ready > self.channel_free else self.channel_free
-        self.channel_free = done = start + cycles
-        timing = self.timings[core.task_of_tile[tile]]
-        if timing.first_transfer < 0:
-            timing.first_transfer = start
-        if kind == LOAD:
-            core.arrival[tile] = done + self.latency
-        else:
-            self._stored(core, tile, done)
-
-    def _stored(self, core: _Core, tile: int, done: int) -> None:
-        core.store_end[tile] = done
-        core.end = max(core.end, done)
-        self._store_done(core.task_of_tile[tile], done)
-
-    def _store_done(self, task_id: int, done: int) -> None:
-        timing = self.timings[task_id]
-        timing.stored = max(timing.stored, done)
-        self.stores_left[task_id] -= 1
-        if self.stores_left[task_id] == 0:
-            for core_id, tile, ready in self.waiting_stores.pop(task_id, []):
-                self._request_load(core_id, tile, ready)
-
-    def _request_load(self, core_id: int, tile: int, ready: int) -> None:
-        """Queue a tile's load, or park it until the tasks it reads from have stored their outputs.
-
-        A tile with nothing to load has its data at once (and reads nothing produced)."""
-        core = self.cores[core_id]
-        if not core.load_cycles[tile]:
-            core.arrival[tile] = ready
-            return
-        for producer in self.reads_from[core.task_of_tile[tile]]:
-            if self.stores_left[producer]:
-                self.waiting_stores.setdefault(producer, []).append((core_id, tile, ready))
-                return
-            ready = max(ready, self.timings[producer].stored)
-        heapq.heappush(self.heap, (ready, LOAD, core_id, tile))
-
-    # ---- the array
-
-    def _advance(self, core_id: int) -> None:
-        """Compute every tile of the core whose data, buffers and dependencies are ready."""
-        core = self.cores[core_id]
-        while len(core.compute_end) < core.count:
-            j = len(core.compute_end)
-            ready = self._ready_to_compute(core, core_id, j)
-            if ready is None:
-                return
-            self._compute_tile(core, core_id, j, *ready)
-
-    def _ready_to_compute(self, core: _Core, core_id: int, j: int) -> tuple[int, int] | None:
-        """(earliest start without memory, start) of tile j, or None while something it needs is missing."""
-        arrival = core.arrival[j]
-        freed = core.store_end[j - 2] if j >= 2 else 0  # the output half tile j writes
-        gate = self._gate(core.compute_gate[j], core_id) if j in core.compute_gate else 0
-        if arrival is None or freed is None or gate is None:
-            return None
-        previous_end = core.compute_end[-1] if core.compute_end else 0
-        earliest = max(previous_end, gate)
-        return earliest, max(earliest, arrival, freed)
-
-    def _gate(self, dependencies: tuple[int, ...], core_id: int) -> int | None:
-        """When the dependencies finished computing, or None after parking the core until they have."""
-        for dependency in dependencies:
-            if not self.computed[dependency]:
-                waiting = self.waiting_compute.setdefault(dependency, [])
-                waiting += [] if core_id in waiting else [core_id]
-                return None
-        return max(self.timings[d].end for d in dependencies)
-
-    def _compute_tile(self, core: _Core, core_id: int, j: int, earliest: int, start: int) -> None:
-        end = start + core.compute[j]
-        core.compute_end.append(end)
-        core.end = max(core.end, end)
-        task_id = core.task_of_tile[j]
-        timing = self.timings[task_id]
-        if timing.start < 0:
-            timing.start = start
-        timing.end, timing.compute, timing.stall = end, timing.compute + core.compute[j], timing.stall + start - earliest
-        if core.store_cycles[j]:
-            heapq.heappush(self.heap, (end, STORE, core_id, j))
-        else:
-            self._stored(core, j, end)
-        if j + 2 < core.count:
-            self._request_load(core_id, j + 2, end)
-        if core.finishes_task[j]:
-            self.computed[task_id] = True
-            for waiting_core in self.waiting_compute.pop(task_id, []):
-                self._advance(waiting_core)
-
-
 def run(tasks: Sequence[Task], config: HardwareConfig) -> Timeline:
     """Place every tile of every task at an exact cycle."""
-    loop = _EventLoop(tasks, config)
-    timings = loop.run()
-    unfinished = [task_id for task_id, done in enumerate(loop.computed) if not done]
-    if unfinished:
+    tile, task, core, graph = _flatten(tasks, config)
+    _event_loop(tile, task, core, *graph, config.dram_latency_cycles)  # type: ignore[call-arg]  # a numba Dispatcher
+    unfinished = np.flatnonzero(task[:, COMPUTED] == 0)
+    if len(unfinished):
         raise RuntimeError(f"engine deadlock: {len(unfinished)} tasks never ran (first: {tasks[unfinished[0]]})")
+    columns = [task[:, row].tolist() for row in (START, END, BUSY, STALL, FIRST_TRANSFER, STORED)]
+    timings = [TaskTiming(*values) for values in zip(*columns)]
     batch_end: dict[int, int] = {}
-    for task, timing in zip(tasks, timings):
-        batch_end[task.batch] = max(batch_end.get(task.batch, 0), timing.end, timing.stored)
-    return Timeline(timings, [core.end for core in loop.cores.values()], len(batch_end), batch_end)
+    for scheduled, timing in zip(tasks, timings):
+        batch_end[scheduled.batch] = max(batch_end.get(scheduled.batch, 0), timing.end, timing.stored)
+    return Timeline(timings, core[:, CORE_END].tolist(), len(batch_end), batch_end)
+
+
+# ----------------------------------------------------------------------------- the loop's state, flat
+#
+# The compiled loop keeps its state in three int64 tables, one row per tile,
+# task or used core, and one column per field below (a row's fields share a
+# cache line), -1 where a cycle is "not yet" (a load not arrived, a store not
+# done) or a list is empty.  Tiles are numbered core by core (cores by increasing id, each core's tasks in order),
+# so a tile's number orders requests as (core, tile) does.  A load waiting for
+# a producer's stores and a core waiting for a task to compute wait in linked
+# lists, first parked first released (a tile or a core waits on one task at a
+# time).
+
+NONE = -1
+# per tile: given
+COMPUTE, LOAD_CYCLES, STORE_CYCLES, TILE_TASK, TILE_CORE = range(5)
+# per tile: state
+ARRIVAL, STORE_END, COMPUTE_END, PARKED_NEXT, PARKED_READY = range(5, 10)
+# per task: given
+FIRST_TILE, LAST_TILE = range(2)
+# per task: state (START..STORED are TaskTiming's fields)
+START, END, BUSY, STALL, FIRST_TRANSFER, STORED, COMPUTED, STORES_LEFT = range(2, 10)
+PARKED_HEAD, PARKED_TAIL, WAITING_HEAD, WAITING_TAIL = range(10, 14)
+# per core: given, then state
+CORE_FIRST, CORE_TILES, COMPUTED_TILES, CORE_END, WAITING_NEXT, WAITING_ON = range(6)
+
+
+def _flatten(tasks: Sequence[Task], config: HardwareConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    """The tile, task and core tables with their given rows filled and their state rows initialised, and the
+    dependencies as compressed rows (depends_start, depends, reads_start, reads)."""
+    order = sorted(range(len(tasks)), key=lambda task_id: tasks[task_id].core)  # stable: in order per core
+    streams = [tasks[task_id].tiles for task_id in order]
+    lengths = np.array([len(stream) for stream in streams], dtype=np.int64)
+    first = np.cumsum(lengths) - lengths
+    cores_of_order = np.array([tasks[task_id].core for task_id in order], dtype=np.int64)
+    _, first_task_of_slot, core_slot = np.unique(cores_of_order, return_index=True, return_inverse=True)
+
+    tile = np.full((int(lengths.sum()), 10), NONE, dtype=np.int64)
+    if streams:
+        tile[:, COMPUTE] = np.concatenate([stream.compute for stream in streams])
+        tile[:, LOAD_CYCLES] = transfer_cycles(np.concatenate([stream.load_bytes for stream in streams]), config)
+        tile[:, STORE_CYCLES] = transfer_cycles(np.concatenate([stream.store_bytes for stream in streams]), config)
+    tile[:, TILE_TASK] = np.repeat(np.array(order, dtype=np.int64), lengths)
+    tile[:, TILE_CORE] = np.repeat(core_slot, lengths)
+    tile[:, COMPUTE_END] = 0
+
+    task = np.full((len(tasks), 14), NONE, dtype=np.int64)
+    task[order, FIRST_TILE] = first
+    task[order, LAST_TILE] = first + lengths - 1
+    task[:, [END, BUSY, STALL, STORED, COMPUTED]] = 0
+    task[order, STORES_LEFT] = lengths
+
+    core = np.full((int(core_slot.max(initial=-1)) + 1, 6), NONE, dtype=np.int64)
+    core[:, CORE_FIRST] = first[first_task_of_slot]
+    core[:, CORE_TILES] = np.bincount(core_slot, weights=lengths, minlength=core.shape[0]).astype(np.int64)
+    core[:, [COMPUTED_TILES, CORE_END]] = 0
+    graph = (*_compressed([t.depends_on for t in tasks]), *_compressed([t.reads_from for t in tasks]))
+    return tile, task, core, graph
+
+
+def _compressed(rows: Sequence[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of task numbers as (start of each row, plus the end; the values)."""
+    lengths = np.array([len(row) for row in rows], dtype=np.int64)
+    values = np.array([value for row in rows for value in row], dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), values
+
+
+# ----------------------------------------------------------------------------- the compiled loop
+#
+# Compiled once per machine (numba caches it on disk).  Requests wait in a
+# binary heap ordered by (ready cycle, kind, tile).  When a task finishes
+# computing, the cores waiting for it advance before the core that finished it
+# goes on, depth first: a stack of cores to advance.
+
+
+@numba.njit(cache=True)
+def _event_loop(tile, task, core, depends_start, depends, reads_start, reads, latency):  # pragma: no cover
+    """Run every tile (the state rows of the tables are filled in place)."""
+    capacity = 2 * tile.shape[0] + 1  # a load and a store per tile at most
+    heap = np.empty((capacity, 3), dtype=np.int64)  # columns: ready cycle, kind, tile
+    size = 0
+    channel_free = 0
+    stack = np.empty(core.shape[0] + 1, dtype=np.int64)  # every core is on it at most once
+    for slot in range(core.shape[0]):
+        for offset in range(min(2, core[slot, CORE_TILES])):
+            size = _request_load(core[slot, CORE_FIRST] + offset, 0, tile, task, reads_start, reads, heap, size)
+        size = _advance_from(slot, stack, tile, task, core, depends_start, depends, reads_start, reads, heap, size)
+    while size:
+        size = _heap_pop(heap, size)
+        ready, kind, number = heap[size, 0], heap[size, 1], heap[size, 2]
+        cycles = tile[number, LOAD_CYCLES] if kind == LOAD else tile[number, STORE_CYCLES]
+        begin = max(ready, channel_free)
+        channel_free = done = begin + cycles
+        owner = tile[number, TILE_TASK]
+        if task[owner, FIRST_TRANSFER] < 0:
+            task[owner, FIRST_TRANSFER] = begin
+        if kind == LOAD:
+            tile[number, ARRIVAL] = done + latency
+        else:
+            size = _stored(number, done, tile, task, core, reads_start, reads, heap, size)
+        size = _advance_from(tile[number, TILE_CORE], stack, tile, task, core, depends_start, depends, reads_start,
+                             reads, heap, size)
+
+
+@numba.njit(cache=True)
+def _request_load(number, ready, tile, task, reads_start, reads, heap, size):  # pragma: no cover
+    """Queue a tile's load, or park it until the tasks it reads from have stored their outputs.
+
+    A tile with nothing to load has its data at once (and reads nothing produced)."""
+    if tile[number, LOAD_CYCLES] == 0:
+        tile[number, ARRIVAL] = ready
+        return size
+    owner = tile[number, TILE_TASK]
+    for position in range(reads_start[owner], reads_start[owner + 1]):
+        producer = reads[position]
+        if task[producer, STORES_LEFT]:
+            tile[number, PARKED_READY], tile[number, PARKED_NEXT] = ready, NONE
+            if task[producer, PARKED_TAIL] == NONE:
+                task[producer, PARKED_HEAD] = number
+            else:
+                tile[task[producer, PARKED_TAIL], PARKED_NEXT] = number
+            task[producer, PARKED_TAIL] = number
+            return size
+        ready = max(ready, task[producer, STORED])
+    return _heap_push(heap, size, ready, LOAD, number)
+
+
+@numba.njit(cache=True)
+def _stored(number, done, tile, task, core, reads_start, reads, heap, size):  # pragma: no cover
+    """A tile's output has left (or it had none); its task's last store releases the loads parked on it."""
+    tile[number, STORE_END] = done
+    slot = tile[number, TILE_CORE]
+    core[slot, CORE_END] = max(core[slot, CORE_END], done)
+    owner = tile[number, TILE_TASK]
+    task[owner, STORED] = max(task[owner, STORED], done)
+    task[owner, STORES_LEFT] -= 1
+    if task[owner, STORES_LEFT] == 0:
+        parked = task[owner, PARKED_HEAD]
+        task[owner, PARKED_HEAD] = task[owner, PARKED_TAIL] = NONE
+        while parked != NONE:
+            following = tile[parked, PARKED_NEXT]  # read first: the load may park again, on another producer
+            size = _request_load(parked, tile[parked, PARKED_READY], tile, task, reads_start, reads, heap, size)
+            parked = following
+    return size
+
+
+@numba.njit(cache=True)
+def _advance_from(slot, stack, tile, task, core, depends_start, depends, reads_start, reads, heap,
+                  size):  # pragma: no cover
+    """Advance ``slot`` and, depth first, every core that a task it finishes releases."""
+    stack[0] = slot
+    pending = 1
+    while pending:
+        pending -= 1
+        size, pending = _advance(stack[pending], pending, stack, tile, task, core, depends_start, depends,
+                                 reads_start, reads, heap, size)
+    return size
+
+
+@numba.njit(cache=True)
+def _advance(slot, pending, stack, tile, task, core, depends_start, depends, reads_start, reads, heap,
+             size):  # pragma: no cover
+    """Compute every tile of core ``slot`` whose data, buffers and dependencies are ready.
+
+    When a tile finishes a task that cores wait for, this core goes back on
+    the stack with the waiters above it (the first on top) and stops.
+    Returns (heap size, stack size)."""
+    while core[slot, COMPUTED_TILES] < core[slot, CORE_TILES]:
+        j = core[slot, COMPUTED_TILES]
+        number = core[slot, CORE_FIRST] + j
+        owner = tile[number, TILE_TASK]
+        freed = tile[number - 2, STORE_END] if j >= 2 else 0  # the output half tile j writes
+        gate = _gate(slot, owner, number, task, core, depends_start, depends)
+        if tile[number, ARRIVAL] == NONE or freed == NONE or gate == NONE:
+            return size, pending
+        earliest = max(tile[number - 1, COMPUTE_END] if j > 0 else 0, gate)
+        begin = max(earliest, tile[number, ARRIVAL], freed)
+        finish = begin + tile[number, COMPUTE]
+        tile[number, COMPUTE_END] = finish
+        core[slot, COMPUTED_TILES] += 1
+        core[slot, CORE_END] = max(core[slot, CORE_END], finish)
+        if task[owner, START] < 0:
+            task[owner, START] = begin
+        task[owner, END] = finish
+        task[owner, BUSY] += tile[number, COMPUTE]
+        task[owner, STALL] += begin - earliest
+        if tile[number, STORE_CYCLES]:
+            size = _heap_push(heap, size, finish, STORE, number)
+        else:
+            size = _stored(number, finish, tile, task, core, reads_start, reads, heap, size)
+        if j + 2 < core[slot, CORE_TILES]:
+            size = _request_load(number + 2, finish, tile, task, reads_start, reads, heap, size)
+        if number == task[owner, LAST_TILE]:
+            task[owner, COMPUTED] = 1
+            waiter = task[owner, WAITING_HEAD]
+            if waiter != NONE:
+                task[owner, WAITING_HEAD] = task[owner, WAITING_TAIL] = NONE
+                stack[pending] = slot
+                pending += 1
+                waiters = 0
+                while waiter != NONE:  # pushed in order, then reversed so that the first waiter is on top
+                    core[waiter, WAITING_ON] = NONE
+                    stack[pending + waiters] = waiter
+                    waiters += 1
+                    waiter = core[waiter, WAITING_NEXT]
+                stack[pending:pending + waiters] = stack[pending:pending + waiters][::-1].copy()
+                return size, pending + waiters
+    return size, pending
+
+
+@numba.njit(cache=True)
+def _gate(slot, owner, number, task, core, depends_start, depends):  # pragma: no cover
+    """When the dependencies of the task a core's next tile starts finished computing (0: none), or NONE
+    after parking the core until the first unfinished one has."""
+    gate = 0
+    if number != task[owner, FIRST_TILE]:
+        return gate
+    for position in range(depends_start[owner], depends_start[owner + 1]):
+        dependency = depends[position]
+        if not task[dependency, COMPUTED]:
+            if core[slot, WAITING_ON] != dependency:
+                core[slot, WAITING_ON], core[slot, WAITING_NEXT] = dependency, NONE
+                if task[dependency, WAITING_TAIL] == NONE:
+                    task[dependency, WAITING_HEAD] = slot
+                else:
+                    core[task[dependency, WAITING_TAIL], WAITING_NEXT] = slot
+                task[dependency, WAITING_TAIL] = slot
+            return NONE
+        gate = max(gate, task[dependency, END])
+    return gate
+
+
+@numba.njit(cache=True)
+def _heap_less(heap, a, b):  # pragma: no cover
+    for row in range(3):
+        if heap[a, row] != heap[b, row]:
+            return heap[a, row] < heap[b, row]
+    return False
+
+
+@numba.njit(cache=True)
+def _heap_swap(heap, a, b):  # pragma: no cover
+    for row in range(3):
+        heap[a, row], heap[b, row] = heap[b, row], heap[a, row]
+
+
+@numba.njit(cache=True)
+def _heap_push(heap, size, ready, kind, number):  # pragma: no cover
+    heap[size, 0], heap[size, 1], heap[size, 2] = ready, kind, number
+    child = size
+    while child > 0:
+        parent = (child - 1) // 2
+        if not _heap_less(heap, child, parent):
+            break
+        _heap_swap(heap, child, parent)
+        child = parent
+    return size + 1
+
+
+@numba.njit(cache=True)
+def _heap_pop(heap, size):  # pragma: no cover
+    """Move the first request to slot ``size - 1`` and restore the heap over the rest; returns the new size."""
+    size -= 1
+    _heap_swap(heap, 0, size)
+    parent = 0
+    while True:
+        first, left = parent, 2 * parent + 1
+        if left < size and _heap_less(heap, left, first):
+            first = left
+        if left + 1 < size and _heap_less(heap, left + 1, first):
+            first = left + 1
+        if first == parent:
+            return size
+        _heap_swap(heap, parent, first)
+        parent = first

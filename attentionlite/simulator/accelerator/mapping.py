@@ -5,12 +5,21 @@ kind without a handler is reported by name.  A GEMM with weights first goes
 through the hardware's sparsity mode (:mod:`~attentionlite.simulator.accelerator.sparsity`),
 which gives the GEMM the array actually runs and what its weights cost to move.
 (Whether a layer is stored sparse at all is decided per layer in simulation.py.)
+
+Mapping is memoised per process (:class:`Memo`): it reads one core's design
+(array, vector unit, buffers, word size, sparsity, attention mapping) and
+nothing of :data:`NOT_READ_BY_MAPPING`, so design points that differ only in
+core count, DRAM, clock or energy share each op's mapping, and a sweep maps
+each op once per core design.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import fields
+from typing import Generic, TypeVar
 
 from attentionlite.errors import InputError
 from attentionlite.simulator.accelerator import attention
@@ -66,14 +75,46 @@ MAPPERS: dict[OpKind, Mapper] = {
 }
 
 
+# HardwareConfig fields no mapper reads (tests/simulator/accelerator/test_mapping_memo.py checks it on every
+# zoo model's ops): the rest of the config is one core's design, the key of a memoised mapping.
+NOT_READ_BY_MAPPING = frozenset({"name", "description", "cores", "clock_mhz", "dram", "energy", "fold_batch_norm"})
+
+Value = TypeVar("Value")
+
+
+class Memo(Generic[Value]):
+    """A bounded least-recently-used memo of a pure function's results, by key."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.values: OrderedDict[Hashable, Value] = OrderedDict()
+
+    def get(self, key: Hashable, compute: Callable[[], Value]) -> Value:
+        if key in self.values:
+            self.values.move_to_end(key)
+            return self.values[key]
+        value = self.values[key] = compute()
+        if len(self.values) > self.size:
+            self.values.popitem(last=False)
+        return value
+
+
+def core_design(config: HardwareConfig) -> tuple:
+    """What mapping an op depends on: every config field but :data:`NOT_READ_BY_MAPPING`."""
+    return tuple(getattr(config, item.name) for item in fields(config) if item.name not in NOT_READ_BY_MAPPING)
+
+
+_MAPPED: Memo[OpWork] = Memo(4096)  # a few models' ops on a few core designs
+
+
 def map_op(op: Op, config: HardwareConfig, on_chip: OnChip = NOTHING_ON_CHIP, parts: int = 1) -> OpWork:
     """The work ``op`` puts on ``parts`` cores of ``config`` (one unless tile-split), with ``on_chip``
-    tensors kept off DRAM."""
+    tensors kept off DRAM (memoised: the result is shared, never modify it)."""
     mapper = MAPPERS.get(op.kind)
     if mapper is None:
         raise InputError(f"op {op.name!r} has kind {op.kind!r}, which the accelerator cannot run; "
                          f"expected one of {', '.join(k.value for k in MAPPERS)}")
-    return mapper(op, config, on_chip, parts)
+    return _MAPPED.get((op, core_design(config), on_chip, parts), lambda: mapper(op, config, on_chip, parts))
 
 
 def has_sparse_form(op: Op, config: HardwareConfig) -> bool:

@@ -20,7 +20,7 @@ from attentionlite.errors import InputError
 from attentionlite.provenance import provenance
 from attentionlite.simulator.accelerator.engine import Timeline, run
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
-from attentionlite.simulator.accelerator.mapping import has_sparse_form, map_op
+from attentionlite.simulator.accelerator.mapping import Memo, core_design, has_sparse_form, map_op
 from attentionlite.simulator.accelerator.memory import NOTHING_ON_CHIP, OnChip, OpWork, on_chip_reuse
 from attentionlite.simulator.accelerator.results import SimResult, summarise
 from attentionlite.simulator.accelerator.schedules import SCHEDULES, Task, tile_split
@@ -90,19 +90,25 @@ def weight_formats(ops: Sequence[Op], config: HardwareConfig, parts: int) -> lis
     dense_config = replace(config, sparsity=replace(config.sparsity, mode="none"))
     formats = []
     for op in ops:
-        work = map_op(op, config, parts=parts)
-        if has_sparse_form(op, config):
-            dense_work = map_op(op, dense_config, parts=parts)
-            if not _no_worse(work, dense_work, config):
-                formats.append((dense_config, dense_work))
-                continue
-        formats.append((config, work))
+        if has_sparse_form(op, config) and not _sparse_is_no_worse(op, config, dense_config, parts):
+            formats.append((dense_config, map_op(op, dense_config, parts=parts)))
+        else:
+            formats.append((config, map_op(op, config, parts=parts)))
     return formats
 
 
-def _no_worse(sparse: OpWork, dense: OpWork, config: HardwareConfig) -> bool:
-    moved = [work.traffic.dram_read + work.traffic.dram_write for work in (sparse, dense)]
-    return moved[0] <= moved[1] and _alone_cycles(sparse, config) <= _alone_cycles(dense, config)
+# The choice depends on the op, one core's design and the DRAM channel (bytes per cycle and latency).
+_FORMAT_CHOICES: Memo[bool] = Memo(4096)
+
+
+def _sparse_is_no_worse(op: Op, config: HardwareConfig, dense_config: HardwareConfig, parts: int) -> bool:
+    def decide() -> bool:
+        sparse, dense = map_op(op, config, parts=parts), map_op(op, dense_config, parts=parts)
+        moved = [work.traffic.dram_read + work.traffic.dram_write for work in (sparse, dense)]
+        return moved[0] <= moved[1] and _alone_cycles(sparse, config) <= _alone_cycles(dense, config)
+
+    key = (op, core_design(config), parts, config.dram_bytes_per_cycle, config.dram_latency_cycles)
+    return _FORMAT_CHOICES.get(key, decide)
 
 
 def _alone_cycles(work: OpWork, config: HardwareConfig) -> int:

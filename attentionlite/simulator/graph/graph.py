@@ -15,7 +15,8 @@ loads fast.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import networkx as nx
 
@@ -23,6 +24,7 @@ from attentionlite.errors import InputError
 from attentionlite.simulator.graph.ops import Op, OpKind, op_from_dict
 
 Shape = tuple[int, ...]
+T = TypeVar("T")
 
 JSON_FORMAT_NAME = "attentionlite-opgraph"
 JSON_FORMAT_VERSION = 1
@@ -32,16 +34,23 @@ _NUMERIC_FIELDS = tuple(
 
 
 class OpGraph:
-    """A model as a DAG of ops, with the metadata that says how it was made."""
+    """A model as a DAG of ops, with the metadata that says how it was made.
+
+    Change it through its methods: they drop what it has derived from itself
+    (its topological order, its batch-norm-folded form), which a design-space
+    sweep would otherwise recompute at every point.
+    """
 
     def __init__(self, metadata: dict | None = None) -> None:
         self.digraph = nx.DiGraph()
         self.metadata: dict = dict(metadata or {})
+        self._derived: dict[str, object] = {}
 
     def add_op(self, op: Op, inputs: Iterable[tuple[str, Shape]] = ()) -> None:
         """Add ``op``, reading the outputs of the named ops ``inputs`` in the given shapes."""
         if op.name in self.digraph:
             raise ValueError(f"duplicate op name {op.name!r}")
+        self._derived.clear()
         self.digraph.add_node(op.name, op=op)
         for producer, shape in inputs:
             self.add_edge(producer, op.name, shape)
@@ -50,6 +59,7 @@ class OpGraph:
         for name in (producer, consumer):
             if name not in self.digraph:
                 raise ValueError(f"edge names unknown op {name!r}")
+        self._derived.clear()
         self.digraph.add_edge(producer, consumer, shape=tuple(shape))
 
     def op(self, name: str) -> Op:
@@ -57,10 +67,18 @@ class OpGraph:
 
     def replace_op(self, op: Op) -> None:
         """Swap in a changed op under the same name (ops are frozen)."""
+        self._derived.clear()
         self.digraph.nodes[op.name]["op"] = op
 
     def remove_op(self, name: str) -> None:
+        self._derived.clear()
         self.digraph.remove_node(name)
+
+    def derived(self, name: str, compute: Callable[[], T]) -> T:
+        """What ``compute`` derives from this graph, computed once until the graph changes."""
+        if name not in self._derived:
+            self._derived[name] = compute()
+        return self._derived[name]  # type: ignore[return-value]
 
     def copy(self) -> OpGraph:
         """An independent copy (ops are frozen, so they are shared)."""
@@ -70,9 +88,12 @@ class OpGraph:
 
     def ops_in_order(self) -> list[Op]:
         """Ops in topological order; ties keep the order the ops were added (deterministic)."""
+        return list(self.derived("ops_in_order", self._topological_order))
+
+    def _topological_order(self) -> tuple[Op, ...]:
         position = {name: index for index, name in enumerate(self.digraph.nodes)}
         order = nx.lexicographical_topological_sort(self.digraph, key=position.__getitem__)
-        return [self.op(name) for name in order]
+        return tuple(self.op(name) for name in order)
 
     def __len__(self) -> int:
         return self.digraph.number_of_nodes()
@@ -124,7 +145,13 @@ def fold_batch_norms(graph: OpGraph) -> OpGraph:
     norm (the conv's MACs are unchanged).  A norm after anything else (an
     attention layer's pooled output, an add) stays on the vector unit.  The
     folded op records the norm's module path under ``attrs`` ``folded_norm``.
+    The copy is made once per graph until it changes, then shared: change a copy
+    of it, not it.
     """
+    return graph.derived("fold_batch_norms", lambda: _folded_copy(graph))
+
+
+def _folded_copy(graph: OpGraph) -> OpGraph:
     graph = graph.copy()
     for norm in [op for op in graph.ops_in_order() if op.kind is OpKind.NORM]:
         producers = graph.producers(norm.name)
