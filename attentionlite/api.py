@@ -106,17 +106,30 @@ def compare(
 def sweep(
     targets: Sequence[str | Target], knobs: Mapping[str, Sequence], hardware: str | Path | HardwareConfig =
     DEFAULT_HARDWARE, *, density: float = DEFAULT_DENSITY, mask_seed: int = 0, workers: int | None = None,
-    progress: bool = True,
+    progress: bool = True, engine: str = "local", address: str | None = None, journal: str | Path | None = None,
+    resume: bool = False,
 ) -> list[dict]:
     """Every model at every combination of ``knobs`` (``{"array": [(8, 8), (32, 32)], "dataflow": ["os"]}``,
-    any hardware knob, ``sram_kib``, ``schedule``); one row per (model, point), on local worker processes."""
+    any hardware knob, ``sram_kib``, ``schedule``); one row per (model, point).
+
+    ``engine``: ``local`` (this host's processes) or ``ray`` (the cluster at
+    ``address``, ``auto`` or ``ray://host:port``, or a local one started for
+    the sweep).  ``journal``: a file that keeps every finished row; one that
+    exists is continued with ``resume`` and refused without it.
+    """
     from attentionlite.analysis.models import trace_models
-    from attentionlite.analysis.sweep import design_points, sweep_graphs
+    from attentionlite.analysis.sweep import ENGINES, SweepJournal, design_points, sweep_graphs
 
     resolved, config = _targets(targets, density), hardware_config(hardware)
     points = design_points(config, knobs)  # every point checked before the slow steps
+    if engine not in ENGINES:
+        raise InputError(f"sweep engine {engine!r} is not known; expected one of {', '.join(ENGINES)}")
+    if journal is not None and Path(journal).exists() and not resume:
+        raise InputError(f"{journal}: an unfinished sweep's journal is there; expected --resume to continue it "
+                         "(or delete it to start over)")
     _, graphs = trace_models(resolved, density, mask_seed)
-    return sweep_graphs(graphs, config, points, workers, progress)
+    return sweep_graphs(graphs, config, points, workers, progress, engine, address,
+                        None if journal is None else SweepJournal(journal))
 
 
 def report(

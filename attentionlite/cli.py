@@ -297,17 +297,36 @@ def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, dens
               help="Sweep any hardware knob too, e.g. dram.bandwidth_gb_s=12.8,25.6, sram_kib=64,256, "
                    "sparsity=none,skip or schedule=data,pipeline. Repeatable.")
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
-@click.option("--workers", type=int, help="Worker processes (default: every core this process may use).")
+@click.option("--workers", type=int,
+              help="Worker processes (default: every core this process may use); with --engine ray and no "
+                   "--address, the CPUs of the local Ray instance.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: processes on this host; ray: a Ray cluster (pip install -e '.[ray]').")
+@click.option("--address", help="With --engine ray: the cluster to join, auto (the one `ray start` runs here) or "
+                                "ray://host:port (default: start a local one for this sweep).")
+@click.option("--resume", is_flag=True,
+              help="Continue the unfinished sweep whose journal (OUT.journal.jsonl) is beside --out: its finished "
+                   "points are not simulated again.")
 @click.option("--out", type=click.Path(file_okay=False), default="sweep", show_default=True,
-              help="Folder for sweep.csv and pareto.csv.")
-def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers, out) -> None:
-    """Simulate MODELS at every combination of the swept knobs; one CSV row per (model, point)."""
-    from attentionlite.analysis.sweep import with_pareto_flags, write_sweep
+              help="Folder for sweep.csv and pareto.csv.  While the sweep runs, each finished row goes to "
+                   "OUT.journal.jsonl beside it (removed once the folder is written).")
+def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers, engine, address, resume,
+          out) -> None:
+    """Simulate MODELS at every combination of the swept knobs; one CSV row per (model, point).
+
+    \b
+    The same points give the same rows in the same order on either engine.
+    An interrupted sweep (Ctrl-C, a kill, a lost node) resumes where it
+    stopped with the same command and --resume.
+    """
+    from attentionlite.analysis.sweep import journal_path, with_pareto_flags, write_sweep
     from attentionlite.analysis.tables import SWEEP_COLUMNS, text_table
 
+    journal = journal_path(out)
     rows = api.sweep(models, sweep_knobs(arrays, dataflows, cores, settings), hardware, density=density,
-                     workers=workers)
+                     workers=workers, engine=engine, address=address, journal=journal, resume=resume)
     write_sweep(rows, out)
+    journal.unlink(missing_ok=True)
     front = [row for row in with_pareto_flags(rows) if row["pareto"]]
     click.echo(f"Pareto front ({len(front)} of {len(rows)} rows; latency, energy, PEs):")
     click.echo(text_table(front, SWEEP_COLUMNS))

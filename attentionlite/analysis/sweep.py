@@ -1,4 +1,4 @@
-"""Design-space sweeps: the cross product of hardware knobs, over models, on all local cores.
+"""Design-space sweeps: the cross product of hardware knobs, over models, on local cores or a Ray cluster.
 
 A *design point* is a dict of knob values (``{"array": (32, 32), "dataflow":
 "ws", "cores": 4}``); any knob of the hardware config can be swept (by the
@@ -7,10 +7,12 @@ accepts, e.g. ``dram.bandwidth_gb_s``, ``sparsity``), plus ``sram_kib`` (all
 three SRAM buffers at once) and the simulator's ``schedule`` (data, pipeline,
 split).  :func:`design_points` builds and checks every point once, at the
 door; every (model, design point) pair is then one independent
-:func:`simulate` run, so the sweep fans them out over worker processes and
-gathers one tidy row per pair, in the order the pairs were listed; a row is
-exactly what :func:`simulate_point` returns for that pair alone (the test
-suite checks this).
+:func:`simulate` run, so the sweep fans them out (over this host's
+processes, or over a Ray cluster) and gathers one tidy row per pair, in the
+order the pairs were listed, whichever the executor; a row is exactly what
+:func:`simulate_point` returns for that pair alone (the test suite checks
+this).  A :class:`SweepJournal` keeps each row as it finishes, so that an
+interrupted sweep resumes without simulating those pairs again.
 
 The Pareto front is taken over all rows: latency, energy and processing
 elements (PEs over all cores, the silicon a design costs) are minimised
@@ -21,15 +23,17 @@ all three and better on one.
 from __future__ import annotations
 
 import itertools
+import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from attentionlite.errors import InputError
-from attentionlite.files import rows_to_csv, write_text_folder
+from attentionlite.files import atomic_write_text, rows_to_csv, write_text_folder
 from attentionlite.simulator.accelerator.hardware import HardwareConfig, with_overrides
 from attentionlite.simulator.accelerator.results import SimResult
 from attentionlite.simulator.accelerator.simulation import simulate
@@ -115,7 +119,15 @@ def result_columns(result: SimResult) -> dict:
     }
 
 
-# ----------------------------------------------------------------------------- the sweep
+# ----------------------------------------------------------------------------- executors
+#
+# An executor runs (index, model, point) tasks and yields (index, row) as each
+# finishes, in any order; the sweep puts the rows back in task order, so every
+# executor gives the same rows in the same order.
+
+SweepTask = tuple[int, str, dict]
+ENGINES = ("local", "ray")
+RAY_POINTS_PER_TASK = 8  # points of one model per Ray task: amortises shipping and unpacking the graph
 
 _worker_graphs: dict[str, OpGraph] = {}
 _worker_config: HardwareConfig | None = None
@@ -127,10 +139,81 @@ def _start_worker(graphs: Mapping[str, OpGraph], config: HardwareConfig) -> None
     _worker_graphs, _worker_config = dict(graphs), config
 
 
-def _run_task(task: tuple[str, dict]) -> dict:
-    model, point = task
+def _run_task(task: SweepTask) -> tuple[int, dict]:
+    index, model, point = task
     assert _worker_config is not None, "the worker was not started"
-    return simulate_point(model, _worker_graphs[model], _worker_config, point)
+    return index, simulate_point(model, _worker_graphs[model], _worker_config, point)
+
+
+def _local_rows(graphs: Mapping[str, OpGraph], config: HardwareConfig, tasks: Sequence[SweepTask],
+                workers: int) -> Iterator[tuple[int, dict]]:
+    """This host's processes (in this process when one worker will do)."""
+    if workers <= 1:
+        _start_worker(graphs, config)
+        yield from map(_run_task, tasks)
+        return
+    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(dict(graphs), config)) as pool:
+        futures = [pool.submit(_run_task, task) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:  # interrupted or failed: drop what has not started
+            for future in futures:
+                future.cancel()
+
+
+def _simulate_chunk(graph: OpGraph, config: HardwareConfig, chunk: Sequence[SweepTask]) -> list[tuple[int, dict]]:
+    """One Ray task: points of one model."""
+    return [(index, simulate_point(model, graph, config, point)) for index, model, point in chunk]
+
+
+def _ray_rows(graphs: Mapping[str, OpGraph], config: HardwareConfig, tasks: Sequence[SweepTask], workers: int,
+              address: str | None) -> Iterator[tuple[int, dict]]:
+    """A Ray cluster: the one at ``address`` (``auto``, ``ray://host:port``), or a local one of ``workers``
+    CPUs started here (and stopped after).  Graphs and config go to the object store once."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--engine ray needs Ray; install it with: pip install -e '.[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        options = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
+        try:
+            ray.init(log_to_driver=False, **options)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise InputError(f"Ray cluster {address!r}: cannot connect ({error}); expected auto or ray://host:port "
+                             "of a running cluster") from None
+    try:
+        remote = ray.remote(_simulate_chunk)
+        graph_refs = {model: ray.put(graph) for model, graph in graphs.items()}
+        config_ref = ray.put(config)
+        pending = [remote.remote(graph_refs[chunk[0][1]], config_ref, chunk) for chunk in _chunks(tasks)]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            yield from ray.get(ready[0])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _chunks(tasks: Sequence[SweepTask]) -> list[list[SweepTask]]:
+    """Runs of consecutive tasks of one model, at most :data:`RAY_POINTS_PER_TASK` long."""
+    chunks: list[list[SweepTask]] = []
+    for task in tasks:
+        if chunks and chunks[-1][0][1] == task[1] and len(chunks[-1]) < RAY_POINTS_PER_TASK:
+            chunks[-1].append(task)
+        else:
+            chunks.append([task])
+    return chunks
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+
+def sweep_tasks(graphs: Mapping[str, OpGraph], points: Sequence[dict]) -> list[SweepTask]:
+    """Every (model, point) pair, numbered: models in the given order, points in theirs."""
+    return [(index, model, point) for index, (model, point) in
+            enumerate((model, point) for model in graphs for point in points)]
 
 
 def run_sweep(
@@ -139,46 +222,118 @@ def run_sweep(
     points: Sequence[dict],
     workers: int | None = None,
     on_done: Callable[[], None] | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    journal: SweepJournal | None = None,
 ) -> list[dict]:
     """Simulate every model at every design point; one row per pair, models in the given order.
 
     ``points`` come from :func:`design_points`; ``workers`` defaults to the
     cores this process may use; ``on_done`` is called once per finished point
-    (a progress bar).
+    (a progress bar); ``engine`` is ``local`` (processes on this host) or
+    ``ray`` (a cluster, at ``address`` or started here).  With a ``journal``,
+    the pairs it holds are not simulated again and each new row is added to it
+    as it finishes.
     """
-    tasks = [(model, point) for model in graphs for point in points]
-    workers = min(workers or len(os.sched_getaffinity(0)), len(tasks))
-    if workers <= 1:
-        _start_worker(graphs, config)
-        return [_tick(_run_task(task), on_done) for task in tasks]
-    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(dict(graphs), config)) as pool:
-        futures = [pool.submit(_run_task, task) for task in tasks]
-        try:
-            for future in as_completed(futures):
-                _tick(future.result(), on_done)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-        return [future.result() for future in futures]
-
-
-def _tick(row: dict, on_done: Callable[[], None] | None) -> dict:
-    if on_done is not None:
-        on_done()
-    return row
+    if engine not in ENGINES:
+        raise InputError(f"sweep engine {engine!r} is not known; expected one of {', '.join(ENGINES)}")
+    tasks = sweep_tasks(graphs, points)
+    rows = journal.finished(tasks) if journal is not None else {}
+    todo = [task for task in tasks if task[0] not in rows]
+    workers = max(1, min(workers or len(os.sched_getaffinity(0)), len(todo)))
+    finished = (_local_rows(graphs, config, todo, workers) if engine == "local"
+                else _ray_rows(graphs, config, todo, workers, address))
+    for index, row in finished:
+        rows[index] = row
+        if journal is not None:
+            journal.add(tasks[index], row)
+        if on_done is not None:
+            on_done()
+    return [rows[index] for index, _, _ in tasks]
 
 
 def sweep_graphs(
     graphs: Mapping[str, OpGraph], config: HardwareConfig, points: Sequence[dict], workers: int | None = None,
-    progress: bool = True,
+    progress: bool = True, engine: str = "local", address: str | None = None, journal: SweepJournal | None = None,
 ) -> list[dict]:
     """:func:`run_sweep` with a progress bar over the (model, point) pairs."""
     from tqdm import tqdm
 
     total = len(graphs) * len(points)
-    with tqdm(total=total, disable=None if progress else True, unit="point", desc="simulating", leave=False) as bar:
-        return run_sweep(graphs, config, points, workers=workers, on_done=lambda: bar.update(1))
+    resumed = len(journal.finished(sweep_tasks(graphs, points))) if journal is not None else 0
+    with tqdm(total=total, initial=resumed, disable=None if progress else True, unit="point", desc="simulating",
+              leave=False) as bar:
+        return run_sweep(graphs, config, points, workers, lambda: bar.update(1), engine, address, journal)
+
+
+class SweepJournal:
+    """The rows of a sweep finished so far, one JSON line each, so that an interrupted sweep resumes.
+
+    A line holds a pair's number, model, design point and row; reading checks
+    each against the sweep being run (a journal of another sweep is refused)
+    and drops a last line cut short by a kill.  JSON keeps every value's type
+    and floats exactly, so a resumed sweep writes the same bytes.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._rows: dict[int, dict] | None = None
+
+    def finished(self, tasks: Sequence[SweepTask]) -> dict[int, dict]:
+        """Rows by pair number (read once; a cut-short last line is dropped from the file too)."""
+        if self._rows is None:
+            self._rows = self._read(tasks)
+        return dict(self._rows)
+
+    def _read(self, tasks: Sequence[SweepTask]) -> dict[int, dict]:
+        if not self.path.exists():
+            return {}
+        lines = self.path.read_text().splitlines(keepends=True)
+        rows: dict[int, dict] = {}
+        for number, line in enumerate(lines, 1):
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(lines) and not line.endswith("\n"):  # the write a kill interrupted
+                    atomic_write_text(self.path, "".join(lines[:-1]))
+                    break
+                raise InputError(f"{self.path} line {number}: not a journal entry; expected one JSON object "
+                                 "per line (delete the journal to start over)") from None
+            rows[self._check(entry, tasks, number)] = entry["row"]
+        return rows
+
+    def _check(self, entry: object, tasks: Sequence[SweepTask], number: int) -> int:
+        """The pair number of a line that matches its pair (number, model and point) and holds a row."""
+        index = entry.get("index") if isinstance(entry, dict) else None
+        if not (isinstance(entry, dict) and isinstance(index, int) and 0 <= index < len(tasks)
+                and isinstance(entry.get("row"), dict)
+                and all(_json(entry.get(key)) == _json(value)
+                        for key, value in zip(("index", "model", "point"), tasks[index]))):
+            raise InputError(f"{self.path} line {number}: from another sweep (models or design points differ); "
+                             "expected the same command to resume it, or delete the journal to start over")
+        return index
+
+    def add(self, task: SweepTask, row: dict) -> None:
+        """Append one finished row (flushed, so a killed sweep keeps it)."""
+        try:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps({"index": task[0], "model": task[1], "point": task[2], "row": row}) + "\n")
+        except OSError as error:
+            raise InputError(f"{self.path}: cannot write the sweep's journal ({error.strerror}); expected a "
+                             "writable folder beside --out") from None
+
+
+
+def journal_path(out_dir: str | Path) -> Path:
+    """Where a sweep writing ``out_dir`` keeps its journal: ``<out_dir>.journal.jsonl`` beside it (a folder
+    written whole cannot hold it)."""
+    out = Path(out_dir)
+    return out.with_name(f"{out.name}.journal.jsonl")
+
+
+def _json(value: Any) -> str:
+    """Canonical JSON text (a point's tuples as lists), to compare a line with its pair."""
+    return json.dumps(value, sort_keys=True)
 
 
 # ----------------------------------------------------------------------------- writing
