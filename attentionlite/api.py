@@ -28,6 +28,7 @@ from attentionlite.errors import InputError
 if TYPE_CHECKING:  # for the signatures only: importing these at run time would slow `import attentionlite`
     from torch import nn
 
+    from attentionlite.analysis.explore import Exploration
     from attentionlite.simulator.accelerator.hardware import HardwareConfig
     from attentionlite.simulator.accelerator.results import SimResult
     from attentionlite.simulator.cpu.config import CpuConfig
@@ -118,18 +119,42 @@ def sweep(
     exists is continued with ``resume`` and refused without it.
     """
     from attentionlite.analysis.models import trace_models
-    from attentionlite.analysis.sweep import ENGINES, SweepJournal, design_points, sweep_graphs
+    from attentionlite.analysis.sweep import SweepJournal, check_engine, design_points, sweep_graphs
 
     resolved, config = _targets(targets, density), hardware_config(hardware)
     points = design_points(config, knobs)  # every point checked before the slow steps
-    if engine not in ENGINES:
-        raise InputError(f"sweep engine {engine!r} is not known; expected one of {', '.join(ENGINES)}")
+    check_engine(engine)
     if journal is not None and Path(journal).exists() and not resume:
         raise InputError(f"{journal}: an unfinished sweep's journal is there; expected --resume to continue it "
                          "(or delete it to start over)")
     _, graphs = trace_models(resolved, density, mask_seed)
     return sweep_graphs(graphs, config, points, workers, progress, engine, address,
                         None if journal is None else SweepJournal(journal))
+
+
+def explore(
+    targets: Sequence[str | Target], space: str | Path, hardware: str | Path | HardwareConfig = DEFAULT_HARDWARE, *,
+    trials: int = 500, objectives: Sequence[str] = ("latency", "energy", "pes"), constraints: Sequence[str] = (),
+    sampler: str = "nsga2", seed: int = 0, density: float = DEFAULT_DENSITY, mask_seed: int = 0,
+    workers: int | None = None, engine: str = "local", address: str | None = None, progress: bool = True,
+) -> Exploration:
+    """A multi-objective search of the design space in the TOML file ``space`` (knob = [values]), ``trials``
+    trials per model; every trial's row and each model's Pareto front (see analysis/explore.py)."""
+    from tqdm import tqdm
+
+    from attentionlite.analysis.explore import check_search, load_space, parse_constraint, parse_objectives
+    from attentionlite.analysis.explore import explore as run_explore
+    from attentionlite.analysis.models import trace_models
+
+    resolved, config = _targets(targets, density), hardware_config(hardware)
+    searched = load_space(space, config)  # everything checked before the slow steps
+    chosen, limits = parse_objectives(objectives), [parse_constraint(text) for text in constraints]
+    check_search(trials, sampler, engine)
+    _, graphs = trace_models(resolved, density, mask_seed)
+    with tqdm(total=trials * len(graphs), disable=None if progress else True, unit="trial", desc="exploring",
+              leave=False) as bar:
+        return run_explore(graphs, config, searched, trials, chosen, limits, sampler, seed, workers, engine, address,
+                           bar.update)
 
 
 def report(

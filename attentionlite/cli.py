@@ -334,6 +334,48 @@ def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers
 
 
 @main.command()
+@click.argument("models", nargs=-1, required=True)
+@click.option("--space", "space_file", required=True, type=click.Path(dir_okay=False),
+              help="TOML file: every key a knob (as --set names it), every value the list it may take; the space "
+                   "is their cross product.")
+@click.option("--trials", type=int, default=500, show_default=True, help="Trials per model.")
+@click.option("--objectives", default="latency,energy,pes", show_default=True,
+              help="Comma list of latency, energy, edp, dram, pes (PEs over all cores), cycles (minimised), "
+                   "throughput, utilisation (maximised).")
+@click.option("--constraint", "constraints", multiple=True, metavar="COLUMN<=V",
+              help="A limit on a result column, e.g. pes<=4096 or latency_s<=0.001.  Repeatable.")
+@click.option("--sampler", type=click.Choice(["nsga2", "tpe"]), default="nsga2", show_default=True,
+              help="NSGA-II (batches of 50, one generation) or multi-objective TPE.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The sampler's seed.")
+@click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
+@click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
+@click.option("--workers", type=int, help="Worker processes (default: every core this process may use).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: processes on this host; ray: a Ray cluster (pip install -e '.[ray]').")
+@click.option("--address", help="With --engine ray: auto or ray://host:port (default: a local Ray instance).")
+@click.option("--out", type=click.Path(file_okay=False), default="explore", show_default=True,
+              help="Folder for trials.csv (every trial) and pareto.csv (each model's front).")
+def explore(models, space_file, trials, objectives, constraints, sampler, seed, hardware, density, workers,
+            engine, address, out) -> None:
+    """Search a design space too big to enumerate, for each of MODELS.
+
+    \b
+    Multi-objective (optuna's NSGA-II or TPE), on the sweep's executors, so
+    each trial's row is the sweep's row for that point.  Designs the hardware
+    cannot be (a buffer too small for the array) are failed trials.
+    """
+    from attentionlite.analysis.tables import SWEEP_COLUMNS, text_table
+
+    result = api.explore(models, space_file, hardware, trials=trials, objectives=parse_names(objectives),
+                         constraints=constraints, sampler=sampler, seed=seed, density=density, workers=workers,
+                         engine=engine, address=address)
+    result.write(out)
+    click.echo(f"Pareto front ({len(result.front)} of {len(result.trials)} trials; {objectives}):")
+    click.echo(text_table(result.front, SWEEP_COLUMNS))
+    click.echo(f"wrote {out}/trials.csv and {out}/pareto.csv")
+
+
+@main.command()
 @click.argument("models", nargs=-1)
 @click.option("--out", type=click.Path(file_okay=False), default="attentionlite-report", show_default=True,
               help="Report folder (replaced as a whole).")

@@ -27,6 +27,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,10 @@ def pareto_mask(rows: Sequence[Mapping], objectives: Sequence[str] = PARETO_OBJE
 def simulate_point(model: str, graph: OpGraph, config: HardwareConfig, point: Point) -> dict:
     """One (model, design point) simulated on its own: the row the sweep writes for it."""
     changed, options = apply_point(config, point)
-    return {"model": model, **_point_columns(point), **result_columns(simulate(graph, changed, **options))}
+    return {"model": model, **point_columns(point), **result_columns(simulate(graph, changed, **options))}
 
 
-def _point_columns(point: Point) -> dict:
+def point_columns(point: Point) -> dict:
     """The knob values as CSV columns; an array size becomes its rows and columns."""
     columns = {}
     for name, value in point.items():
@@ -167,23 +168,35 @@ def _simulate_chunk(graph: OpGraph, config: HardwareConfig, chunk: Sequence[Swee
     return [(index, simulate_point(model, graph, config, point)) for index, model, point in chunk]
 
 
-def _ray_rows(graphs: Mapping[str, OpGraph], config: HardwareConfig, tasks: Sequence[SweepTask], workers: int,
-              address: str | None) -> Iterator[tuple[int, dict]]:
-    """A Ray cluster: the one at ``address`` (``auto``, ``ray://host:port``), or a local one of ``workers``
-    CPUs started here (and stopped after).  Graphs and config go to the object store once."""
+@contextmanager
+def ray_cluster(workers: int | None, address: str | None) -> Iterator[None]:
+    """Ray, connected: to the cluster at ``address`` (``auto``, ``ray://host:port``), or to a local
+    instance of ``workers`` CPUs started here and stopped on leaving.  Already connected: left as it is."""
     try:
         import ray
     except ImportError:
         raise InputError("--engine ray needs Ray; install it with: pip install -e '.[ray]'") from None
-    started = not ray.is_initialized()
-    if started:
-        options = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
-        try:
-            ray.init(log_to_driver=False, **options)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise InputError(f"Ray cluster {address!r}: cannot connect ({error}); expected auto or ray://host:port "
-                             "of a running cluster") from None
+    if ray.is_initialized():
+        yield
+        return
+    options = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
     try:
+        ray.init(log_to_driver=False, **options)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise InputError(f"Ray cluster {address!r}: cannot connect ({error}); expected auto or ray://host:port "
+                         "of a running cluster") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _ray_rows(graphs: Mapping[str, OpGraph], config: HardwareConfig, tasks: Sequence[SweepTask],
+              workers: int | None, address: str | None) -> Iterator[tuple[int, dict]]:
+    """A Ray cluster (see :func:`ray_cluster`); graphs and config go to the object store once."""
+    with ray_cluster(workers, address):
+        import ray
+
         remote = ray.remote(_simulate_chunk)
         graph_refs = {model: ray.put(graph) for model, graph in graphs.items()}
         config_ref = ray.put(config)
@@ -191,9 +204,21 @@ def _ray_rows(graphs: Mapping[str, OpGraph], config: HardwareConfig, tasks: Sequ
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             yield from ray.get(ready[0])
-    finally:
-        if started:
-            ray.shutdown()
+
+
+def finished_rows(graphs: Mapping[str, OpGraph], config: HardwareConfig, tasks: Sequence[SweepTask],
+                  workers: int | None = None, engine: str = "local",
+                  address: str | None = None) -> Iterator[tuple[int, dict]]:
+    """(index, row) of each task as it finishes, on ``engine`` (``local`` or ``ray``), in any order."""
+    check_engine(engine)
+    if engine == "local":
+        return _local_rows(graphs, config, tasks, max(1, min(workers or len(os.sched_getaffinity(0)), len(tasks))))
+    return _ray_rows(graphs, config, tasks, workers, address)
+
+
+def check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise InputError(f"sweep engine {engine!r} is not known; expected one of {', '.join(ENGINES)}")
 
 
 def _chunks(tasks: Sequence[SweepTask]) -> list[list[SweepTask]]:
@@ -235,15 +260,10 @@ def run_sweep(
     the pairs it holds are not simulated again and each new row is added to it
     as it finishes.
     """
-    if engine not in ENGINES:
-        raise InputError(f"sweep engine {engine!r} is not known; expected one of {', '.join(ENGINES)}")
     tasks = sweep_tasks(graphs, points)
     rows = journal.finished(tasks) if journal is not None else {}
     todo = [task for task in tasks if task[0] not in rows]
-    workers = max(1, min(workers or len(os.sched_getaffinity(0)), len(todo)))
-    finished = (_local_rows(graphs, config, todo, workers) if engine == "local"
-                else _ray_rows(graphs, config, todo, workers, address))
-    for index, row in finished:
+    for index, row in finished_rows(graphs, config, todo, workers, engine, address):
         rows[index] = row
         if journal is not None:
             journal.add(tasks[index], row)
