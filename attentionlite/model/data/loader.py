@@ -33,12 +33,18 @@ class BatchLoader:
     The order (if ``shuffle``) and the crop and flip (if ``augment``) of an epoch follow
     from (``seed``, epoch) alone; call :meth:`set_epoch` before iterating.  A background
     thread prepares the next batches while the caller trains on the current one.
+    ``shard = (rank, ranks)`` yields only that rank's contiguous share of each batch
+    (shares differ by at most one image), cut after the whole batch is augmented, so
+    the ranks together see exactly the batches of one process.
     """
 
     def __init__(self, images: ImageSet, info: DatasetInfo, batch_size: int, shuffle: bool,
-                 augment: bool, seed: int, drop_last: bool = False):
+                 augment: bool, seed: int, drop_last: bool = False, shard: tuple[int, int] = (0, 1)):
         if batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {batch_size}")
+        if batch_size < shard[1]:
+            raise InputError(f"batch size {batch_size} is smaller than the {shard[1]} training processes; "
+                             "expected at least one image per process")
         self.images = images
         self.info = info
         self.batch_size = batch_size
@@ -46,6 +52,7 @@ class BatchLoader:
         self.augment = augment
         self.seed = seed
         self.drop_last = drop_last
+        self.shard = shard
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -68,6 +75,10 @@ class BatchLoader:
         if self.augment:
             pixels = random_crop_and_flip(pixels, CROP_PADDING, generator)
         labels = torch.from_numpy(self.images.labels[indices])  # int64 (B,)
+        rank, ranks = self.shard
+        if ranks > 1:
+            share = torch.tensor_split(torch.arange(len(indices)), ranks)[rank]
+            pixels, labels = pixels[share], labels[share]
         return normalize(pixels, self.info.mean, self.info.std), labels
 
 

@@ -11,6 +11,10 @@ are (:func:`recompute_norm_statistics`); then the student is evaluated, a row
 is added to ``log.csv`` and ``checkpoint.pt`` is rewritten atomically with
 everything needed to resume.
 
+Under ``torchrun`` every process trains its share of each batch with
+DistributedDataParallel (distributed.py) and rank 0 writes the checkpoint
+and the log; the checkpoint does not depend on the number of processes.
+
 Resuming: the learning rate is a function of the step, the batch order and
 augmentation of epoch ``e`` depend only on ``(seed, e)``, and the checkpoint
 holds the weights, masks, optimiser state, random-generator state and the log
@@ -43,6 +47,7 @@ from attentionlite.model.nets.resnet import ResNet
 from attentionlite.model.nets.zoo import create_model, list_models
 from attentionlite.model.training.checkpoint import load_checkpoint, save_checkpoint
 from attentionlite.model.training.distill import LOSS_NAMES, DistillationWeights, Distiller
+from attentionlite.model.training.distributed import World, data_parallel, join_world, leave_world
 from attentionlite.model.training.evaluate import evaluate_accuracy, model_costs
 from attentionlite.model.training.sparsity import SparseMomentum, density, initial_masks, layer_densities
 from attentionlite.provenance import file_sha256
@@ -107,6 +112,8 @@ class Run:
     image_size: int
     dense_macs: int
     arch: dict  # the student's create_model arguments
+    world: World  # this process among the training processes (distributed.py)
+    step: nn.Module  # what a training step calls: the distiller, data-parallel over the world
     history: list[dict] = dataclasses.field(default_factory=list)
 
     @property
@@ -123,12 +130,16 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     _validate(config)
     checkpoint_path = Path(config.out) / CHECKPOINT_NAME
     _check_out(checkpoint_path, resume)
-    run = _build_run(config)
-    if resume:
-        _restore(run, checkpoint_path)
-    for epoch in range(len(run.history), config.epochs):
-        _train_and_record_epoch(run, epoch, checkpoint_path)
-    return _final_metrics(run)
+    world = join_world(config.device)
+    try:
+        run = _build_run(config, world)
+        if resume:
+            _restore(run, checkpoint_path)
+        for epoch in range(len(run.history), config.epochs):
+            _train_and_record_epoch(run, epoch, checkpoint_path)
+        return _final_metrics(run)
+    finally:
+        leave_world(world)
 
 
 def _train_and_record_epoch(run: Run, epoch: int, checkpoint_path: Path) -> None:
@@ -140,10 +151,11 @@ def _train_and_record_epoch(run: Run, epoch: int, checkpoint_path: Path) -> None
     recompute_norm_statistics(run.student, run.train_batches, run.device)  # the epoch's own batches
     test_accuracy = evaluate_accuracy(run.student, run.test_batches, run.device)
     run.history.append(_log_row(run, epoch, losses, test_accuracy, time.perf_counter() - started))
-    _save(run, checkpoint_path)
-    atomic_write_text(checkpoint_path.parent / LOG_NAME, rows_to_csv(run.history))
-    if run.config.progress:
-        tqdm.write(_summary(run.history[-1], run.config.epochs))
+    if run.world.is_main:  # every rank holds the same state; one writes it
+        _save(run, checkpoint_path)
+        atomic_write_text(checkpoint_path.parent / LOG_NAME, rows_to_csv(run.history))
+        if run.config.progress:
+            tqdm.write(_summary(run.history[-1], run.config.epochs))
 
 
 def recompute_norm_statistics(model: nn.Module, batches, device: torch.device | str = "cpu",
@@ -176,14 +188,16 @@ def _train_epoch(run: Run, epoch: int) -> dict[str, float]:
     run.distiller.train()
     run.train_batches.set_epoch(epoch)
     sums = dict.fromkeys(LOSS_NAMES, 0.0) | {"correct": 0.0, "seen": 0.0}
-    bar = tqdm(run.train_batches, desc=f"epoch {epoch + 1}/{run.config.epochs}", disable=not run.config.progress,
-               leave=False, unit="batch")
+    bar = tqdm(run.train_batches, desc=f"epoch {epoch + 1}/{run.config.epochs}",
+               disable=not (run.config.progress and run.world.is_main), leave=False, unit="batch")
     for step, (images, labels) in enumerate(bar):
         lr = _set_learning_rate(run, epoch * len(run.train_batches) + step)
         logits, losses = _optimizer_step(run, images.to(run.device), labels.to(run.device))
         _accumulate(sums, losses, logits, labels.to(run.device))
         bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.3f}", acc=f"{sums['correct'] / sums['seen']:.3f}")
-    batches = max(1, len(run.train_batches))
+    # each rank's losses are means over its share: their mean over the ranks is the whole batch's
+    sums = dict(zip(sums, run.world.sum(list(sums.values()))))
+    batches = max(1, len(run.train_batches)) * run.world.size
     means = {name: sums[name] / batches for name in LOSS_NAMES}
     return means | {"train_accuracy": sums["correct"] / max(1.0, sums["seen"]), "lr": lr}
 
@@ -191,7 +205,7 @@ def _train_epoch(run: Run, epoch: int) -> dict[str, float]:
 def _optimizer_step(run: Run, images: torch.Tensor, labels: torch.Tensor):
     """Forward (autocast on CUDA), scaled backward, SGD step, masks re-applied; returns logits and losses."""
     with torch.autocast(run.device.type, dtype=torch.float16, enabled=run.device.type == "cuda"):
-        logits, losses = run.distiller(images, labels)
+        logits, losses = run.step(images, labels)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(losses["loss"]).backward()
     run.scaler.step(run.optimizer)
@@ -303,13 +317,13 @@ def _stored_config(config: TrainConfig) -> dict:
     return stored
 
 
-def _build_run(config: TrainConfig) -> Run:
-    """Data, student, teacher, optimiser and masks, all seeded from ``config.seed``."""
+def _build_run(config: TrainConfig, world: World) -> Run:
+    """Data, student, teacher, optimiser and masks, all seeded from ``config.seed`` (the same on every rank)."""
     device = _device(config.device)
     info = dataset_info(config.dataset)
     torch.manual_seed(config.seed)
     student = _create_student(config, info).to(device)
-    train_batches, test_batches = _loaders(config, info)
+    train_batches, test_batches = _loaders(config, info, world)
     distiller = Distiller(student, _load_teacher(config, device), _weights(config))
     optimizer = torch.optim.SGD(student.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=True)
@@ -317,7 +331,7 @@ def _build_run(config: TrainConfig) -> Run:
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     dense_macs = _dense_macs(tuple(student.arch.items()))
     return Run(config, device, distiller, optimizer, sparsity, scaler, train_batches, test_batches,
-               info.image_size, dense_macs, student.arch)
+               info.image_size, dense_macs, student.arch, world, data_parallel(distiller, world))
 
 
 @functools.lru_cache(maxsize=16)
@@ -357,12 +371,13 @@ def _weights(config: TrainConfig) -> DistillationWeights:
     return DistillationWeights(alpha=config.alpha, temperature=config.temperature, beta=config.beta)
 
 
-def _loaders(config: TrainConfig, info: DatasetInfo) -> tuple[BatchLoader, BatchLoader]:
+def _loaders(config: TrainConfig, info: DatasetInfo, world: World) -> tuple[BatchLoader, BatchLoader]:
     train_images = load_split(config.dataset, config.data_dir, "train", config.cache_dir)
     if config.train_subset is not None:
         train_images = subset(train_images, config.train_subset, config.seed)
     train_batches = BatchLoader(train_images, info, batch_size=config.batch_size, shuffle=True,
-                                augment=config.augment, seed=config.seed, drop_last=True)
+                                augment=config.augment, seed=config.seed, drop_last=True,
+                                shard=(world.rank, world.size))
     if len(train_batches) == 0:
         raise InputError(f"--batch-size {config.batch_size}: larger than the {len(train_images)} training "
                          "images; expected a smaller batch or a larger --train-subset")
