@@ -128,7 +128,9 @@ def result_columns(result: SimResult) -> dict:
 
 SweepTask = tuple[int, str, dict]
 ENGINES = ("local", "ray")
-RAY_POINTS_PER_TASK = 8  # points of one model per Ray task: amortises shipping and unpacking the graph
+# Points of one model per task sent to a worker: consecutive points share a core design (the last knobs
+# vary fastest), so the worker maps each op once for them; on Ray it also amortises unpacking the graph.
+POINTS_PER_TASK = 8
 
 _worker_graphs: dict[str, OpGraph] = {}
 _worker_config: HardwareConfig | None = None
@@ -140,10 +142,9 @@ def _start_worker(graphs: Mapping[str, OpGraph], config: HardwareConfig) -> None
     _worker_graphs, _worker_config = dict(graphs), config
 
 
-def _run_task(task: SweepTask) -> tuple[int, dict]:
-    index, model, point = task
+def _run_chunk(chunk: Sequence[SweepTask]) -> list[tuple[int, dict]]:
     assert _worker_config is not None, "the worker was not started"
-    return index, simulate_point(model, _worker_graphs[model], _worker_config, point)
+    return _simulate_chunk(_worker_graphs[chunk[0][1]], _worker_config, chunk)
 
 
 def _local_rows(graphs: Mapping[str, OpGraph], config: HardwareConfig, tasks: Sequence[SweepTask],
@@ -151,20 +152,22 @@ def _local_rows(graphs: Mapping[str, OpGraph], config: HardwareConfig, tasks: Se
     """This host's processes (in this process when one worker will do)."""
     if workers <= 1:
         _start_worker(graphs, config)
-        yield from map(_run_task, tasks)
+        for task in tasks:  # one at a time: each row reaches the journal as it is done
+            yield from _run_chunk([task])
         return
     with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(dict(graphs), config)) as pool:
-        futures = [pool.submit(_run_task, task) for task in tasks]
+        size = max(1, min(POINTS_PER_TASK, len(tasks) // (4 * workers)))  # enough chunks to balance the workers
+        futures = [pool.submit(_run_chunk, chunk) for chunk in _chunks(tasks, size)]
         try:
             for future in as_completed(futures):
-                yield future.result()
+                yield from future.result()
         finally:  # interrupted or failed: drop what has not started
             for future in futures:
                 future.cancel()
 
 
 def _simulate_chunk(graph: OpGraph, config: HardwareConfig, chunk: Sequence[SweepTask]) -> list[tuple[int, dict]]:
-    """One Ray task: points of one model."""
+    """Points of one model, in order."""
     return [(index, simulate_point(model, graph, config, point)) for index, model, point in chunk]
 
 
@@ -200,7 +203,8 @@ def _ray_rows(graphs: Mapping[str, OpGraph], config: HardwareConfig, tasks: Sequ
         remote = ray.remote(_simulate_chunk)
         graph_refs = {model: ray.put(graph) for model, graph in graphs.items()}
         config_ref = ray.put(config)
-        pending = [remote.remote(graph_refs[chunk[0][1]], config_ref, chunk) for chunk in _chunks(tasks)]
+        pending = [remote.remote(graph_refs[chunk[0][1]], config_ref, chunk)
+                   for chunk in _chunks(tasks, POINTS_PER_TASK)]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             yield from ray.get(ready[0])
@@ -221,11 +225,11 @@ def check_engine(engine: str) -> None:
         raise InputError(f"sweep engine {engine!r} is not known; expected one of {', '.join(ENGINES)}")
 
 
-def _chunks(tasks: Sequence[SweepTask]) -> list[list[SweepTask]]:
-    """Runs of consecutive tasks of one model, at most :data:`RAY_POINTS_PER_TASK` long."""
+def _chunks(tasks: Sequence[SweepTask], size: int) -> list[list[SweepTask]]:
+    """Runs of consecutive tasks of one model, at most ``size`` long."""
     chunks: list[list[SweepTask]] = []
     for task in tasks:
-        if chunks and chunks[-1][0][1] == task[1] and len(chunks[-1]) < RAY_POINTS_PER_TASK:
+        if chunks and chunks[-1][0][1] == task[1] and len(chunks[-1]) < size:
             chunks[-1].append(task)
         else:
             chunks.append([task])
