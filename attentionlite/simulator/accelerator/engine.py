@@ -231,12 +231,8 @@ def _request_load(number, ready, tile, task, reads_start, reads, heap, size):  #
     for position in range(reads_start[owner], reads_start[owner + 1]):
         producer = reads[position]
         if task[producer, STORES_LEFT]:
-            tile[number, PARKED_READY], tile[number, PARKED_NEXT] = ready, NONE
-            if task[producer, PARKED_TAIL] == NONE:
-                task[producer, PARKED_HEAD] = number
-            else:
-                tile[task[producer, PARKED_TAIL], PARKED_NEXT] = number
-            task[producer, PARKED_TAIL] = number
+            tile[number, PARKED_READY] = ready
+            _append(task, producer, PARKED_HEAD, PARKED_TAIL, tile, number, PARKED_NEXT)
             return size
         ready = max(ready, task[producer, STORED])
     return _heap_push(heap, size, ready, LOAD, number)
@@ -336,15 +332,23 @@ def _gate(slot, owner, number, task, core, depends_start, depends):  # pragma: n
         dependency = depends[position]
         if not task[dependency, COMPUTED]:
             if core[slot, WAITING_ON] != dependency:
-                core[slot, WAITING_ON], core[slot, WAITING_NEXT] = dependency, NONE
-                if task[dependency, WAITING_TAIL] == NONE:
-                    task[dependency, WAITING_HEAD] = slot
-                else:
-                    core[task[dependency, WAITING_TAIL], WAITING_NEXT] = slot
-                task[dependency, WAITING_TAIL] = slot
+                core[slot, WAITING_ON] = dependency
+                _append(task, dependency, WAITING_HEAD, WAITING_TAIL, core, slot, WAITING_NEXT)
             return NONE
         gate = max(gate, task[dependency, END])
     return gate
+
+
+@numba.njit(cache=True)
+def _append(owners, owner, head, tail, nodes, node, following):  # pragma: no cover
+    """Append ``node`` (a row of ``nodes``) to the list row ``owner`` of ``owners`` keeps in its ``head`` and
+    ``tail`` columns, linked through the nodes' ``following`` column."""
+    nodes[node, following] = NONE
+    if owners[owner, tail] == NONE:
+        owners[owner, head] = node
+    else:
+        nodes[owners[owner, tail], following] = node
+    owners[owner, tail] = node
 
 
 @numba.njit(cache=True)
