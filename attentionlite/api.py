@@ -6,6 +6,8 @@
     result = al.simulate(graph, "paa-default", array=(16, 16))    # per-op rows and totals; .write(folder)
     cpu = al.predict_cpu(graph, "cpu-host-default")               # the CPU roofline's prediction
     rows, breakdown = al.compare(["resnet50", "sasa26_hybrid"])   # teacher first, students at 10% density
+    rows = al.sweep(["sasa26_hybrid"], {"cores": [1, 4]}, engine="ray")  # every point; local or on Ray
+    found = al.explore(["sasa26_hybrid"], "space.toml")           # a multi-objective search; .trials, .front
     al.report(out="attentionlite-report")                         # the co-design report (the main job)
 
 Each function is the door where the user's input enters: names and paths
