@@ -186,7 +186,7 @@ def explore(graphs: Mapping[str, OpGraph], config: HardwareConfig, space: Space,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions: list[Any] = [o.direction for o in objectives]
     studies = {model: optuna.create_study(directions=directions,
-                                          sampler=_sampler(sampler, seed, constraints)) for model in graphs}
+                                          sampler=_sampler(sampler, seed)) for model in graphs}
     batch = _batch_size(sampler, workers)
     rows: list[dict] = []
     with ray_cluster(workers, address) if engine == "ray" else nullcontext():
@@ -218,13 +218,12 @@ def check_search(trials: int, sampler: str, engine: str) -> None:
         raise InputError(f"trials {trials}: expected at least 1")
 
 
-def _sampler(name: str, seed: int, constraints: Sequence[Constraint]) -> Any:
+def _sampler(name: str, seed: int) -> Any:
     import optuna
 
-    constraints_func = (lambda trial: trial.user_attrs["constraints"]) if constraints else None
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints_func)
-    return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints_func, multivariate=True)
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True)
 
 
 def _batch_size(sampler: str, workers: int | None) -> int:
@@ -263,7 +262,8 @@ def _tell(study: Any, trial: Any, index: int, model: str, point: dict, row: dict
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return {**head, "buildable": False, "feasible": False}
     violations = [constraint.violation(row) for constraint in constraints]
-    trial.set_user_attr("constraints", violations)
+    for constraint, violation in zip(constraints, violations):  # what the samplers read (optuna >= 5)
+        trial.set_constraint(str(constraint), violation)
     study.tell(trial, [float(row[o.column]) for o in objectives])
     return {**head, **row, "buildable": True, "feasible": all(v <= 0 for v in violations)}
 
