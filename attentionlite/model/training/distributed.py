@@ -47,10 +47,6 @@ class World:
         """The rank that writes checkpoints, logs and progress."""
         return self.rank == 0
 
-    def barrier(self) -> None:
-        if self.size > 1:
-            dist.barrier()
-
     def sum(self, values: list[float]) -> list[float]:
         """``values`` summed over the ranks (unchanged in a world of one)."""
         if self.size == 1:
@@ -95,8 +91,8 @@ def synchronise_batch_norms(model: nn.Module) -> None:
 
 def _synchronised_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
     """``nn.BatchNorm2d.forward`` with the batch statistics of every rank's share (sums in float64)."""
-    tracked = norm.num_batches_tracked
-    if not norm.training or norm.running_mean is None or norm.running_var is None or tracked is None:
+    running = (norm.running_mean, norm.running_var, norm.num_batches_tracked)
+    if not norm.training and running[0] is not None:  # evaluation: the running statistics, no communication
         return F.batch_norm(x, norm.running_mean, norm.running_var, norm.weight, norm.bias, False, 0.0, norm.eps)
     channels = x.shape[1]
     wide = x.double()
@@ -107,11 +103,13 @@ def _synchronised_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor) -> torch.Ten
     n = totals[-1]
     mean = totals[:channels] / n
     variance = totals[channels:2 * channels] / n - mean * mean  # biased, as the normalisation uses
-    tracked.add_(1)
-    factor = 1.0 / float(tracked) if norm.momentum is None else norm.momentum
-    with torch.no_grad():  # the running variance is the unbiased one, as nn.BatchNorm2d keeps it
-        norm.running_mean.mul_(1 - factor).add_(factor * mean.to(x.dtype))
-        norm.running_var.mul_(1 - factor).add_(factor * (variance * n / (n - 1)).to(x.dtype))
+    running_mean, running_var, tracked = running
+    if norm.training and running_mean is not None and running_var is not None and tracked is not None:
+        tracked.add_(1)
+        factor = 1.0 / float(tracked) if norm.momentum is None else norm.momentum
+        with torch.no_grad():  # the running variance is the unbiased one, as nn.BatchNorm2d keeps it
+            running_mean.mul_(1 - factor).add_(factor * mean.to(x.dtype))
+            running_var.mul_(1 - factor).add_(factor * (variance * n / (n - 1)).to(x.dtype))
     shape = (1, channels, 1, 1)
     scale = torch.rsqrt(variance + norm.eps).to(x.dtype).view(shape)
     normalised = (x - mean.to(x.dtype).view(shape)) * scale

@@ -122,8 +122,9 @@ def run(tasks: Sequence[Task], config: HardwareConfig) -> Timeline:
 # The compiled loop keeps its state in three int64 tables, one row per tile,
 # task or used core, and one column per field below (a row's fields share a
 # cache line), -1 where a cycle is "not yet" (a load not arrived, a store not
-# done) or a list is empty.  Tiles are numbered core by core (cores by increasing id, each core's tasks in order),
-# so a tile's number orders requests as (core, tile) does.  A load waiting for
+# done) or a list is empty.  Tiles are numbered core by core (cores by
+# increasing id, each core's tasks in order), so a tile's number orders
+# requests as (core, tile) does.  A load waiting for
 # a producer's stores and a core waiting for a task to compute wait in linked
 # lists, first parked first released (a tile or a core waits on one task at a
 # time).
@@ -140,11 +141,12 @@ START, END, BUSY, STALL, FIRST_TRANSFER, STORED, COMPUTED, STORES_LEFT = range(2
 PARKED_HEAD, PARKED_TAIL, WAITING_HEAD, WAITING_TAIL = range(10, 14)
 # per core: given, then state
 CORE_FIRST, CORE_TILES, COMPUTED_TILES, CORE_END, WAITING_NEXT, WAITING_ON = range(6)
+TILE_FIELDS, TASK_FIELDS, CORE_FIELDS = PARKED_READY + 1, WAITING_TAIL + 1, WAITING_ON + 1
 
 
 def _flatten(tasks: Sequence[Task], config: HardwareConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
-    """The tile, task and core tables with their given rows filled and their state rows initialised, and the
-    dependencies as compressed rows (depends_start, depends, reads_start, reads)."""
+    """The tile, task and core tables with their given columns filled and their state columns initialised, and
+    the dependencies as compressed rows (depends_start, depends, reads_start, reads)."""
     order = sorted(range(len(tasks)), key=lambda task_id: tasks[task_id].core)  # stable: in order per core
     streams = [tasks[task_id].tiles for task_id in order]
     lengths = np.array([len(stream) for stream in streams], dtype=np.int64)
@@ -152,7 +154,7 @@ def _flatten(tasks: Sequence[Task], config: HardwareConfig) -> tuple[np.ndarray,
     cores_of_order = np.array([tasks[task_id].core for task_id in order], dtype=np.int64)
     _, first_task_of_slot, core_slot = np.unique(cores_of_order, return_index=True, return_inverse=True)
 
-    tile = np.full((int(lengths.sum()), 10), NONE, dtype=np.int64)
+    tile = np.full((int(lengths.sum()), TILE_FIELDS), NONE, dtype=np.int64)
     if streams:
         tile[:, COMPUTE] = np.concatenate([stream.compute for stream in streams])
         tile[:, LOAD_CYCLES] = transfer_cycles(np.concatenate([stream.load_bytes for stream in streams]), config)
@@ -161,13 +163,13 @@ def _flatten(tasks: Sequence[Task], config: HardwareConfig) -> tuple[np.ndarray,
     tile[:, TILE_CORE] = np.repeat(core_slot, lengths)
     tile[:, COMPUTE_END] = 0
 
-    task = np.full((len(tasks), 14), NONE, dtype=np.int64)
+    task = np.full((len(tasks), TASK_FIELDS), NONE, dtype=np.int64)
     task[order, FIRST_TILE] = first
     task[order, LAST_TILE] = first + lengths - 1
     task[:, [END, BUSY, STALL, STORED, COMPUTED]] = 0
     task[order, STORES_LEFT] = lengths
 
-    core = np.full((int(core_slot.max(initial=-1)) + 1, 6), NONE, dtype=np.int64)
+    core = np.full((int(core_slot.max(initial=-1)) + 1, CORE_FIELDS), NONE, dtype=np.int64)
     core[:, CORE_FIRST] = first[first_task_of_slot]
     core[:, CORE_TILES] = np.bincount(core_slot, weights=lengths, minlength=core.shape[0]).astype(np.int64)
     core[:, [COMPUTED_TILES, CORE_END]] = 0
@@ -192,7 +194,7 @@ def _compressed(rows: Sequence[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray
 
 @numba.njit(cache=True)
 def _event_loop(tile, task, core, depends_start, depends, reads_start, reads, latency):  # pragma: no cover
-    """Run every tile (the state rows of the tables are filled in place)."""
+    """Run every tile (the tables' state columns are filled in place)."""
     capacity = 2 * tile.shape[0] + 1  # a load and a store per tile at most
     heap = np.empty((capacity, 3), dtype=np.int64)  # columns: ready cycle, kind, tile
     size = 0
