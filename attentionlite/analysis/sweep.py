@@ -106,9 +106,9 @@ def result_columns(result: SimResult) -> dict:
     latency) and DRAM traffic are the simulator's per-image cost; cycles,
     latency and throughput are of the run it simulated.
     """
-    totals, hardware, image = result.totals, result.hardware, result.totals.per_image
+    totals, image = result.totals, result.totals.per_image
     return {
-        "pes": hardware["array"]["rows"] * hardware["array"]["cols"] * hardware["cores"],
+        "pes": totals.pes,
         "cycles": totals.cycles,
         "latency_s": totals.latency_s,
         "throughput": totals.throughput,

@@ -95,7 +95,11 @@ def to_toml(config: Any) -> str:
             lines += ["", f"[{name}]"] + [f"{key} = {toml_value(entry)}" for key, entry in value.items()]
     for name, value in table.items():
         for entry in value if _holds_tables(value) and isinstance(value, list) else ():
-            lines += ["", f"[[{name}]]"] + [f"{key} = {toml_value(item)}" for key, item in entry.items()]
+            lines += ["", f"[[{name}]]"] + [f"{key} = {toml_value(item)}" for key, item in entry.items()
+                                            if not isinstance(item, dict)]
+            for key, inner in entry.items():  # an entry's own tables, e.g. [groups.array]
+                if isinstance(inner, dict):
+                    lines += [f"[{name}.{key}]"] + [f"{k} = {toml_value(v)}" for k, v in inner.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -151,8 +155,12 @@ def with_values(config: Any, values: Mapping[str, Any], where: str) -> Any:
 def as_table(config: Any) -> dict:
     """The config as the plain nested dicts and lists its TOML file parses to."""
     table: dict[str, Any] = {}
+    kind: type = type(config)
+    schema = _schema(kind)
     for item in fields(config):
         value = getattr(config, item.name)
+        if value == () and _element_config(schema[item.name][0]) is not None:
+            continue  # no [[tables]] at all: the field's default (an empty array of tables is refused)
         if is_dataclass(value):
             table[item.name] = as_table(value)
         elif isinstance(value, tuple) and value and is_dataclass(value[0]):

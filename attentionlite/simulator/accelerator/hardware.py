@@ -19,7 +19,7 @@ the file again.
 """
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,6 +35,7 @@ from attentionlite.simulator.config import (
     to_toml,
     with_values,
 )
+from attentionlite.simulator.graph.ops import OpKind
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 DATAFLOWS = ("os", "ws", "is")
@@ -148,8 +149,30 @@ class EnergyTable:
 
 
 @dataclass(frozen=True)
+class CoreGroup:
+    """Cores of another kind beside the main ones: their own array, vector unit and buffers, and the op
+    kinds (``OpKind`` values) they can run; an op kind not listed never lands on them."""
+
+    name: str
+    cores: Annotated[int, POSITIVE]
+    runs: tuple[str, ...]
+    array: ArrayConfig
+    vector: VectorConfig
+    sram: SramConfig
+
+
+@dataclass(frozen=True)
 class HardwareConfig:
-    """One accelerator design point, fully resolved."""
+    """One accelerator design point, fully resolved.
+
+    ``cores`` counts every core.  Without ``groups`` they are all alike.  With
+    ``[[groups]]`` the accelerator is heterogeneous: the last cores are the
+    groups' (in order), each with its own array, vector unit, buffers and the
+    op kinds it runs; the first ``cores`` - (the groups' cores) are the *main*
+    kind, described by the top-level ``[array]``, ``[vector]`` and ``[sram]``,
+    and run every op kind.  Every core has the energy table, word size and
+    clock of the whole.
+    """
 
     name: str
     description: str
@@ -165,6 +188,7 @@ class HardwareConfig:
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     energy: EnergyTable = field(default_factory=EnergyTable)
+    groups: tuple[CoreGroup, ...] = ()
 
     @property
     def array_rows(self) -> int:
@@ -176,8 +200,18 @@ class HardwareConfig:
 
     @property
     def pes(self) -> int:
-        """MAC units in one core's array."""
+        """MAC units in one main core's array."""
         return self.array.rows * self.array.cols
+
+    @property
+    def main_cores(self) -> int:
+        """Cores of the main kind (all of them without groups)."""
+        return self.cores - sum(group.cores for group in self.groups)
+
+    @property
+    def total_pes(self) -> int:
+        """MAC units over every core of every kind."""
+        return sum(len(kind.cores) * kind.design.pes for kind in core_kinds(self))
 
     @property
     def dram_bytes_per_cycle(self) -> float:
@@ -195,6 +229,34 @@ class HardwareConfig:
     def to_dict(self) -> dict:
         """The resolved config as plain data (what results store beside their numbers)."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class CoreKind:
+    """One kind of core of an accelerator: which cores (by index), the design one of them maps ops with
+    (a config of that kind's cores alone), and the op kinds it runs (None: every kind)."""
+
+    name: str
+    cores: tuple[int, ...]
+    design: HardwareConfig
+    runs: frozenset[OpKind] | None = None
+
+    def can_run(self, kind: OpKind) -> bool:
+        return self.runs is None or kind in self.runs
+
+
+def core_kinds(config: HardwareConfig) -> list[CoreKind]:
+    """The accelerator's kinds of core, main first, each with its cores' indices (one kind without groups)."""
+    main = config.main_cores
+    kinds = [CoreKind("main", tuple(range(main)), replace(config, cores=main, groups=()))]
+    first = main
+    for group in config.groups:
+        design = replace(config, cores=group.cores, array=group.array, vector=group.vector, sram=group.sram,
+                         groups=())
+        kinds.append(CoreKind(group.name, tuple(range(first, first + group.cores)), design,
+                              frozenset(OpKind(kind) for kind in group.runs)))
+        first += group.cores
+    return kinds
 
 
 # ----------------------------------------------------------------------------- loading
@@ -223,7 +285,7 @@ def load_hardware(name_or_path: str | Path, **overrides: Any) -> HardwareConfig:
     presets = {path.stem: path for path in PRESET_DIR.glob("*.toml")}
     path = resolve_config_path(name_or_path, presets, "hardware")
     config = build(HardwareConfig, read_toml(path), str(path))
-    _check_buffers_hold_a_tile(config, str(path))
+    _check(config, str(path))
     return with_overrides(config, **overrides)
 
 
@@ -243,7 +305,7 @@ def with_overrides(config: HardwareConfig, **overrides: Any) -> HardwareConfig:
         return config
     where = f"hardware {config.name!r} with overrides"
     changed = with_values(config, values, where)
-    _check_buffers_hold_a_tile(changed, where)
+    _check(changed, where)
     return changed
 
 
@@ -268,12 +330,33 @@ def _dotted_values(key: str, value: Any, name: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- validation
 
 
-def _check_buffers_hold_a_tile(config: HardwareConfig, where: str) -> None:
+def _check(config: HardwareConfig, where: str) -> None:
+    _check_groups(config, where)
+    for index, kind in enumerate(core_kinds(config)):
+        _check_buffers_hold_a_tile(kind.design, where, f"groups[{index - 1}]." if index else "")
+
+
+def _check_groups(config: HardwareConfig, where: str) -> None:
+    """Group cores leave at least one main core; a group runs known op kinds."""
+    grouped = sum(group.cores for group in config.groups)
+    if config.groups and config.main_cores < 1:
+        raise InputError(f"{where}: 'cores' is {config.cores}; expected more than the groups' {grouped} cores "
+                         "(at least one core of the main kind, which runs every op)")
+    known = [kind.value for kind in OpKind]
+    for index, group in enumerate(config.groups):
+        unknown = [name for name in group.runs if name not in known]
+        if unknown or not group.runs:
+            raise InputError(f"{where}: 'groups[{index}].runs' is {list(group.runs)}; expected op kinds "
+                             f"among {', '.join(known)}")
+
+
+def _check_buffers_hold_a_tile(config: HardwareConfig, where: str, prefix: str = "") -> None:
     """Each half buffer must hold one array-sized tile (R x C words) of its operand."""
     tile_bytes = config.pes * config.word_bytes
     for operand in ("input", "weight", "output"):
         if config.half_buffer_bytes(operand) < tile_bytes:
             raise InputError(
-                f"{where}: 'sram.{operand}_kib' is {getattr(config.sram, f'{operand}_kib')}; expected at least "
-                f"{2 * tile_bytes / 1024:g} KiB (two halves of one {config.array.rows}x{config.array.cols} tile)"
+                f"{where}: '{prefix}sram.{operand}_kib' is {getattr(config.sram, f'{operand}_kib')}; expected at "
+                f"least {2 * tile_bytes / 1024:g} KiB (two halves of one {config.array.rows}x{config.array.cols} "
+                "tile)"
             )

@@ -75,20 +75,21 @@ NOTHING_ON_CHIP = OnChip()  # every tensor crosses DRAM
 
 
 def on_chip_reuse(ops: Sequence[Op], graph: OpGraph | Sequence[Op], same_core: Sequence[bool],
-                  config: HardwareConfig) -> list[OnChip]:
+                  designs: Sequence[HardwareConfig]) -> list[OnChip]:
     """Per op, what never crosses DRAM because the neighbouring op on the same core keeps it.
 
     ``same_core[i]`` says op i runs right after op i - 1 on the same core with
-    the whole tensor (false across pipeline stages and in tile-split).  Without
-    a graph (a bare list of ops) nothing is assumed to connect.
+    the whole tensor (false across pipeline stages and in tile-split);
+    ``designs[i]`` is the core design op i runs on.  Without a graph (a bare
+    list of ops) nothing is assumed to connect.
     """
     if not isinstance(graph, OpGraph):
         return [OnChip() for _ in ops]
-    capacity = min(config.half_buffer_bytes("output"), config.half_buffer_bytes("input"))
     inputs: list[set[int]] = [set() for _ in ops]
     outputs = [False] * len(ops)
     for i in range(1, len(ops)):
-        producer, consumer = ops[i - 1], ops[i]
+        producer, consumer, config = ops[i - 1], ops[i], designs[i]
+        capacity = min(config.half_buffer_bytes("output"), config.half_buffer_bytes("input"))
         if not same_core[i] or producer.output_bytes(config.word_bytes) > capacity:
             continue
         consumers = graph.consumers(producer.name)

@@ -136,7 +136,7 @@ class Totals:
     through the network: the makespan for ``data`` and ``split``, the first
     batch's through the empty pipeline for ``pipeline``.  ``throughput`` is images per
     second: a pipeline's over the second half of its completions, once it is
-    full.  ``utilisation`` is useful MACs over ``PEs x cores x cycles``.  The
+    full.  ``utilisation`` is useful MACs over ``PEs of every core x cycles``.  The
     leakage of a batch is every core's over the time the run spends per batch
     (``batch / throughput``), idle cores included; ``stall_share`` is stall
     over compute + stall cycles.
@@ -146,6 +146,7 @@ class Totals:
     batches: int
     batch: int
     images: int
+    pes: int  # MAC units over every core
     cycles: int
     latency_s: float
     throughput: float
@@ -253,13 +254,14 @@ def _bandwidth_report_row(index: int, row: OpRow) -> dict:
 # ----------------------------------------------------------------------------- from a timeline
 
 
-def summarise(ops: Sequence[Op], works: Sequence[OpWork], tasks: Sequence[Task], timeline: Timeline,
-              config: HardwareConfig, run: dict, provenance: dict) -> SimResult:
-    """Fold the engine's per-task timings into per-op rows (one batch) and totals."""
+def summarise(ops: Sequence[Op], works: Sequence[OpWork], designs: Sequence[HardwareConfig], tasks: Sequence[Task],
+              timeline: Timeline, config: HardwareConfig, run: dict, provenance: dict) -> SimResult:
+    """Fold the engine's per-task timings into per-op rows (one batch) and totals; ``designs[i]`` is the
+    core design op i ran on (its array size and buffers)."""
     by_op: dict[int, list[int]] = {}
     for task_id, task in enumerate(tasks):
         by_op.setdefault(task.op_index, []).append(task_id)
-    rows = tuple(_op_row(ops[i], works[i], [tasks[t] for t in ids], [timeline.tasks[t] for t in ids], config)
+    rows = tuple(_op_row(ops[i], works[i], [tasks[t] for t in ids], [timeline.tasks[t] for t in ids], designs[i])
                  for i, ids in sorted(by_op.items()))
     batch = int(provenance.get("graph", {}).get("batch", 1) or 1)
     useful = sum(work.useful_macs for work in works)
@@ -323,9 +325,10 @@ def _totals(rows: tuple[OpRow, ...], useful_macs: int, timeline: Timeline,
     )
     makespan = timeline.makespan
     return Totals(
-        schedule=schedule, batches=batches, batch=batch, images=batches * batch, cycles=makespan,
+        schedule=schedule, batches=batches, batch=batch, images=batches * batch, pes=config.total_pes,
+        cycles=makespan,
         latency_s=latency_s, throughput=throughput,
-        utilisation=useful_macs * batches / (config.pes * config.cores * makespan) if makespan else 0.0,
+        utilisation=useful_macs * batches / (config.total_pes * makespan) if makespan else 0.0,
         stall_share=stall / (compute + stall) if compute + stall else 0.0,
         per_batch=per_batch, per_image=per_batch.divided(batch),
     )
