@@ -8,6 +8,7 @@
     rows, breakdown = al.compare(["resnet50", "sasa26_hybrid"])   # teacher first, students at 10% density
     rows = al.sweep(["sasa26_hybrid"], {"cores": [1, 4]}, engine="ray")  # every point; local or on Ray
     found = al.explore(["sasa26_hybrid"], "space.toml")           # a multi-objective search; .trials, .front
+    study = al.parallelism(["resnet50", "sasa26_hybrid", "sasa26_homogeneous"])  # scaling, stages, verdict
     al.report(out="attentionlite-report")                         # the co-design report (the main job)
 
 Each function is the door where the user's input enters: names and paths
@@ -24,13 +25,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attentionlite.defaults import DEFAULT_CPU, DEFAULT_DENSITY, DEFAULT_HARDWARE
+from attentionlite.defaults import DEFAULT_CPU, DEFAULT_DENSITY, DEFAULT_HARDWARE, DEFAULT_HETEROGENEOUS
 from attentionlite.errors import InputError
 
 if TYPE_CHECKING:  # for the signatures only: importing these at run time would slow `import attentionlite`
     from torch import nn
 
     from attentionlite.analysis.explore import Exploration
+    from attentionlite.analysis.parallelism import ParallelismStudy
     from attentionlite.simulator.accelerator.hardware import HardwareConfig
     from attentionlite.simulator.accelerator.results import SimResult
     from attentionlite.simulator.cpu.config import CpuConfig
@@ -159,24 +161,55 @@ def explore(
                            bar.update)
 
 
+def parallelism(
+    targets: Sequence[str | Target], hardware: str | Path | HardwareConfig = DEFAULT_HARDWARE, *,
+    core_counts: Sequence[int] | None = None, schedules: Sequence[str] | None = None,
+    against: Sequence[str | Path | HardwareConfig] = (DEFAULT_HETEROGENEOUS,), density: float = DEFAULT_DENSITY,
+    mask_seed: int = 0, progress: bool = True, **overrides: Any,
+) -> ParallelismStudy:
+    """Every model on 1-16 cores (``core_counts``) of ``hardware`` under each schedule, each model's
+    optimal pipeline cut, the ``against`` accelerators at their own size beside it, and which model
+    wins where (see analysis/parallelism.py).  ``overrides`` apply to every accelerator."""
+    from tqdm import tqdm
+
+    from attentionlite.analysis.models import trace_models
+    from attentionlite.analysis.parallelism import CORE_COUNTS, SCHEDULE_ORDER, check_study, parallelism_study
+
+    counts, chosen = list(core_counts or CORE_COUNTS), list(schedules or SCHEDULE_ORDER)
+    resolved, config = _targets(targets, density), hardware_config(hardware, **overrides)
+    others = [hardware_config(other, **overrides) for other in against]
+    check_study(counts, chosen)  # checked before the slow steps
+    _, graphs = trace_models(resolved, density, mask_seed)
+    with tqdm(total=(len(set(counts)) + len(others)) * len(chosen) + 1, disable=None if progress else True,
+              unit="step", leave=False) as bar:
+        def step(what: str) -> None:
+            bar.set_description(what)
+            bar.update(1)
+        return parallelism_study(graphs, config, counts, chosen, others, step)
+
+
 def report(
     targets: Sequence[str | Target] = (), out: str | Path = "attentionlite-report", *,
     hardware: str | Path | HardwareConfig = DEFAULT_HARDWARE, cpu: str | Path | CpuConfig | None = None,
     arrays: Sequence[int] | None = None, dataflows: Sequence[str] | None = None, sparsity: str | None = None,
     density: float = DEFAULT_DENSITY, workers: int | None = None, recalibrate: bool = False,
-    progress: bool = True,
+    core_counts: Sequence[int] | None = None, schedules: Sequence[str] | None = None,
+    against: Sequence[str | Path | HardwareConfig] = (DEFAULT_HETEROGENEOUS,), progress: bool = True,
 ) -> Path:
     """Write the co-design report into the folder ``out`` (replaced whole); returns its ``index.html``.
 
     With no ``targets``: the teacher resnet50 and the sasa26 hybrid and
     homogeneous students at ``density`` (initial masks, untrained).  ``cpu``
-    None calibrates this host (quick, cached); ``arrays`` are square array sides.
+    None calibrates this host (quick, cached); ``arrays`` are square array sides; ``core_counts`` and
+    ``schedules`` are the parallelism section's, ``against`` the accelerators it sets beside ``hardware``.
     """
     from attentionlite.analysis.codesign import (
+        CORE_COUNTS,
         DEFAULT_ARRAYS,
         DEFAULT_DATAFLOWS,
         DEFAULT_SPARSITY,
         DEFAULT_TARGETS,
+        SCHEDULE_ORDER,
         ReportSettings,
         build_report,
     )
@@ -186,7 +219,8 @@ def report(
         targets=_targets(targets or DEFAULT_TARGETS, density), hardware=hardware_config(hardware),
         cpu=None if cpu is None else cpu_config(cpu), arrays=tuple(arrays or DEFAULT_ARRAYS),
         dataflows=tuple(dataflows or DEFAULT_DATAFLOWS), sparsity=sparsity or DEFAULT_SPARSITY, density=density,
-        workers=workers, recalibrate=recalibrate,
+        workers=workers, recalibrate=recalibrate, core_counts=tuple(core_counts or CORE_COUNTS),
+        schedules=tuple(schedules or SCHEDULE_ORDER), against=tuple(hardware_config(a) for a in against),
     )
     return render_report(build_report(settings, progress), out) / "index.html"
 

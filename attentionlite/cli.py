@@ -11,15 +11,18 @@ printed as one line and the command exits with status 2.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import click
 
 from attentionlite import api
-from attentionlite.defaults import DEFAULT_CPU, DEFAULT_DENSITY, DEFAULT_HARDWARE
+from attentionlite.defaults import DEFAULT_CPU, DEFAULT_DENSITY, DEFAULT_HARDWARE, DEFAULT_HETEROGENEOUS
 from attentionlite.errors import InputError
 from attentionlite.version import __version__
 
 _HARDWARE_HELP = "Accelerator preset name or TOML path."
+_AGAINST_HELP = ("Another accelerator (preset or TOML) to run every model on at its own size, beside --hardware; "
+                 "repeatable; none for no other.")
 _BATCH_HELP = "Images per forward pass [default: 1; a saved graph keeps its own]."
 _DENSITY_HELP = ("Weight density of registered students (the pruning method's initial masks); "
                  "the first model (the teacher) stays dense and checkpoints keep their own masks.")
@@ -390,7 +393,14 @@ def explore(models, space_file, trials, objectives, constraints, sampler, seed, 
 @click.option("--workers", type=int, help="Worker processes (default: every core this process may use).")
 @click.option("--recalibrate", is_flag=True,
               help="Calibrate this host again instead of reusing its cached calibration.")
-def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, density, workers, recalibrate) -> None:
+@click.option("--cores", "core_counts", default="1,2,4,8,16", show_default=True,
+              help="Core counts of the Parallelism section, comma-separated.")
+@click.option("--schedules", default="data,pipeline,split", show_default=True,
+              help="Schedules of the Parallelism section, comma-separated.")
+@click.option("--against", multiple=True, default=(DEFAULT_HETEROGENEOUS,), show_default=True,
+              help=_AGAINST_HELP)
+def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, density, workers, recalibrate,
+           core_counts, schedules, against) -> None:
     """The co-design report (the main job).
 
     \b
@@ -400,8 +410,62 @@ def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, densi
     """
     index = api.report(models, out, hardware=hardware, cpu=cpu_config, arrays=parse_sides(arrays),
                        dataflows=parse_names(dataflows), sparsity=sparsity, density=density, workers=workers,
-                       recalibrate=recalibrate)
+                       recalibrate=recalibrate, core_counts=parse_counts(core_counts, "core counts"),
+                       schedules=parse_names(schedules), against=_accelerators(against))
     click.echo(f"wrote {index}")
+
+
+@main.command()
+@click.argument("models", nargs=-1)
+@click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
+@click.option("--cores", "core_counts", default="1,2,4,8,16", show_default=True,
+              help="Core counts to scale over, comma-separated.")
+@click.option("--schedules", default="data,pipeline,split", show_default=True,
+              help="Schedules, comma-separated: data, pipeline, split.")
+@click.option("--against", multiple=True, default=(DEFAULT_HETEROGENEOUS,), show_default=True,
+              help=_AGAINST_HELP)
+@click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), default="skip", show_default=True,
+              help="How the accelerators exploit weight sparsity.")
+@click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Folder for scaling.csv, pipeline_balance.csv, accelerators.csv and verdict.csv (replaced "
+                   "as a whole).")
+def parallelism(models, hardware, core_counts, schedules, against, sparsity, density, out) -> None:
+    """Homogeneous vs hybrid parallelism: scaling, pipeline balance, verdict.
+
+    \b
+    Every model on each core count under each schedule (data, pipeline, split):
+    throughput, speed-up, parallel efficiency and what limits it (the arrays or
+    the DRAM channel); each model's optimal cut into pipeline stages; the same
+    models on other accelerators (--against, e.g. a heterogeneous one); and
+    which model wins each metric where.  With no MODELS: the teacher resnet50 and the
+    sasa26 hybrid and homogeneous students at 10% density.
+    """
+    from attentionlite.analysis.codesign import DEFAULT_TARGETS
+    from attentionlite.analysis.parallelism import study_files
+    from attentionlite.analysis.tables import (
+        ACCELERATOR_COLUMNS,
+        BALANCE_COLUMNS,
+        LIMIT_COLUMNS,
+        SCALING_COLUMNS,
+        VERDICT_COLUMNS,
+        text_table,
+    )
+    from attentionlite.files import write_text_folder
+
+    study = api.parallelism(models or DEFAULT_TARGETS, hardware, core_counts=parse_counts(core_counts, "core counts"),
+                            schedules=parse_names(schedules), against=_accelerators(against), density=density,
+                            sparsity=sparsity)
+    for title, rows, columns in (("scaling", study.scaling, SCALING_COLUMNS),
+                                 ("where scaling stops", study.limits, LIMIT_COLUMNS),
+                                 ("pipeline balance", study.balance_rows(), BALANCE_COLUMNS),
+                                 ("other accelerators, over the reference", study.comparison, ACCELERATOR_COLUMNS),
+                                 ("verdict (winner, margin over the runner-up)", study.verdict, VERDICT_COLUMNS)):
+        click.echo(f"{title}\n{text_table(rows, columns)}\n")
+    click.echo("\n".join(study.claims))
+    if out:
+        write_text_folder(out, study_files(study))
+        click.echo(f"wrote {out}/{', '.join(study_files(study))}")
 
 
 # ----------------------------------------------------------------------------- option values
@@ -414,10 +478,20 @@ def parse_names(text: str) -> list[str]:
 
 def parse_sides(text: str) -> list[int]:
     """``"8,16,32"`` -> [8, 16, 32]: the sides of the square arrays a report sweeps."""
-    sides = parse_names(text)
-    if not sides or not all(side.isdigit() and int(side) > 0 for side in sides):
-        raise InputError(f"array sides {text!r}: expected positive integers separated by commas, e.g. 8,16,32")
-    return [int(side) for side in sides]
+    return parse_counts(text, "array sides")
+
+
+def _accelerators(names: Sequence[str]) -> list[str]:
+    """``--against`` values, with ``none`` meaning no other accelerator."""
+    return [] if list(names) == ["none"] else list(names)
+
+
+def parse_counts(text: str, what: str) -> list[int]:
+    """``"1,2,4"`` -> [1, 2, 4]; anything but positive integers is refused, naming ``what``."""
+    counts = parse_names(text)
+    if not counts or not all(count.isdigit() and int(count) > 0 for count in counts):
+        raise InputError(f"{what} {text!r}: expected positive integers separated by commas, e.g. 1,2,4")
+    return [int(count) for count in counts]
 
 
 def parse_knob_values(text: str) -> list:

@@ -3,7 +3,9 @@
 The pipeline, read as one list (:func:`build_report`): configure the CPU (a
 quick calibration of this host, or a preset); trace each model with its
 masks; predict each model on the CPU; simulate every model at the accelerator
-preset's own design point (the comparison); sweep array sizes and dataflows.
+preset's own design point (the comparison); sweep array sizes and dataflows;
+vary the reference point's core count under each schedule and cut each model
+into pipeline stages (:mod:`attentionlite.analysis.parallelism`).
 :mod:`attentionlite.reports.render` turns the result into files.
 
 Without checkpoints (the built-in default) the students carry the pruning
@@ -23,6 +25,13 @@ from pathlib import Path
 
 from attentionlite.analysis.compare import add_sparsity_gains, compare
 from attentionlite.analysis.models import ModelEntry, trace_models
+from attentionlite.analysis.parallelism import (
+    CORE_COUNTS,
+    SCHEDULE_ORDER,
+    ParallelismStudy,
+    check_study,
+    parallelism_study,
+)
 from attentionlite.analysis.sweep import design_points, run_sweep
 from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_MASK_SEED
 from attentionlite.files import atomic_write_text, default_cache_dir
@@ -61,6 +70,9 @@ class ReportSettings:
     density: float = DEFAULT_DENSITY
     seed: int = DEFAULT_MASK_SEED
     workers: int | None = None
+    core_counts: tuple[int, ...] = CORE_COUNTS  # the parallelism study's core counts and schedules
+    schedules: tuple[str, ...] = SCHEDULE_ORDER
+    against: tuple[HardwareConfig, ...] = ()  # accelerators set beside ``hardware`` in the parallelism section
     recalibrate: bool = False  # calibrate this host again instead of reusing the cached calibration
 
     def reference_config(self) -> HardwareConfig:
@@ -77,7 +89,9 @@ class ReportSettings:
             "targets": [target.text for target in self.targets], "hardware": self.hardware.name,
             "cpu": None if self.cpu is None else self.cpu.name, "arrays": list(self.arrays),
             "dataflows": list(self.dataflows), "sparsity": self.sparsity, "density": self.density,
-            "seed": self.seed, "workers": self.workers, "recalibrate": self.recalibrate,
+            "seed": self.seed, "workers": self.workers, "core_counts": list(self.core_counts),
+            "schedules": list(self.schedules), "against": [config.name for config in self.against],
+            "recalibrate": self.recalibrate,
         }
 
 
@@ -96,6 +110,7 @@ class CodesignReport:
     cpu_ops: dict[str, list[dict]]  # per model, the CPU's per-op rows
     cpu_peak_flops: float
     cpu_bandwidths: dict[str, float]  # bytes/s per memory level, innermost first
+    parallelism: ParallelismStudy  # the reference point's cores and schedules varied
     provenance: dict = field(default_factory=dict)
 
     @property
@@ -156,17 +171,21 @@ def build_report(settings: ReportSettings, progress: bool = True) -> CodesignRep
     """Trace, predict on the CPU, compare at the preset's design point, sweep; the first target is the teacher."""
     reference = settings.reference_config()
     points = design_points(settings.hardware, settings.sweep_knobs())  # bad knobs fail before the slow steps
+    check_study(settings.core_counts, settings.schedules)
     with _progress_bar(settings, progress) as step:
         cpu_config, cpu_name = resolve_cpu(settings, step("CPU: "))  # calibrated host, or a preset
         entries, graphs = trace_models(settings.targets, settings.density, settings.seed, step("tracing "))
         cpu_results = {label: predict(graph, cpu_config) for label, graph in graphs.items()}
         comparison, breakdown = compare_reference(graphs, reference, cpu_results, step("comparing "))
         sweep = run_sweep(graphs, settings.hardware, points, settings.workers, step("sweeping"))
+        others = [with_overrides(other, sparsity=settings.sparsity) for other in settings.against]
+        parallelism = parallelism_study(graphs, reference, settings.core_counts, settings.schedules, others,
+                                        step("parallelism: "))
     return CodesignReport(
         settings=settings, models=entries, hardware_config=reference.to_dict(),
         cpu_name=cpu_name, cpu_config=cpu_config.to_dict(), comparison=comparison, breakdown=breakdown,
         sweep=sweep, cpu_ops={label: [row.row() for row in r.rows] for label, r in cpu_results.items()},
-        cpu_peak_flops=cpu_config.peak_flops, cpu_bandwidths=cpu_bandwidths(cpu_config),
+        cpu_peak_flops=cpu_config.peak_flops, cpu_bandwidths=cpu_bandwidths(cpu_config), parallelism=parallelism,
         provenance=provenance(settings=settings.described(), cpu=cpu_name),
     )
 
@@ -192,7 +211,8 @@ def _progress_bar(settings: ReportSettings, enabled: bool) -> Iterator[Callable[
     from tqdm import tqdm
 
     points = len(settings.arrays) * len(settings.dataflows) * len(settings.targets)
-    steps = len(settings.targets) + 2 + (settings.sparsity != "none") + points
+    parallelism = (len(set(settings.core_counts)) + len(settings.against)) * len(settings.schedules) + 1
+    steps = len(settings.targets) + 2 + (settings.sparsity != "none") + points + parallelism
     # disable=None: no bar when stderr is not a terminal (logs, CI), as tqdm decides
     with tqdm(total=steps, disable=None if enabled else True, unit="step", leave=False) as bar:
         def step(prefix: str) -> Callable[..., None]:

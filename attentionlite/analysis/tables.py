@@ -107,3 +107,69 @@ COMPARE_COLUMNS = {
     "speed-up": metric_cell("speedup_vs_teacher"),
     "energy saving": metric_cell("energy_saving_vs_teacher"),
 }
+
+
+# The parallelism study's tables (analysis/parallelism.py), for the terminal and the report alike.
+LIMIT_COLUMNS = {
+    "model": lambda r: r["model"],
+    "network": lambda r: r["network"],
+    "schedule": lambda r: r["schedule"],
+    "gains up to (cores)": lambda r: str(r["scales_to"]),
+    "then limited by": lambda r: r["stopped_by"],
+    "best images/s": lambda r: f"{r['best_throughput']:.1f}",
+    "efficiency on most cores": lambda r: f"{100 * r['efficiency_at_most_cores']:.0f}%",
+}
+BALANCE_COLUMNS = {
+    "model": lambda r: r["model"],
+    "stages": lambda r: str(r["stages"]),
+    "bottleneck (k cycles)": lambda r: f"{r['bottleneck_cycles'] / 1e3:.1f}",
+    "slowest stage starts at": lambda r: f"{r['bottleneck_stage']}: {r['bottleneck_from']}",
+    "imbalance": lambda r: f"{r['imbalance']:.3f}",
+    "bubbles": lambda r: f"{100 * r['bubble_share']:.1f}%",
+    "planned images/s": lambda r: f"{r['planned_throughput']:.0f}",
+    "simulated images/s": lambda r: "-" if r["simulated_throughput"] is None else f"{r['simulated_throughput']:.0f}",
+    "weight DRAM reads, largest stage (MB)": lambda r: f"{r['weight_bytes_max_stage'] / 1e6:.2f}",
+    "handed between stages (MB)": lambda r: f"{r['handed_on_bytes'] / 1e6:.2f}",
+}
+
+
+def _verdict_cell(key: str) -> Callable[[Mapping], str]:
+    return lambda r: f"{r[f'{key}_winner']} ({r[f'{key}_margin']:.3f}x)"
+
+
+VERDICT_COLUMNS: dict[str, Callable[[Mapping], str]] = {
+    "accelerator": lambda r: r["accelerator"],
+    "schedule": lambda r: r["schedule"],
+    "cores": lambda r: str(r["cores"]),
+    "throughput": _verdict_cell("throughput"),
+    "latency": _verdict_cell("latency_s"),
+    "energy per image": _verdict_cell("energy_per_image_j"),
+    "homogeneous / hybrid throughput": lambda r: _optional(r, "throughput_homogeneous_vs_hybrid", "{:.3f}x"),
+    "efficiency, homogeneous - hybrid": lambda r: _optional(r, "efficiency_homogeneous_minus_hybrid", "{:+.3f}"),
+}
+
+
+def _optional(row: Mapping, key: str, form: str) -> str:
+    return form.format(row[key]) if key in row else "-"
+SCALING_COLUMNS: dict[str, Callable[[Mapping], str]] = {
+    "model": lambda r: r["model"],
+    "schedule": lambda r: r["schedule"],
+    "cores": lambda r: str(r["cores"]),
+    "images/s": metric_cell("throughput"),
+    "latency ms": metric_cell("latency_s"),
+    "speed-up": lambda r: f"{r['speedup']:.2f}x",
+    "efficiency": lambda r: f"{100 * r['efficiency']:.0f}%",
+    "array ceiling": lambda r: f"{r['array_ceiling']:.0f}",
+    "DRAM ceiling": lambda r: f"{r['dram_ceiling']:.0f}",
+    "limited by": lambda r: r["limit"],
+}
+ACCELERATOR_COLUMNS: dict[str, Callable[[Mapping], str]] = {
+    "model": lambda r: r["model"],
+    "schedule": lambda r: r["schedule"],
+    "accelerator": lambda r: r["accelerator"],
+    "images/s": metric_cell("throughput"),
+    "on the reference": lambda r: f"{r['reference_throughput']:.1f}",
+    "throughput ratio": lambda r: f"{r['throughput_ratio']:.3f}x",
+    "energy ratio": lambda r: f"{r['energy_ratio']:.3f}x",
+    "limited by": lambda r: r["limit"],
+}

@@ -180,3 +180,59 @@ def _roofs(axis, peak_flops: float, bandwidths: Mapping[str, float], low: float,
         axis.plot([low, ridge], [bandwidth * low / 1e9, bandwidth * ridge / 1e9], color=shade, linestyle="--",
                   label=f"{level} {bandwidth / 1e9:.3g} GB/s")
     axis.plot([low, high], [peak_flops / 1e9] * 2, color="black", label=f"peak {peak_flops / 1e9:.4g} GFLOP/s")
+
+
+def scaling(rows: Sequence[Mapping], models: Sequence[str], schedules: Sequence[str]) -> bytes:
+    """Per schedule (columns): throughput (top) and parallel efficiency (bottom) against core count,
+    one line per model; dotted, each model's DRAM-channel ceiling on throughput."""
+    plt = _pyplot()
+    style = _style(models)
+    figure, axes = plt.subplots(2, len(schedules), figsize=(4.0 * len(schedules), 6.4), sharex=True,
+                                sharey="row", squeeze=False, layout="constrained")
+    for column, schedule in enumerate(schedules):
+        chosen = [r for r in rows if r["schedule"] == schedule]
+        top, bottom = axes[0][column], axes[1][column]
+        _lines_by_model(top, chosen, models, lambda r: (r["cores"], r["throughput"]))
+        _lines_by_model(bottom, chosen, models, lambda r: (r["cores"], 100 * r["efficiency"]))
+        for model in models:
+            ceiling = sorted((r["cores"], r["dram_ceiling"]) for r in chosen if r["model"] == model)
+            top.plot(*zip(*ceiling), linestyle=":", color=style[model][0], linewidth=1)
+        top.set_title(f"schedule {schedule}")
+        top.set_yscale("log")
+        _plain_numbers(top.yaxis)
+        cores = sorted({r["cores"] for r in rows})
+        bottom.set_xscale("log", base=2)
+        bottom.set_xticks(cores, [str(c) for c in cores])
+        bottom.minorticks_off()
+        bottom.set_xlabel("cores")
+        bottom.set_ylim(0, 105)
+        for axis in (top, bottom):
+            axis.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("images/s (dotted: DRAM ceiling)")
+    axes[1][0].set_ylabel("parallel efficiency (%)")
+    axes[0][-1].legend(fontsize=8)
+    return _png(figure)
+
+
+def pipeline_stages(stage_cycles: Mapping[str, Sequence[Mapping[str, int]]], groups: Sequence[str],
+                    title: str) -> bytes:
+    """One panel per model: each pipeline stage's compute cycles, stacked by op-kind group."""
+    plt = _pyplot()
+    models = list(stage_cycles)
+    figure, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.6), sharey=True, squeeze=False,
+                                layout="constrained")
+    for axis, model in zip(axes[0], models):
+        stages = stage_cycles[model]
+        bottom = [0.0] * len(stages)
+        for group, colour in zip(groups, _GROUP_COLOURS):
+            heights = [stage[group] / 1e3 for stage in stages]
+            axis.bar(range(len(stages)), heights, bottom=bottom, color=colour, label=group)
+            bottom = [a + b for a, b in zip(bottom, heights)]
+        axis.set_xticks(range(len(stages)), [str(s) for s in range(len(stages))])
+        axis.set_xlabel("stage (core)")
+        axis.set_title(model, fontsize=10)
+        axis.grid(True, axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("compute cycles per image (thousands)")
+    figure.suptitle(title, fontsize=10)
+    figure.legend(*axes[0][0].get_legend_handles_labels(), ncol=len(groups), fontsize=8, loc="outside lower center")
+    return _png(figure)

@@ -17,8 +17,15 @@ from pathlib import Path
 from attentionlite.analysis.codesign import CodesignReport
 from attentionlite.analysis.compare import GROUPS
 from attentionlite.analysis.models import INITIAL_MASKS_NOTE, ModelEntry
+from attentionlite.analysis.parallelism import GAIN_THAT_COUNTS, study_files
 from attentionlite.analysis.sweep import pareto_mask, with_pareto_flags
-from attentionlite.analysis.tables import metric_cell
+from attentionlite.analysis.tables import (
+    ACCELERATOR_COLUMNS,
+    BALANCE_COLUMNS,
+    LIMIT_COLUMNS,
+    VERDICT_COLUMNS,
+    metric_cell,
+)
 from attentionlite.files import atomic_output_dir, rows_to_csv
 from attentionlite.reports import figures, summary
 from attentionlite.reports.document import (
@@ -42,6 +49,10 @@ DATA_FILES = (
     ("sweep.csv", "one row per (model, array size, dataflow), with its Pareto flag"),
     ("pareto.csv", "the Pareto-optimal rows of the sweep"),
     ("cpu_ops.csv", "the CPU baseline's per-op prediction for every model"),
+    ("scaling.csv", "one row per (model, schedule, core count): timing, cost, ceilings, speed-up, efficiency"),
+    ("pipeline_balance.csv", "one row per (model, stage count): the optimal pipeline cut"),
+    ("accelerators.csv", "one row per (model, schedule, other accelerator): against the reference accelerator"),
+    ("verdict.csv", "one row per (accelerator, schedule, core count): the winner of each metric"),
     ("config.json", "resolved accelerator and CPU configs, models, package version and git revision"),
 )
 
@@ -75,6 +86,7 @@ def _data_files(report: CodesignReport, generated: str) -> dict[str, str]:
         "sweep.csv": rows_to_csv(flagged),
         "pareto.csv": rows_to_csv(row for row in flagged if row["pareto"]),
         "cpu_ops.csv": rows_to_csv(cpu_rows),
+        **study_files(report.parallelism),
         "config.json": json.dumps(_config(report, generated), indent=2, sort_keys=True) + "\n",
     }
 
@@ -108,9 +120,24 @@ def _figures(report: CodesignReport, on_front: list[bool]) -> dict[str, bytes]:
         "figures/breakdown.png": figures.kind_breakdown(
             shares, GROUPS, "busy cycles by op kind on " + _point(report).replace("`", "")),
         "figures/pareto.png": figures.pareto_front(rows, models, on_front),
+        "figures/scaling.png": figures.scaling(report.parallelism.scaling, models, report.settings.schedules),
+        "figures/stages.png": figures.pipeline_stages(
+            _stage_cycles(report), GROUPS, f"optimal pipeline cut into {_stages_shown(report)} stages"),
         "figures/roofline.png": figures.roofline(
             report.cpu_peak_flops, report.cpu_bandwidths, _roofline_points(report), f"CPU: {report.cpu_name}"),
     }
+
+
+def _stages_shown(report: CodesignReport) -> int:
+    """The stage count the stage figure shows: the reference point's cores, else the most studied."""
+    counts = {plan.stages for plan in report.parallelism.plans}
+    cores = report.hardware_config["cores"]
+    return cores if cores in counts else max(counts)
+
+
+def _stage_cycles(report: CodesignReport) -> dict[str, tuple[dict[str, int], ...]]:
+    shown = _stages_shown(report)
+    return {plan.model: plan.cycles for plan in report.parallelism.plans if plan.stages == shown}
 
 
 def _roofline_points(report: CodesignReport) -> dict[str, list[tuple[float, float]]]:
@@ -143,6 +170,7 @@ def report_blocks(report: CodesignReport, on_front: list[bool], generated: str) 
     blocks += _model_blocks(report)
     blocks += _comparison_blocks(report)
     blocks += _sweep_blocks(report, on_front)
+    blocks += _parallelism_blocks(report)
     blocks += _cpu_blocks(report)
     blocks += _configuration_blocks(report)
     blocks += [Heading("Files"), FileLinks(DATA_FILES + (("report.md", "this report as Markdown"),))]
@@ -161,6 +189,7 @@ def _summary_blocks(report: CodesignReport, on_front: list[bool]) -> list:
     items.append(summary.winners_by_array(report.sweep, "energy_per_image_j", "energy"))
     items += [summary.scaling_sentence(report.sweep, model) for model in labels]
     items.append(summary.best_edp_sentence(report.sweep, labels))
+    items += report.parallelism.claims[:1]
     items.append(summary.pareto_sentence(report.sweep, on_front, labels))
     items.append(summary.cpu_sentence(report.comparison, report.cpu_name))
     if summary.cpu_caveat(report.cpu_bandwidths):
@@ -293,6 +322,53 @@ def _pareto_table(report: CodesignReport, on_front: list[bool]) -> Table:
     )
     columns = ("model", "array", "dataflow", "PEs (all cores)", "latency (ms)", "energy (mJ)", "utilisation")
     return Table(columns, rows, caption="Pareto-optimal design points, fastest first")
+
+
+def _parallelism_blocks(report: CodesignReport) -> list:
+    study = report.parallelism
+    counts = ", ".join(str(c) for c in sorted({r["cores"] for r in study.scaling}))
+    return [
+        Heading("Parallelism"),
+        Paragraph(f"Every model on {_point(report)}, with the core count changed to {counts}, under each "
+                  "schedule: `data` (one image per core), `pipeline` (contiguous layer stages, one per core, cut "
+                  "optimally on compute cycles) and `split` (each op's folds shared by every core). Speed-up is "
+                  "throughput over the same model and schedule on the fewest cores; parallel efficiency is "
+                  "speed-up over the growth in cores. Each point has two ceilings computed from its own work: "
+                  "the arrays' (the busiest core's compute, or the chain of ops that wait for each other) and "
+                  "the DRAM channel's (every byte moved at full bandwidth); the lower one is what limits it."),
+        Figure("figures/scaling.png", "Throughput and parallel efficiency against cores, per schedule"),
+        _table(study.limits, LIMIT_COLUMNS, f"where one more step of cores buys less than "
+               f"{100 * (GAIN_THAT_COUNTS - 1):.0f}% more throughput, and what limits that step"),
+        Heading("Pipeline balance", level=3),
+        Paragraph("The pipeline schedule's cut: contiguous stages of the op order whose slowest stage has the "
+                  "fewest compute cycles (exact, by dynamic programming). Imbalance is the slowest stage over "
+                  "the mean (1 is perfect); bubbles are the share of stage time idle in steady state. Planned "
+                  "images/s is the clock over the bottleneck; simulated images/s includes DRAM contention. "
+                  "Handed between stages: activations a stage writes for a later one, per batch."),
+        Figure("figures/stages.png", "Each stage's compute cycles by op kind"),
+        _table(study.balance_rows(), BALANCE_COLUMNS, "optimal pipeline cuts"),
+        *_accelerator_blocks(report),
+        Heading("Verdict", level=3),
+        BulletList(tuple(study.claims)),
+        _table(study.verdict, VERDICT_COLUMNS, "winner of each metric and its margin over the runner-up"),
+    ]
+
+
+def _accelerator_blocks(report: CodesignReport) -> list:
+    study = report.parallelism
+    if not study.comparison:
+        return []
+    names = ", ".join(f"`{name}`" for name in dict.fromkeys(r["accelerator"] for r in study.comparison))
+    return [
+        Heading("Other accelerators", level=3),
+        Paragraph(f"Every model under every schedule on {names} at its own size, over the reference "
+                  f"`{report.hardware_config['name']}` at its own ({report.hardware_config['cores']} cores). On an "
+                  "accelerator with core groups each op runs only on a kind of core that can run it: `data` gives "
+                  "each op the kind that keeps the busiest kind least loaded, `pipeline` cuts stages and gives "
+                  "each a core of a kind exactly, `split` runs each op on the kind that finishes it first. Sizes "
+                  "are compared by PEs, vector lanes and SRAM until the accelerator has an area model."),
+        _table(study.comparison, ACCELERATOR_COLUMNS, "throughput and energy per image over the reference's"),
+    ]
 
 
 def _cpu_blocks(report: CodesignReport) -> list:

@@ -10,10 +10,13 @@ import pytest
 from attentionlite.analysis.codesign import CodesignReport, ReportSettings
 from attentionlite.analysis.compare import GROUPS
 from attentionlite.analysis.models import ModelEntry
+from attentionlite.analysis.parallelism import parallelism_study
 from attentionlite.reports.document import linked_paths
 from attentionlite.reports.render import render_report, report_blocks
 from attentionlite.simulator.accelerator.hardware import load_hardware
 from attentionlite.simulator.cpu.config import load_cpu
+from attentionlite.simulator.graph.graph import OpGraph
+from attentionlite.simulator.graph.ops import Gemm, Op, OpKind
 from attentionlite.simulator.graph.targets import Target, TargetKind
 
 MODELS = ("teacher", "hybrid", "homog")
@@ -53,6 +56,17 @@ def _cpu_ops() -> dict[str, list[dict]]:
                  "arithmetic_intensity": 0.1}] for m in MODELS}
 
 
+def _gemm_chain(length: int) -> OpGraph:
+    """``length`` 1x1 convolutions in a row: a stand-in network for the parallelism section."""
+    shape = (1, 16, 8, 8)
+    graph = OpGraph({"batch": 1})
+    for index in range(length):
+        op = Op(f"conv{index}", OpKind.CONV, (shape,), shape, macs=64 * 256, gemm=Gemm(m=64, n=16, k=16),
+                weight_params=256, weight_nonzero=256)
+        graph.add_op(op, [(f"conv{index - 1}", shape)] if index else [])
+    return graph
+
+
 def tiny_report() -> CodesignReport:
     entries = [ModelEntry(label=m, target=m, role="teacher" if m == "teacher" else "student",
                           masks="dense" if m == "teacher" else "initial masks, 10% density",
@@ -66,6 +80,8 @@ def tiny_report() -> CodesignReport:
         comparison=_comparison(), breakdown=_breakdown(),
         sweep=[_sweep_row(m, s, d) for m in MODELS for s in (8, 16, 32) for d in ("os", "ws")],
         cpu_ops=_cpu_ops(), cpu_peak_flops=1e11, cpu_bandwidths={"L1": 1e12, "DRAM": 1e10},
+        parallelism=parallelism_study({m: _gemm_chain(3 + i) for i, m in enumerate(MODELS)},
+                                      load_hardware("paa-default"), (1, 2), ("data", "pipeline")),
         provenance={"package_version": "0.1.0", "git_revision": "abc"},
     )
 
@@ -89,7 +105,7 @@ def test_every_linked_file_is_in_the_folder(rendered):
 
 def test_index_html_needs_nothing_beside_it(rendered):
     page = (rendered / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 7
+    assert page.count("data:image/png;base64,") == 9
     assert not re.search(r'<img[^>]+src="(?!data:)', page)
     assert "<script" not in page and "<link" not in page
 
@@ -108,3 +124,16 @@ def test_a_failed_render_leaves_no_folder(tmp_path):
     with pytest.raises(TypeError):
         render_report(broken, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_parallelism_section_and_its_files(rendered):
+    markdown = (rendered / "report.md").read_text()
+    for heading in ("## Parallelism", "### Pipeline balance", "### Verdict"):
+        assert heading in markdown
+    assert "figures/scaling.png" in markdown and "figures/stages.png" in markdown
+    scaling = (rendered / "scaling.csv").read_text().splitlines()
+    assert len(scaling) == 1 + len(MODELS) * 2 * 2  # header + models x schedules x core counts
+    balance = (rendered / "pipeline_balance.csv").read_text().splitlines()
+    assert len(balance) == 1 + len(MODELS)  # one stage count above one core
+    # The stand-in networks have no attention, so the claim cannot be judged, and the report says so.
+    assert "needs a homogeneous and a hybrid student" in markdown
