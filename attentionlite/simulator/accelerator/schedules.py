@@ -97,20 +97,22 @@ def balanced_kinds(costs: KindCosts, kinds: Sequence[CoreKind]) -> Layout:
 
 def data_parallel(works: Sequence[OpWork], layout: Layout, kinds: Sequence[CoreKind], reads: DramInputs) -> list[Task]:
     """Batches across cores, one per core: batch b runs op i on core b mod (cores of op i's kind) of that
-    kind, after op i - 1 of the same batch where that ran on another core."""
-    batches = sum(len(kind.cores) for kind in kinds)
+    kind, after op i - 1 of the same batch where that ran on another core.
+
+    Batches go in order, each core running one batch's ops before the next
+    batch's, so ops of one batch that follow each other on a core are
+    adjacent there and may hand a tensor over on chip.
+    """
+    batches, n = sum(len(kind.cores) for kind in kinds), len(works)
 
     def core(i: int, batch: int) -> int:
         cores = kinds[layout.kind_of[i]].cores
         return cores[batch % len(cores)]
 
-    tasks = []
-    for i, work in enumerate(works):  # ops outer: every core's tasks in an order that respects dependencies
-        for batch in range(batches):
-            depends = (batch + (i - 1) * batches,) if i and core(i - 1, batch) != core(i, batch) else ()
-            tasks.append(Task(i, core(i, batch), batch, _single_tile_if_empty(work.tiles), depends,
-                              tuple(batch + p * batches for p in reads[i])))
-    return tasks
+    return [Task(i, core(i, batch), batch, _single_tile_if_empty(work.tiles),
+                 (batch * n + i - 1,) if i and core(i - 1, batch) != core(i, batch) else (),
+                 tuple(batch * n + p for p in reads[i]))
+            for batch in range(batches) for i, work in enumerate(works)]
 
 
 # ----------------------------------------------------------------------------- split
@@ -245,7 +247,8 @@ def kind_stages(costs: KindCosts, counts: Sequence[int]) -> list[tuple[int, int]
 
 def pipeline_layout(costs: KindCosts, kinds: Sequence[CoreKind]) -> Layout:
     """Stages cut exactly (:func:`balanced_stages` on one kind, :func:`kind_stages` on several), each on its
-    own core: the j-th stage of a kind on that kind's j-th core."""
+    own core: the j-th stage of a kind on that kind's j-th core.  The costs are compute cycles, which
+    on-chip reuse does not change, so the cut holds once the hand-overs are known."""
     if len(kinds) == 1:
         stage_of = balanced_stages([c or 0 for c in costs[0]], len(kinds[0].cores))
         return Layout((0,) * len(stage_of), tuple(kinds[0].cores[s] for s in stage_of))
