@@ -21,8 +21,6 @@ from attentionlite.errors import InputError
 from attentionlite.version import __version__
 
 _HARDWARE_HELP = "Accelerator preset name or TOML path."
-_AGAINST_HELP = ("Another accelerator (preset or TOML) to run every model on at its own size, beside --hardware; "
-                 "repeatable; none for no other.")
 _BATCH_HELP = "Images per forward pass [default: 1; a saved graph keeps its own]."
 _DENSITY_HELP = ("Weight density of registered students (the pruning method's initial masks); "
                  "the first model (the teacher) stays dense and checkpoints keep their own masks.")
@@ -378,6 +376,22 @@ def explore(models, space_file, trials, objectives, constraints, sampler, seed, 
     click.echo(f"wrote {out}/trials.csv and {out}/pareto.csv")
 
 
+def _study_options(command):
+    """``--cores``, ``--schedules`` and ``--against``: what the parallelism study varies (report, parallelism)."""
+    options = (
+        click.option("--cores", "core_counts", default="1,2,4,8,16", show_default=True,
+                     help="Parallelism: core counts to scale the accelerator over, comma-separated."),
+        click.option("--schedules", default="data,pipeline,split", show_default=True,
+                     help="Parallelism: schedules, comma-separated (data, pipeline, split)."),
+        click.option("--against", multiple=True, default=(DEFAULT_HETEROGENEOUS,), show_default=True,
+                     help="Parallelism: another accelerator (preset or TOML) to run every model on at its own "
+                          "size, beside --hardware; repeatable; none for no other."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("models", nargs=-1)
 @click.option("--out", type=click.Path(file_okay=False), default="attentionlite-report", show_default=True,
@@ -393,12 +407,7 @@ def explore(models, space_file, trials, objectives, constraints, sampler, seed, 
 @click.option("--workers", type=int, help="Worker processes (default: every core this process may use).")
 @click.option("--recalibrate", is_flag=True,
               help="Calibrate this host again instead of reusing its cached calibration.")
-@click.option("--cores", "core_counts", default="1,2,4,8,16", show_default=True,
-              help="Core counts of the Parallelism section, comma-separated.")
-@click.option("--schedules", default="data,pipeline,split", show_default=True,
-              help="Schedules of the Parallelism section, comma-separated.")
-@click.option("--against", multiple=True, default=(DEFAULT_HETEROGENEOUS,), show_default=True,
-              help=_AGAINST_HELP)
+@_study_options
 def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, density, workers, recalibrate,
            core_counts, schedules, against) -> None:
     """The co-design report (the main job).
@@ -418,12 +427,7 @@ def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, densi
 @main.command()
 @click.argument("models", nargs=-1)
 @click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
-@click.option("--cores", "core_counts", default="1,2,4,8,16", show_default=True,
-              help="Core counts to scale over, comma-separated.")
-@click.option("--schedules", default="data,pipeline,split", show_default=True,
-              help="Schedules, comma-separated: data, pipeline, split.")
-@click.option("--against", multiple=True, default=(DEFAULT_HETEROGENEOUS,), show_default=True,
-              help=_AGAINST_HELP)
+@_study_options
 @click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), default="skip", show_default=True,
               help="How the accelerators exploit weight sparsity.")
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)

@@ -81,8 +81,10 @@ class Ceilings:
 
     ``array``: the busiest core's compute, or the longest chain of tasks that
     wait for each other (a tile-split run's ops one after another) where that
-    is longer, over the batches simulated: the run's makespan is at least each.  ``dram``: every byte the batch moves, at the channel's full
-    bandwidth.  ``spread``: one batch's compute spread perfectly over every core.
+    is longer, over the batches simulated: the makespan is at least each.
+    ``dram``: every byte a batch moves, at the channel's full bandwidth.
+    ``spread``: one batch's compute (on the cores it ran on) spread perfectly
+    over every core.
     """
 
     array: float
@@ -91,6 +93,7 @@ class Ceilings:
 
 
 def ceilings(done: Scheduled, config: HardwareConfig) -> Ceilings:
+    """The run's ceilings, from its tasks' compute cycles, their dependencies and the bytes it moves."""
     compute = [int(task.tiles.compute.sum()) for task in done.tasks]
     load = [0] * config.cores
     chain = [0] * len(done.tasks)
@@ -123,14 +126,14 @@ def scaling_point(model: str, network: str, graph: OpGraph, config: HardwareConf
     done = schedule_and_run(graph, config, schedule)
     totals = summarise_run(done, config, schedule).totals
     bounds = ceilings(done, config)
-    images_per_cycle = totals.batch * config.clock_mhz * 1e6  # images/s per 1/cycles-per-batch
+    batch_hz = totals.batch * config.clock_mhz * 1e6  # over cycles per batch: images per second
     return {
         "model": model, "network": network, "accelerator": config.name, "schedule": schedule,
-        "cores": config.cores, "pes": config.pes * config.cores, "latency_s": totals.latency_s,
+        "cores": config.cores, "pes": totals.pes, "latency_s": totals.latency_s,
         "throughput": totals.throughput, "energy_per_image_j": totals.per_image.energy_j,
         "dram_bytes_per_image": totals.per_image.dram_bytes, "utilisation": totals.utilisation,
-        "array_ceiling": images_per_cycle / bounds.array if bounds.array else math.inf,
-        "dram_ceiling": images_per_cycle / bounds.dram if bounds.dram else math.inf,
+        "array_ceiling": batch_hz / bounds.array if bounds.array else math.inf,
+        "dram_ceiling": batch_hz / bounds.dram if bounds.dram else math.inf,
         "limit": limit_of(bounds, schedule),
     }
 
@@ -198,10 +201,12 @@ def _grouped(rows: Sequence[Mapping], keys: Sequence[str]) -> dict[tuple, list[M
 @dataclass(frozen=True)
 class StagePlan:
     """One model's ops cut into pipeline stages: per stage its compute cycles by op-kind group, its
-    weight bytes from DRAM, and the activation bytes it hands to later stages (per batch)."""
+    weight bytes from DRAM, and the activation bytes it hands to later stages (per batch of ``batch``
+    images)."""
 
     model: str
     network: str
+    batch: int
     stages: int
     cycles: tuple[dict[str, int], ...]
     weight_bytes: tuple[float, ...]
@@ -234,17 +239,20 @@ class StagePlan:
             "bottleneck_cycles": self.bottleneck, "bottleneck_stage": slowest,
             "bottleneck_from": self.first_op[slowest], "imbalance": self.imbalance,
             "bubble_share": self.bubble_share,
-            "planned_throughput": config.clock_mhz * 1e6 / self.bottleneck if self.bottleneck else 0.0,
+            "planned_throughput": self.batch * config.clock_mhz * 1e6 / self.bottleneck if self.bottleneck else 0.0,
             "weight_bytes_max_stage": max(self.weight_bytes),
             "handed_on_bytes": sum(self.handed_on_bytes),
         }
 
 
 def stage_plan(model: str, graph: OpGraph, config: HardwareConfig) -> StagePlan:
-    """The pipeline schedule's cut of ``graph`` over ``config.cores`` stages, read off its tasks."""
+    """The pipeline schedule's cut of ``graph`` over ``config.cores`` stages, read off its tasks (stages
+    numbered in op order, whichever core each is on)."""
     done = schedule_and_run(graph, config, "pipeline")
-    stage_of = {task.op_index: task.core for task in done.tasks if task.batch == 0}
-    count = max(stage_of.values()) + 1
+    core_of = {task.op_index: task.core for task in done.tasks if task.batch == 0}
+    stage_of_core = {core: stage for stage, core in enumerate(dict.fromkeys(core_of[i] for i in sorted(core_of)))}
+    stage_of = {i: stage_of_core[core] for i, core in core_of.items()}
+    count = len(stage_of_core)
     cycles = [dict.fromkeys(GROUPS, 0) for _ in range(count)]
     weights = [0.0] * count
     handed = [0] * count
@@ -258,7 +266,9 @@ def stage_plan(model: str, graph: OpGraph, config: HardwareConfig) -> StagePlan:
         weights[stage] += work.traffic.dram_read_weight + work.traffic.dram_read_index
         if any(stage_of[index[c]] != stage for c in folded.consumers(op.name)):
             handed[stage] += math.prod(op.output_shape) * config.word_bytes
-    return StagePlan(model, network_kind(graph), count, tuple(cycles), tuple(weights), tuple(handed), tuple(first))
+    batch = int(graph.metadata.get("batch", 1) or 1)
+    return StagePlan(model, network_kind(graph), batch, count, tuple(cycles), tuple(weights), tuple(handed),
+                     tuple(first))
 
 
 def pipeline_balance(graphs: Mapping[str, OpGraph], config: HardwareConfig,
