@@ -123,6 +123,11 @@ def limit_of(bounds: Ceilings, schedule: str) -> str:
 
 def scaling_point(model: str, network: str, graph: OpGraph, config: HardwareConfig, schedule: str) -> dict:
     """One model under one schedule on one accelerator: its timing, cost, ceilings and limit."""
+    return _measured(model, network, graph, config, schedule)[0]
+
+
+def _measured(model: str, network: str, graph: OpGraph, config: HardwareConfig,
+              schedule: str) -> tuple[dict, Scheduled]:
     done = schedule_and_run(graph, config, schedule)
     totals = summarise_run(done, config, schedule).totals
     bounds = ceilings(done, config)
@@ -135,7 +140,7 @@ def scaling_point(model: str, network: str, graph: OpGraph, config: HardwareConf
         "array_ceiling": batch_hz / bounds.array if bounds.array else math.inf,
         "dram_ceiling": batch_hz / bounds.dram if bounds.dram else math.inf,
         "limit": limit_of(bounds, schedule),
-    }
+    }, done
 
 
 def scaling_rows(
@@ -144,14 +149,26 @@ def scaling_rows(
 ) -> list[dict]:
     """Every (model, schedule, core count) on ``config`` with its core count changed, with speed-up
     over the fewest cores of the same schedule and parallel efficiency (speed-up per core added)."""
+    return scaling_and_plans(graphs, config, core_counts, schedules, step)[0]
+
+
+def scaling_and_plans(
+    graphs: Mapping[str, OpGraph], config: HardwareConfig, core_counts: Sequence[int] = CORE_COUNTS,
+    schedules: Sequence[str] = SCHEDULE_ORDER, step: Callable[[str], None] = lambda _: None,
+) -> tuple[list[dict], list[StagePlan]]:
+    """:func:`scaling_rows`, and the stage plan of every pipeline run on more than one core in them."""
     kinds = {label: network_kind(graph) for label, graph in graphs.items()}
-    rows = []
+    rows, plans = [], []
     for cores in core_counts:
         sized = with_overrides(config, cores=cores)
         for schedule in schedules:
             step(f"{schedule} on {cores} core{'s' if cores > 1 else ''}")
-            rows += [scaling_point(label, kinds[label], graph, sized, schedule) for label, graph in graphs.items()]
-    return with_speedups(rows)
+            for label, graph in graphs.items():
+                row, done = _measured(label, kinds[label], graph, sized, schedule)
+                rows.append(row)
+                if schedule == "pipeline" and cores > 1:
+                    plans.append(plan_of(label, graph, done, sized))
+    return with_speedups(rows), plans
 
 
 def with_speedups(rows: Sequence[Mapping]) -> list[dict]:
@@ -246,9 +263,12 @@ class StagePlan:
 
 
 def stage_plan(model: str, graph: OpGraph, config: HardwareConfig) -> StagePlan:
-    """The pipeline schedule's cut of ``graph`` over ``config.cores`` stages, read off its tasks (stages
-    numbered in op order, whichever core each is on)."""
-    done = schedule_and_run(graph, config, "pipeline")
+    """The pipeline schedule's cut of ``graph`` over ``config.cores`` stages (:func:`plan_of`)."""
+    return plan_of(model, graph, schedule_and_run(graph, config, "pipeline"), config)
+
+
+def plan_of(model: str, graph: OpGraph, done: Scheduled, config: HardwareConfig) -> StagePlan:
+    """A pipeline run's cut, read off its tasks (stages numbered in op order, whichever core each is on)."""
     core_of = {task.op_index: task.core for task in done.tasks if task.batch == 0}
     stage_of_core = {core: stage for stage, core in enumerate(dict.fromkeys(core_of[i] for i in sorted(core_of)))}
     stage_of = {i: stage_of_core[core] for i, core in core_of.items()}
@@ -455,9 +475,10 @@ def parallelism_study(
     every core count above one, run them on the ``others`` accelerators beside ``config``, and judge."""
     check_study(core_counts, schedules)
     core_counts = sorted(set(core_counts))
-    scaling = scaling_rows(graphs, config, core_counts, schedules, step)
+    scaling, plans = scaling_and_plans(graphs, config, core_counts, schedules, step)
     step("pipeline stages")
-    plans = pipeline_balance(graphs, config, [k for k in core_counts if k > 1])
+    if "pipeline" not in schedules:
+        plans = pipeline_balance(graphs, config, [k for k in core_counts if k > 1])
     reference = [r for r in scaling if r["cores"] == config.cores]
     if others and not reference:  # the reference at its own size, to set the others beside
         reference = accelerator_rows(graphs, [config], schedules)

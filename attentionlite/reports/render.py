@@ -363,8 +363,9 @@ def _accelerator_blocks(report: CodesignReport) -> list:
         Heading("Other accelerators", level=3),
         Paragraph(f"Every model under every schedule on {names} at its own size, over the reference "
                   f"`{report.hardware_config['name']}` at its own ({report.hardware_config['cores']} cores). On an "
-                  "accelerator with core groups each op runs only on a kind of core that can run it: `data` gives "
-                  "each op the kind that keeps the busiest kind least loaded, `pipeline` cuts stages and gives "
+                  "accelerator with core groups each op runs only on a kind of core that can run it: `data` runs "
+                  "one image per main core and gives each op the kind that keeps the busiest kind least loaded "
+                  "(a group's cores serve every image), `pipeline` cuts stages and gives "
                   "each a core of a kind exactly, `split` runs each op on the kind that finishes it first. Sizes "
                   "are compared by PEs, vector lanes and SRAM until the accelerator has an area model."),
         _table(study.comparison, ACCELERATOR_COLUMNS, "throughput and energy per image over the reference's"),

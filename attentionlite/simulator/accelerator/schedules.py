@@ -9,9 +9,9 @@
 
 On a heterogeneous accelerator (core groups, hardware.py) a schedule first
 lays the ops out on kinds of core (:class:`Layout`), each op only on a kind
-that runs it: ``data`` gives each op, in order, the kind that keeps the most
-loaded kind's cores least loaded (a greedy balance of compute cycles) and
-spreads the batches over that kind's cores; ``pipeline`` cuts stages and
+that runs it: ``data`` runs one batch per main core and gives each op, in
+order, the kind that keeps the most loaded kind's cores least loaded (a
+greedy balance of compute cycles), a group's cores serving every batch; ``pipeline`` cuts stages and
 gives each stage a core of a kind, exactly (:func:`kind_stages`); ``split``
 runs each op on the kind whose cores finish it first.  With one kind all three
 are the homogeneous schedules above.
@@ -96,23 +96,26 @@ def balanced_kinds(costs: KindCosts, kinds: Sequence[CoreKind]) -> Layout:
 
 
 def data_parallel(works: Sequence[OpWork], layout: Layout, kinds: Sequence[CoreKind], reads: DramInputs) -> list[Task]:
-    """Batches across cores, one per core: batch b runs op i on core b mod (cores of op i's kind) of that
-    kind, after op i - 1 of the same batch where that ran on another core.
+    """Batches across the main cores, one per core: batch b runs op i on core b mod (cores of op i's kind)
+    of that kind (main core b itself where the op is laid out on the main kind), after op i - 1 of the
+    same batch where that ran on another core.  Without groups: every core runs the whole graph on its
+    own batch.
 
-    Batches go in order, each core running one batch's ops before the next
-    batch's, so ops of one batch that follow each other on a core are
-    adjacent there and may hand a tensor over on chip.
+    Ops go in order, each op for every batch before the next op, so a group
+    core serving several batches interleaves them rather than finishing one
+    batch's ops before starting the next's (which would serialise the
+    batches); a main core serves one batch, so its ops stay adjacent.
     """
-    batches, n = sum(len(kind.cores) for kind in kinds), len(works)
+    batches = len(kinds[0].cores)
 
     def core(i: int, batch: int) -> int:
         cores = kinds[layout.kind_of[i]].cores
         return cores[batch % len(cores)]
 
     return [Task(i, core(i, batch), batch, _single_tile_if_empty(work.tiles),
-                 (batch * n + i - 1,) if i and core(i - 1, batch) != core(i, batch) else (),
-                 tuple(batch * n + p for p in reads[i]))
-            for batch in range(batches) for i, work in enumerate(works)]
+                 ((i - 1) * batches + batch,) if i and core(i - 1, batch) != core(i, batch) else (),
+                 tuple(p * batches + batch for p in reads[i]))
+            for i, work in enumerate(works) for batch in range(batches)]
 
 
 # ----------------------------------------------------------------------------- split
@@ -287,7 +290,7 @@ class Schedule:
 
     layout: Callable[[KindCosts, Sequence[CoreKind]], Layout]
     tasks: Callable[[Sequence[OpWork], Layout, Sequence[CoreKind], DramInputs], list[Task]]
-    follows_on_same_core: Callable[[Layout], list[bool]]
+    follows_on_same_core: Callable[[Layout, Sequence[CoreKind]], list[bool]]
     shares_each_op: bool = False
 
     def parts(self, kind: CoreKind) -> int:
@@ -295,19 +298,21 @@ class Schedule:
         return len(kind.cores) if self.shares_each_op else 1
 
 
-def _same_kind_as_predecessor(layout: Layout) -> list[bool]:
-    """Data-parallel: an op follows the one before it on the same core when both run on one kind."""
-    kinds = layout.kind_of
-    return [i > 0 and kinds[i] == kinds[i - 1] for i in range(len(kinds))]
+def _same_kind_as_predecessor(layout: Layout, kinds: Sequence[CoreKind]) -> list[bool]:
+    """Data-parallel: an op follows the one before it on the same core when both run on one kind whose
+    cores serve one batch each (a group core serving several batches interleaves them)."""
+    kind_of, batches = layout.kind_of, len(kinds[0].cores)
+    return [i > 0 and kind_of[i] == kind_of[i - 1] and len(kinds[kind_of[i]].cores) >= batches
+            for i in range(len(kind_of))]
 
 
-def _within_stage(layout: Layout) -> list[bool]:
+def _within_stage(layout: Layout, kinds: Sequence[CoreKind]) -> list[bool]:
     """Pipeline: an op follows its predecessor on the same core unless a stage starts there."""
     cores = layout.core_of or ()
     return [i > 0 and cores[i] == cores[i - 1] for i in range(len(cores))]
 
 
-def _never(layout: Layout) -> list[bool]:
+def _never(layout: Layout, kinds: Sequence[CoreKind]) -> list[bool]:
     """Tile-split: each core holds only part of every tensor, so none is handed over on chip."""
     return [False] * len(layout.kind_of)
 

@@ -79,7 +79,7 @@ def schedule_and_run(graph: OpGraph | Sequence[Op], config: HardwareConfig, sche
     layout = plan.layout([[_cycles(plan, f) for f in per_kind] for per_kind in formats], kinds)
     chosen = [_runnable(formats[kind][i]) for i, kind in enumerate(layout.kind_of)]
     designs = [hw for hw, _ in chosen]
-    kept = on_chip_reuse(ops, graph, plan.follows_on_same_core(layout), designs)  # what stays on chip
+    kept = on_chip_reuse(ops, graph, plan.follows_on_same_core(layout, kinds), designs)  # what stays on chip
     works = [map_op(op, hw, on_chip, plan.parts(kinds[kind])) if on_chip != NOTHING_ON_CHIP else work
              for op, (hw, work), on_chip, kind in zip(ops, chosen, kept, layout.kind_of)]
     tasks = plan.tasks(works, layout, kinds, dram_inputs(ops, graph, kept))  # tiles -> cores, with dependencies
