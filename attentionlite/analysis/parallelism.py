@@ -357,7 +357,8 @@ def _heterogeneous_sentence(comparison: Sequence[Mapping]) -> str:
 
 def verdict_rows(rows: Sequence[Mapping]) -> list[dict]:
     """Per (accelerator, schedule, cores): for each metric the winning model, its margin over the
-    runner-up (a ratio, >= 1) and the homogeneous student over the hybrid (>1: homogeneous better)."""
+    runner-up (a ratio, >= 1), the homogeneous student over the hybrid and the best student over the
+    convolutional teacher (ratios, above 1: the first better)."""
     out = []
     for (accelerator, schedule, cores), points in _grouped(rows, ("accelerator", "schedule", "cores")).items():
         verdict: dict = {"accelerator": accelerator, "schedule": schedule, "cores": cores}
@@ -370,6 +371,10 @@ def verdict_rows(rows: Sequence[Mapping]) -> list[dict]:
             if "homogeneous" in by_kind and "hybrid" in by_kind:
                 verdict[f"{key}_homogeneous_vs_hybrid"] = _advantage(
                     by_kind["homogeneous"][key], by_kind["hybrid"][key], higher_is_better)
+            students = [r for r in ranked if r["network"] != "convolutional"]
+            if "convolutional" in by_kind and students:
+                verdict[f"{key}_best_student_vs_teacher"] = _advantage(
+                    students[0][key], by_kind["convolutional"][key], higher_is_better)
         if "homogeneous" in by_kind and "hybrid" in by_kind and "efficiency" in by_kind["hybrid"]:
             verdict["efficiency_homogeneous_minus_hybrid"] = (by_kind["homogeneous"]["efficiency"]
                                                               - by_kind["hybrid"]["efficiency"])
@@ -393,16 +398,19 @@ def claim_sentences(verdict: Sequence[Mapping], plans: Sequence[StagePlan]) -> l
     efficiency = _tally([v["efficiency_homogeneous_minus_hybrid"] for v in compared], TIE)
     throughput = _tally([v["throughput_homogeneous_vs_hybrid"] - 1 for v in compared], TIE)
     ratios = [v["throughput_homogeneous_vs_hybrid"] for v in compared]
+    faster = [v for v in compared if v["throughput_homogeneous_vs_hybrid"] > 1 + TIE]
     sentences = [
         f"Over {len(compared)} multi-core points, the homogeneous student's parallel efficiency is higher than "
         f"the hybrid's by more than {TIE:g} at {efficiency[0]}, within {TIE:g} at {efficiency[1]} and lower at "
         f"{efficiency[2]}; its throughput is more than {TIE:.0%} higher at {throughput[0]}, within "
         f"{TIE:.0%} at {throughput[1]} and lower at {throughput[2]} (homogeneous / hybrid "
-        f"{min(ratios):.3f}-{max(ratios):.3f}; higher at {_points([v for v in compared if v['throughput_homogeneous_vs_hybrid'] > 1 + TIE])})."]
+        f"{min(ratios):.3f}-{max(ratios):.3f}; higher at {_points(faster)})."]
+    over_teacher = [v["throughput_best_student_vs_teacher"] for v in verdict if "throughput_best_student_vs_teacher" in v]
+    if over_teacher:
+        sentences.append(f"The best student's throughput over the teacher's: {min(over_teacher):.2f}-"
+                         f"{max(over_teacher):.2f}x over all {len(over_teacher)} points.")
     balance = _balance_sentence(plans)
-    if balance:
-        sentences.append(balance)
-    return sentences
+    return sentences + ([balance] if balance else [])
 
 
 def _tally(differences: Sequence[float], tie: float) -> tuple[int, int, int]:
@@ -412,10 +420,11 @@ def _tally(differences: Sequence[float], tie: float) -> tuple[int, int, int]:
 
 
 def _points(points: Sequence[Mapping]) -> str:
+    """``pipeline x8, data x16`` (with `` on ACCELERATOR`` where the points span several)."""
     if not points:
         return "none"
-    return ", ".join(f"{v['schedule']} x{v['cores']}" + (f" on {v['accelerator']}" if len({p['accelerator']
-                     for p in points}) > 1 else "") for v in points)
+    several = len({p["accelerator"] for p in points}) > 1
+    return ", ".join(f"{v['schedule']} x{v['cores']}" + (f" on {v['accelerator']}" if several else "") for v in points)
 
 
 def _balance_sentence(plans: Sequence[StagePlan]) -> str:

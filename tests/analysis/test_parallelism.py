@@ -138,7 +138,11 @@ def test_the_verdict_follows_the_rows():
     assert after["throughput_winner"] == "hom" and after["throughput_margin"] == pytest.approx(1.25)
     assert after["latency_s_winner"] == "hom"
     assert after["efficiency_homogeneous_minus_hybrid"] == pytest.approx(0.1)
-    claim = claim_sentences([before, after], [])[0]
+    assert before["throughput_best_student_vs_teacher"] == 2.0 and after["throughput_best_student_vs_teacher"] == 2.5
+    assert before["energy_per_image_j_best_student_vs_teacher"] == 3.0  # the hybrid's 1.0 against the teacher's 3.0
+    claims = claim_sentences([before, after], [])
+    assert claims[1] == "The best student's throughput over the teacher's: 2.00-2.50x over all 2 points."
+    claim = claims[0]
     assert "higher than the hybrid's by more than 0.01 at 1, within 0.01 at 1 and lower at 0" in claim
     assert "more than 1% higher at 1, within 1% at 0 and lower at 1" in claim
 
