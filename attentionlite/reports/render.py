@@ -120,7 +120,8 @@ def _figures(report: CodesignReport, on_front: list[bool]) -> dict[str, bytes]:
         "figures/breakdown.png": figures.kind_breakdown(
             shares, GROUPS, "busy cycles by op kind on " + _point(report).replace("`", "")),
         "figures/pareto.png": figures.pareto_front(rows, models, on_front),
-        "figures/scaling.png": figures.scaling(report.parallelism.scaling, models, report.settings.schedules),
+        "figures/scaling.png": figures.scaling(report.parallelism.scaling, models,
+                                               list(dict.fromkeys(r["schedule"] for r in report.parallelism.scaling))),
         "figures/stages.png": figures.pipeline_stages(
             _stage_cycles(report), GROUPS, f"optimal pipeline cut into {_stages_shown(report)} stages"),
         "figures/roofline.png": figures.roofline(

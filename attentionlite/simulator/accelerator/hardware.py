@@ -1,12 +1,15 @@
 """The accelerator's description: frozen dataclasses loaded from TOML and validated at the door.
 
-A parallel attention accelerator is ``cores`` identical cores on one shared
-DRAM channel.  Each core has an R x C systolic MAC array with a dataflow
-(``os``, ``ws``, ``is``), a vector unit of L lanes, and double-buffered SRAM
-for inputs, weights and outputs.  The TOML file mirrors the dataclasses: a few
-top-level keys and one table per unit (``[array]``, ``[vector]``, ``[sram]``,
-``[dram]``, ``[sparsity]``, ``[attention]``, ``[energy]``); the last three
-may be left out and take the defaults below.
+A parallel attention accelerator is ``cores`` cores on one shared DRAM
+channel, identical unless ``[[groups]]`` make it heterogeneous (see
+:class:`HardwareConfig`).  Each core has an R x C systolic MAC array with a
+dataflow (``os``, ``ws``, ``is``), a vector unit of L lanes, and
+double-buffered SRAM for inputs, weights and outputs.  The TOML file mirrors
+the dataclasses: a few top-level keys and one table per unit (``[array]``,
+``[vector]``, ``[sram]``, ``[dram]``, ``[sparsity]``, ``[attention]``,
+``[energy]``); the last three may be left out and take the defaults below,
+and each ``[[groups]]`` entry has its own ``[groups.array]``,
+``[groups.vector]`` and ``[groups.sram]``.
 
 The dataclasses are the schema (:mod:`attentionlite.simulator.config`, shared
 with the CPU configs), so an unknown key, a missing key, a wrong type, a zero
