@@ -108,7 +108,7 @@ def test_an_interrupted_write_leaves_the_old_checkpoint(tmp_path, pruned_model, 
 
 def test_compact_needs_a_column_pruned_checkpoint(tmp_path, pruned_model):
     _save(tmp_path / "c.pt", *pruned_model)
-    with pytest.raises(InputError, match="--prune column"):
+    with pytest.raises(InputError, match="column pruning"):
         compact_checkpoint(tmp_path / "c.pt", tmp_path / "compact.pt")
     assert not (tmp_path / "compact.pt").exists()
 

@@ -110,8 +110,23 @@ def test_resume_with_other_options_is_an_input_error(tiny_cifar, tmp_path):
 
 def test_existing_run_folder_needs_resume(tiny_cifar, tmp_path):
     train(_config(tiny_cifar, tmp_path, epochs=1))
-    with pytest.raises(InputError, match="--resume"):
+    with pytest.raises(InputError, match="exists; expected resume, to continue that run"):
         train(_config(tiny_cifar, tmp_path, epochs=1))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epochs": 0}, "training option epochs is 0; expected at least 1"),
+    ({"density": 1.5}, "training option density is 1.5; expected a fraction in (0, 1]"),
+    ({"lr": -0.1}, "training option lr is -0.1; expected a positive learning rate"),
+    ({"prune": "rows"}, "training option prune is 'rows'; expected unstructured or column"),
+    ({"model": "resnet27"}, "model 'resnet27' is not registered; expected one of"),
+    ({"device": "tpu"}, "device 'tpu' is not known; expected cpu or cuda"),
+])
+def test_bad_options_are_named_in_the_librarys_words(tiny_cifar, tmp_path, changes, message):
+    with pytest.raises(InputError) as raised:
+        train(_config(tiny_cifar, tmp_path, **changes))
+    assert message in str(raised.value) and "--" not in str(raised.value)
+    assert not (tmp_path / "checkpoint.pt").exists()
 
 
 def test_evaluate_reports_accuracy_and_costs(tiny_cifar, teacher_path):
@@ -159,3 +174,21 @@ def test_cli_bad_input_exits_2(tiny_cifar, tmp_path):
     garbage.write_bytes(b"not a checkpoint")
     result = CliRunner().invoke(main, ["evaluate", str(garbage), "--data-dir", str(tiny_cifar)])
     assert result.exit_code == 2 and "garbage.pt" in result.output
+
+
+def test_a_cpu_runs_scaler_state_resumes_on_an_enabled_scaler():
+    # A CPU run saves its disabled scaler as {}; on CUDA the scaler is enabled, and torch refuses to load {}.
+    # No CUDA here: an enabled CPU scaler stands in for it.
+    from attentionlite.model.training.train import restore_scaler
+
+    saved = torch.amp.GradScaler("cpu", enabled=False).state_dict()
+    assert saved == {}
+    enabled = torch.amp.GradScaler("cpu", enabled=True)
+    with pytest.raises(RuntimeError, match="empty"):
+        enabled.load_state_dict(saved)  # what resuming did before
+    restore_scaler(enabled, saved)
+    assert enabled.state_dict()["scale"] == 65536.0  # the initial scale, as a new run's
+    grown = torch.amp.GradScaler("cpu", enabled=True, init_scale=8.0)
+    restore_scaler(enabled, grown.state_dict())
+    assert enabled.state_dict()["scale"] == 8.0
+    restore_scaler(torch.amp.GradScaler("cpu", enabled=False), grown.state_dict())  # CUDA run back on CPU

@@ -179,7 +179,7 @@ def _write_cache(cache_folder: Path, key: str, images: ImageSet) -> None:
             np.save(staging / "images.npy", images.images)
             np.save(staging / "labels.npy", images.labels)
             (staging / "source.json").write_text(json.dumps({"key": key, "classes": list(images.classes)}))
-    except OSError as error:
+    except (OSError, InputError) as error:  # InputError: the cache folder cannot be created at all
         # The decoded split is still good; only the next load will be slow.
         warnings.warn(f"{cache_folder}: decode cache not written ({error})", stacklevel=4)
 

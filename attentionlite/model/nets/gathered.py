@@ -101,7 +101,7 @@ def _kept_columns(name: str, mask: torch.Tensor) -> torch.Tensor:
     """Indices of the kept columns of a column mask; any other mask is an :class:`InputError`."""
     columns = mask.flatten(1)  # (out, in*kh*kw)
     if not torch.equal(columns, columns[:1].expand_as(columns)):
-        raise InputError(f"mask {name}: not column-structured; expected a checkpoint trained with --prune column")
+        raise InputError(f"mask {name}: not column-structured; expected a checkpoint trained with column pruning (prune=column)")
     return torch.nonzero(columns[0]).flatten()
 
 

@@ -15,8 +15,6 @@ and the column masks.  Writes are atomic.
 from __future__ import annotations
 
 import io
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,7 +130,8 @@ def _read_payload(path: Path) -> dict:
         raise InputError(f"{path}: no such checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as error:
+    except Exception as error:  # a damaged file fails inside torch's zip and pickle readers in
+        # too many ways to list (BadZipFile, UnpicklingError, EOFError, OSError, KeyError, ...): all are bad input
         raise InputError(f"{path}: not a readable checkpoint ({type(error).__name__}); expected a file "
                          "written by `attentionlite train`") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -141,7 +140,16 @@ def _read_payload(path: Path) -> dict:
     if payload.get("format_version") != FORMAT_VERSION:
         raise InputError(f"{path}: checkpoint format_version {payload.get('format_version')!r}, "
                          f"expected {FORMAT_VERSION}")
+    missing = [key for key in PAYLOAD_KEYS if key not in payload]
+    if missing:
+        raise InputError(f"{path}: checkpoint has no {', '.join(missing)}; expected a file written by "
+                         "`attentionlite train`")
     return payload
+
+
+# Every entry save_checkpoint writes beside format and format_version.
+PAYLOAD_KEYS = ("state_dict", "masks", "prune_mode", "density", "arch", "dataset", "train_config", "metrics", "seed",
+                "package_version", "git_revision", "epoch", "history", "compacted", "training_state")
 
 
 def _build_model(path: Path, payload: dict) -> nn.Module:
@@ -150,10 +158,14 @@ def _build_model(path: Path, payload: dict) -> nn.Module:
     if arch.get("name") not in list_models():
         raise InputError(f"{path}: model {arch.get('name')!r} is not registered; "
                          f"expected one of {', '.join(list_models())}")
-    model: nn.Module = create_model(**arch)
-    if payload["compacted"]:
-        model = compact_model(model, payload["masks"])
-    model.load_state_dict(payload["state_dict"])
-    if not payload["compacted"]:
-        apply_masks(model, payload["masks"])
+    try:
+        model: nn.Module = create_model(**arch)
+        if payload["compacted"]:
+            model = compact_model(model, payload["masks"])
+        model.load_state_dict(payload["state_dict"])
+        if not payload["compacted"]:
+            apply_masks(model, payload["masks"])
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as error:  # a damaged arch or weights
+        raise InputError(f"{path}: its model cannot be rebuilt from its architecture and weights "
+                         f"({type(error).__name__}); expected a file written by `attentionlite train`") from None
     return model.eval()

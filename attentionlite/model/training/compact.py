@@ -23,7 +23,7 @@ def compact_checkpoint(source: str | Path, destination: str | Path) -> dict:
     if checkpoint.prune_mode != "column" or checkpoint.compacted:
         raise InputError(f"{source}: prune mode {checkpoint.prune_mode!r}"
                          f"{' (already compacted)' if checkpoint.compacted else ''}; "
-                         "expected an uncompacted checkpoint trained with --prune column")
+                         "expected an uncompacted checkpoint trained with column pruning (prune=column)")
     compacted = compact_model(checkpoint.model, checkpoint.masks).eval()
     _check_same_outputs(checkpoint.model, compacted, checkpoint.arch["image_size"])
     fields = {name: getattr(checkpoint, name) for name in _SAVED_FIELDS}

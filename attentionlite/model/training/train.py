@@ -29,8 +29,10 @@ import dataclasses
 import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from fvcore.nn import update_bn_stats
@@ -294,18 +296,30 @@ def _restore(run: Run, path: Path) -> None:
         raise InputError(f"{path}: holds no training state (a compacted checkpoint?); expected the "
                          "checkpoint of an interrupted run")
     run.optimizer.load_state_dict(state["optimizer"])
-    run.scaler.load_state_dict(state["scaler"])
+    restore_scaler(run.scaler, state["scaler"])
     torch.set_rng_state(state["cpu_rng"])
     if run.device.type == "cuda" and "cuda_rng" in state:
         torch.cuda.set_rng_state(state["cuda_rng"], run.device)
     run.history = list(checkpoint.history)
 
 
+def restore_scaler(scaler: torch.amp.GradScaler, saved: dict) -> None:
+    """The loss scaler's state, where the run that saved it had one.
+
+    A CPU run's scaler is disabled and saves ``{}``; continued on CUDA, the
+    enabled scaler starts from its initial scale, as a new CUDA run does
+    (torch refuses to load the empty state).  A CUDA run continued on the CPU
+    gets a disabled scaler, which ignores the saved scale.
+    """
+    if saved:
+        scaler.load_state_dict(saved)
+
+
 def _check_same_config(path: Path, stored: dict, current: dict) -> None:
     changed = [key for key in current if key not in RESUMABLE_WITH_CHANGES and stored.get(key) != current[key]]
     if changed:
         key = changed[0]
-        raise InputError(f"{path}: --resume with {key}={current[key]!r}, but the run was started with "
+        raise InputError(f"{path}: resuming with {key}={current[key]!r}, but the run was started with "
                          f"{key}={stored.get(key)!r}; expected the same training options")
 
 
@@ -351,7 +365,7 @@ def _sparsity(config: TrainConfig, student: nn.Module) -> SparseMomentum | None:
 
 def _create_student(config: TrainConfig, info: DatasetInfo) -> ResNet:
     if config.model not in list_models():
-        raise InputError(f"--model {config.model!r}: expected one of {', '.join(list_models())}")
+        raise InputError(f"model {config.model!r} is not registered; expected one of {', '.join(list_models())}")
     given = {"width": config.width, "heads": config.heads, "kernel_size": config.kernel_size}
     overrides = {key: value for key, value in given.items() if value is not None}
     return create_model(config.model, num_classes=info.num_classes, image_size=info.image_size, **overrides)
@@ -362,7 +376,7 @@ def _load_teacher(config: TrainConfig, device: torch.device) -> nn.Module | None
         return None
     teacher = load_checkpoint(config.teacher)
     if teacher.dataset != config.dataset:
-        raise InputError(f"--teacher {config.teacher}: trained on {teacher.dataset!r}, "
+        raise InputError(f"teacher {config.teacher}: trained on {teacher.dataset!r}; "
                          f"expected a teacher trained on {config.dataset!r}")
     return teacher.model.to(device)
 
@@ -379,8 +393,8 @@ def _loaders(config: TrainConfig, info: DatasetInfo, world: World) -> tuple[Batc
                                 augment=config.augment, seed=config.seed, drop_last=True,
                                 shard=(world.rank, world.size))
     if len(train_batches) == 0:
-        raise InputError(f"--batch-size {config.batch_size}: larger than the {len(train_images)} training "
-                         "images; expected a smaller batch or a larger --train-subset")
+        raise InputError(f"batch_size {config.batch_size} is larger than the {len(train_images)} training "
+                         "images; expected a smaller batch_size or a larger train_subset")
     test_batches, _ = evaluation_batches(config.dataset, config.data_dir, 256, config.test_subset, config.seed,
                                   config.cache_dir)
     return train_batches, test_batches
@@ -388,29 +402,40 @@ def _loaders(config: TrainConfig, info: DatasetInfo, world: World) -> tuple[Batc
 
 def _device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
-        raise InputError(f"--device {name!r}: expected cpu or cuda")
+        raise InputError(f"device {name!r} is not known; expected cpu or cuda")
     if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available here; expected --device cpu")
+        raise InputError("device 'cuda': no CUDA device is available here; expected cpu")
     return torch.device(name)
 
 
 def _check_out(checkpoint_path: Path, resume: bool) -> None:
     if resume and not checkpoint_path.is_file():
-        raise InputError(f"--resume: {checkpoint_path} not found; expected the folder of an interrupted run")
+        raise InputError(f"resume: {checkpoint_path} not found; expected the output folder of an interrupted run")
     if not resume and checkpoint_path.exists():
-        raise InputError(f"{checkpoint_path} exists; pass --resume to continue that run or choose another --out")
+        raise InputError(f"{checkpoint_path} exists; expected resume, to continue that run, or another output "
+                         "folder")
 
 
 def _validate(config: TrainConfig) -> None:
-    """Range checks for the numeric options, one clear line each."""
-    checks = {
-        "epochs": config.epochs >= 1, "batch_size": config.batch_size >= 1, "lr": config.lr > 0,
-        "density": 0 < config.density <= 1, "prune_rate": 0 <= config.prune_rate <= 1,
-        "alpha": 0 <= config.alpha <= 1, "temperature": config.temperature > 0, "beta": config.beta >= 0,
-        "width": config.width is None or config.width > 0,
-    }
-    for name, ok in checks.items():
-        if not ok:
-            raise InputError(f"--{name.replace('_', '-')} {getattr(config, name)}: out of range")
+    """Range checks for the numeric options, one clear line each, naming the option (the CLI's flag is
+    its name with dashes) and the range expected."""
+    for name, (ok, expected) in _RANGES.items():
+        value = getattr(config, name)
+        if value is not None and not ok(value):
+            raise InputError(f"training option {name} is {value!r}; expected {expected}")
     if config.prune not in ("unstructured", "column"):
-        raise InputError(f"--prune {config.prune!r}: expected unstructured or column")
+        raise InputError(f"training option prune is {config.prune!r}; expected unstructured or column")
+
+
+# Each numeric option's range: (test, the range in words).  None (width unset) is always allowed.
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "lr": (lambda v: v > 0, "a positive learning rate"),
+    "density": (lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
+    "prune_rate": (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
+    "alpha": (lambda v: 0 <= v <= 1, "a weight in [0, 1]"),
+    "temperature": (lambda v: v > 0, "a positive temperature"),
+    "beta": (lambda v: v >= 0, "zero or more"),
+    "width": (lambda v: v > 0, "a positive width multiplier"),
+}
