@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attentionlite.defaults import DEFAULT_CPU, DEFAULT_DENSITY, DEFAULT_HARDWARE, DEFAULT_HETEROGENEOUS
+from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_HARDWARE, DEFAULT_HETEROGENEOUS
 from attentionlite.errors import InputError
 
 if TYPE_CHECKING:  # for the signatures only: importing these at run time would slow `import attentionlite`
@@ -78,16 +78,20 @@ def simulate(
 
 
 def predict_cpu(
-    workload: str | Target | OpGraph, cpu: str | Path | CpuConfig = DEFAULT_CPU, *,
+    workload: str | Target | OpGraph, cpu: str | Path | CpuConfig | None = None, *,
     dataset: str | None = None, batch: int | None = None, measure: bool = False,
 ) -> CpuPrediction:
-    """The CPU roofline's prediction for a workload; ``measure`` also times its model here in PyTorch."""
+    """The CPU roofline's prediction for a workload; ``measure`` also times its model here in PyTorch.
+
+    ``cpu`` None is this host's quick calibration, cached, as :func:`report` uses (made once, about
+    ten seconds, if there is none yet).
+    """
     from attentionlite.simulator.cpu.measure import CpuPrediction
     from attentionlite.simulator.cpu.measure import measure as measure_model
     from attentionlite.simulator.cpu.roofline import predict
     from attentionlite.simulator.graph.targets import target_model
 
-    config = cpu_config(cpu)  # checked before the slow trace
+    config = _host_cpu() if cpu is None else cpu_config(cpu)  # checked before the slow trace
     graph = _graph(workload, dataset, batch)
     result = predict(graph, config)
     if not measure:
@@ -129,7 +133,7 @@ def sweep(
     points = design_points(config, knobs)  # every point checked before the slow steps
     check_engine(engine)
     if journal is not None and Path(journal).exists() and not resume:
-        raise InputError(f"{journal}: an unfinished sweep's journal is there; expected --resume to continue it "
+        raise InputError(f"{journal}: an unfinished sweep's journal is there; expected resume to continue it "
                          "(or delete it to start over)")
     _, graphs = trace_models(resolved, density, mask_seed)
     return sweep_graphs(graphs, config, points, workers, progress, engine, address,
@@ -213,8 +217,10 @@ def report(
         ReportSettings,
         build_report,
     )
+    from attentionlite.files import check_writable
     from attentionlite.reports.render import render_report
 
+    check_writable(out, "out")  # before the slow steps
     settings = ReportSettings(
         targets=_targets(targets or DEFAULT_TARGETS, density), hardware=hardware_config(hardware),
         cpu=None if cpu is None else cpu_config(cpu), arrays=tuple(arrays or DEFAULT_ARRAYS),
@@ -242,6 +248,12 @@ def cpu_config(cpu: str | Path | CpuConfig) -> CpuConfig:
     from attentionlite.simulator.cpu.config import CpuConfig, load_cpu
 
     return cpu if isinstance(cpu, CpuConfig) else load_cpu(cpu)
+
+
+def _host_cpu() -> CpuConfig:
+    from attentionlite.analysis.codesign import host_cpu
+
+    return host_cpu()
 
 
 def _target(target: str | Path | Target) -> Target:

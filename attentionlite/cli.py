@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import click
 
 from attentionlite import api
-from attentionlite.defaults import DEFAULT_CPU, DEFAULT_DENSITY, DEFAULT_HARDWARE, DEFAULT_HETEROGENEOUS
+from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_HARDWARE, DEFAULT_HETEROGENEOUS
 from attentionlite.errors import InputError
 from attentionlite.version import __version__
 
@@ -26,14 +26,29 @@ _DENSITY_HELP = ("Weight density of registered students (the pruning method's in
                  "the first model (the teacher) stays dense and checkpoints keep their own masks.")
 
 
+def _writable(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An --out path is checked where it is given, before any slow work: a file or folder must be
+    creatable there."""
+    if value is not None:
+        from attentionlite.files import check_writable
+
+        check_writable(value, f"--{param.name}")
+    return value
+
+
 class _Group(click.Group):
-    """A click group that turns :class:`InputError` into one line on stderr and exit status 2."""
+    """A click group that turns :class:`InputError`, and a command's bad option value or missing argument,
+    into one line on stderr and exit status 2 (``--help`` says the rest)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except InputError as error:
             click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except click.UsageError as error:
+            command = f" {error.ctx.command_path}" if error.ctx else ""
+            click.echo(f"error:{command}: {error.format_message()}", err=True)
             sys.exit(2)
 
 
@@ -67,7 +82,7 @@ def models(dataset: str, width: float, as_json: bool) -> None:
 @click.option("--model", required=True, help="Registered model to train (see `attentionlite models`), e.g. resnet50 or sasa26_hybrid.")
 @click.option("--dataset", required=True, help="Dataset name: cifar10, cifar100 or tinyimagenet.")
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="Folder holding the dataset (CIFAR pickles or image folders).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint.pt and log.csv are (re)written there after every epoch.")
+@click.option("--out", callback=_writable, required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint.pt and log.csv are (re)written there after every epoch.")
 @click.option("--epochs", default=200, show_default=True, help="Training epochs.")
 @click.option("--batch-size", default=128, show_default=True, help="Images per SGD step.")
 @click.option("--lr", default=0.1, show_default=True, help="Initial learning rate; decays to 0 with a per-step cosine.")
@@ -120,7 +135,7 @@ def evaluate(checkpoint: str, **options) -> None:
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the compacted checkpoint.")
+@click.option("--out", callback=_writable, required=True, type=click.Path(dir_okay=False), help="Where to write the compacted checkpoint.")
 def compact(checkpoint: str, out: str) -> None:
     """Turn a column-pruned CHECKPOINT into a smaller dense model with the same outputs."""
     from attentionlite.model.training.compact import compact_checkpoint
@@ -143,7 +158,7 @@ def _format_metrics(metrics: dict) -> str:
 @click.option("--fold-bn", is_flag=True, help="Fold batch norms into the convolution before them.")
 @click.option("--format", "graph_format", default=None, type=click.Choice(["json", "graphml"]),
               help="Format of --out [default: from its suffix].")
-@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the graph to this file.")
+@click.option("--out", callback=_writable, default=None, type=click.Path(dir_okay=False), help="Write the graph to this file.")
 @click.option("--word-bytes", default=1, show_default=True, type=click.IntRange(min=1),
               help="Bytes per tensor element in the table.")
 def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_bytes) -> None:
@@ -178,7 +193,7 @@ def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_b
 @click.option("--fold-bn/--no-fold-bn", "fold_batch_norm", default=None,
               help="Fold each batch norm into the convolution before it, as inference hardware does "
                    "(default: the hardware's fold_batch_norm, true in every preset).")
-@click.option("--out", type=click.Path(file_okay=False),
+@click.option("--out", callback=_writable, type=click.Path(file_okay=False),
               help="Folder for ops.csv, COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv and summary.json.")
 def simulate(target, topology, hardware_name, array, dataflow, cores, bandwidth_gb_s, window_mapping, schedule,
              sparsity, dataset, batch, fold_batch_norm, out) -> None:
@@ -229,7 +244,7 @@ def hardware_show(name, array, dataflow, cores) -> None:
 
 
 @main.command()
-@click.option("--out", type=click.Path(dir_okay=False), default="host.toml", show_default=True, help="CPU config TOML to write.")
+@click.option("--out", callback=_writable, type=click.Path(dir_okay=False), default="host.toml", show_default=True, help="CPU config TOML to write.")
 @click.option("--quick", is_flag=True, help="One network width, batches 1 and 8, fewer repeats (about 10 s instead of about a minute).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="PyTorch threads (the config's cores); PyTorch's default if omitted.")
 def calibrate(out: str, quick: bool, threads: int | None) -> None:
@@ -245,12 +260,14 @@ def calibrate(out: str, quick: bool, threads: int | None) -> None:
 
 @main.command()
 @click.argument("target")
-@click.option("--cpu", "cpu_name", default=DEFAULT_CPU, show_default=True, help="CPU preset name or TOML file (from `attentionlite calibrate`).")
+@click.option("--cpu", "cpu_name", default=None,
+              help="CPU preset name or TOML file (from `attentionlite calibrate`); default: this host's cached "
+                   "quick calibration, the one `report` uses (made once if there is none).")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help=_BATCH_HELP)
 @click.option("--dataset", default=None, help="Dataset setting classes and image size (default cifar10, or the checkpoint's).")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for ops.csv and summary.json.")
+@click.option("--out", callback=_writable, type=click.Path(file_okay=False), default=None, help="Folder for ops.csv and summary.json.")
 @click.option("--measure", "measure_too", is_flag=True, help="Also time the model in PyTorch here and compare per module.")
-def cpu(target: str, cpu_name: str, batch: int | None, dataset: str | None, out: str | None,
+def cpu(target: str, cpu_name: str | None, batch: int | None, dataset: str | None, out: str | None,
         measure_too: bool) -> None:
     """Predict (and measure) a model's latency on a CPU.
 
@@ -273,7 +290,7 @@ def cpu(target: str, cpu_name: str, batch: int | None, dataset: str | None, out:
               help="How the accelerator exploits weight sparsity, instead of the preset's.")
 @click.option("--cpu", "cpu_config", help="CPU preset or TOML (see `calibrate`): adds each model's CPU latency.")
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
-@click.option("--out", type=click.Path(file_okay=False), help="Also write compare.csv and breakdown.csv here.")
+@click.option("--out", callback=_writable, type=click.Path(file_okay=False), help="Also write compare.csv and breakdown.csv here.")
 def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, density, out) -> None:
     """Teacher vs students on one design point: MODELS are names or checkpoints, the teacher first."""
     from attentionlite.analysis.compare import write_comparison
@@ -308,7 +325,7 @@ def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, dens
 @click.option("--resume", is_flag=True,
               help="Continue the unfinished sweep whose journal (OUT.journal.jsonl) is beside --out: its finished "
                    "points are not simulated again.")
-@click.option("--out", type=click.Path(file_okay=False), default="sweep", show_default=True,
+@click.option("--out", callback=_writable, type=click.Path(file_okay=False), default="sweep", show_default=True,
               help="Folder for sweep.csv and pareto.csv.  While the sweep runs, each finished row goes to "
                    "OUT.journal.jsonl beside it (removed once the folder is written).")
 def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers, engine, address, resume,
@@ -354,7 +371,7 @@ def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: processes on this host; ray: a Ray cluster (pip install -e '.[ray]').")
 @click.option("--address", help="With --engine ray: auto or ray://host:port (default: a local Ray instance).")
-@click.option("--out", type=click.Path(file_okay=False), default="explore", show_default=True,
+@click.option("--out", callback=_writable, type=click.Path(file_okay=False), default="explore", show_default=True,
               help="Folder for trials.csv (every trial) and pareto.csv (each model's front).")
 def explore(models, space_file, trials, objectives, constraints, sampler, seed, hardware, density, workers,
             engine, address, out) -> None:
@@ -394,7 +411,7 @@ def _study_options(command):
 
 @main.command()
 @click.argument("models", nargs=-1)
-@click.option("--out", type=click.Path(file_okay=False), default="attentionlite-report", show_default=True,
+@click.option("--out", callback=_writable, type=click.Path(file_okay=False), default="attentionlite-report", show_default=True,
               help="Report folder (replaced as a whole).")
 @click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
 @click.option("--cpu", "cpu_config", help="CPU preset or TOML (default: a quick calibration of this host).")
@@ -407,9 +424,12 @@ def _study_options(command):
 @click.option("--workers", type=int, help="Worker processes (default: every core this process may use).")
 @click.option("--recalibrate", is_flag=True,
               help="Calibrate this host again instead of reusing its cached calibration.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Change a knob of the reference design point, e.g. dram.bandwidth_gb_s=51.2 or cores=8 "
+                   "(the sweep and the Parallelism section start from it too). Repeatable.")
 @_study_options
 def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, density, workers, recalibrate,
-           core_counts, schedules, against) -> None:
+           settings, core_counts, schedules, against) -> None:
     """The co-design report (the main job).
 
     \b
@@ -417,7 +437,8 @@ def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, densi
     students at 10% weight density (initial masks, untrained).  MODELS are
     checkpoints (their trained masks and accuracy) or model names, the teacher first.
     """
-    index = api.report(models, out, hardware=hardware, cpu=cpu_config, arrays=parse_sides(arrays),
+    index = api.report(models, out, hardware=api.hardware_config(hardware, **parse_overrides(settings)),
+                       cpu=cpu_config, arrays=parse_sides(arrays),
                        dataflows=parse_names(dataflows), sparsity=sparsity, density=density, workers=workers,
                        recalibrate=recalibrate, core_counts=parse_counts(core_counts, "core counts"),
                        schedules=parse_names(schedules), against=_accelerators(against))
@@ -431,7 +452,7 @@ def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, densi
 @click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), default="skip", show_default=True,
               help="How the accelerators exploit weight sparsity.")
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
-@click.option("--out", type=click.Path(file_okay=False),
+@click.option("--out", callback=_writable, type=click.Path(file_okay=False),
               help="Folder for scaling.csv, pipeline_balance.csv, accelerators.csv and verdict.csv (replaced "
                    "as a whole).")
 def parallelism(models, hardware, core_counts, schedules, against, sparsity, density, out) -> None:
@@ -512,6 +533,17 @@ def _scalar(text: str) -> bool | int | float | str:
         except ValueError:
             pass
     return text
+
+
+def parse_overrides(settings: Sequence[str]) -> dict:
+    """``KEY=VALUE`` settings as hardware overrides (each value read as :func:`parse_knob_values` reads one)."""
+    overrides = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key.strip() or not value.strip() or "," in value:
+            raise InputError(f"--set {setting!r}: expected KEY=VALUE with one value (e.g. dram.bandwidth_gb_s=51.2)")
+        overrides[key.strip()] = _scalar(value.strip())
+    return overrides
 
 
 def sweep_knobs(arrays: str, dataflows: str, cores: str | None, settings: tuple[str, ...]) -> dict[str, list]:

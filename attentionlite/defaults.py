@@ -2,6 +2,5 @@
 
 DEFAULT_HARDWARE = "paa-default"  # the accelerator preset compared on unless told
 DEFAULT_HETEROGENEOUS = "paa-hetero"  # its heterogeneous counterpart of the same size, set beside it
-DEFAULT_CPU = "cpu-host-default"  # the CPU preset predicted on unless told
 DEFAULT_DENSITY = 0.10  # a registered student's weight density (the pruning method's initial masks)
 DEFAULT_MASK_SEED = 0  # the seed that draws those masks

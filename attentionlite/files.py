@@ -1,4 +1,12 @@
-"""Atomic writes: a result file or folder is either complete or absent, never half-written."""
+"""Atomic writes: a result file or folder is either complete or absent, never half-written.
+
+A file (or a folder's every file) is written under a temporary name in the
+destination's folder, flushed to disk, renamed into place, and then the folder
+itself is flushed, so that after a crash or power loss the rename is there too.
+A path that cannot be written is refused before any slow work
+(:func:`check_writable`), and a write that fails later is one
+:class:`InputError` naming the path.
+"""
 
 from __future__ import annotations
 
@@ -12,23 +20,57 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from attentionlite.errors import InputError
+
 
 def default_cache_dir() -> Path:
     """``$ATTENTIONLITE_CACHE`` or ``~/.cache/attentionlite``: where derived files (decoded data, host calibration) are kept."""
     return Path(os.environ.get("ATTENTIONLITE_CACHE") or Path.home() / ".cache" / "attentionlite")
 
 
+def check_writable(path: str | Path, what: str) -> None:
+    """Refuse ``path`` (named ``what`` in the message) unless a file or folder can be created there: the
+    nearest existing folder above it takes a probe folder, which is removed at once."""
+    path = Path(path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{what} {path}: not writable; expected a path this process can write")
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(0, f"{folder} is a file")
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".attentionlite-probe-"))
+    except OSError as error:
+        raise InputError(f"{what} {path}: cannot be written ({error.strerror}); expected a path in a "
+                         "writable folder") from None
+
+
+def _sync(path: Path) -> None:
+    """Flush a file's or a folder's contents (a folder's: its entries, so a rename in it survives a crash)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise InputError(f"{path}: cannot be written ({error.strerror}); expected a path in a writable folder") \
+            from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _sync(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -47,10 +89,17 @@ def atomic_output_dir(path: str | Path) -> Iterator[Path]:
     folder never mixes two runs' results.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    except OSError as error:
+        raise InputError(f"{path}: cannot be written ({error.strerror}); expected a path in a writable folder") \
+            from None
     try:
         yield staging
+        for inner in sorted(staging.rglob("*"), reverse=True):  # files, then the folders that hold them
+            _sync(inner)
+        _sync(staging)
         if path.exists():
             backup = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
             os.replace(path, backup / path.name)
@@ -58,6 +107,7 @@ def atomic_output_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(backup)
         else:
             os.replace(staging, path)
+        _sync(path.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

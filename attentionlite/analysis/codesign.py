@@ -142,20 +142,26 @@ def resolve_cpu(settings: ReportSettings, step: Callable[[str], None]) -> tuple[
     The calibration is made once per host and cached (:func:`host_cpu_cache`): it takes a while, and
     timing noise would otherwise make two reports of the same inputs differ.
     """
-    from attentionlite.simulator.cpu.calibrate import calibrate  # imports torch
-
     if settings.cpu is not None:
         step(settings.cpu.name)
         return settings.cpu, settings.cpu.name
-    cache = host_cpu_cache()
-    if cache.is_file() and not settings.recalibrate:
-        step("this host, cached calibration")
-        config = load_cpu(cache)
-    else:
-        step("calibrating this host")
-        config = calibrate(quick=True)
-        atomic_write_text(cache, config.to_toml())
+    config = host_cpu(settings.recalibrate, step)
     return config, f"{config.name} (quick calibration of this host)"
+
+
+def host_cpu(recalibrate: bool = False, step: Callable[[str], None] = lambda _: None) -> CpuConfig:
+    """This host's quick calibration: the cached one (:func:`host_cpu_cache`), made and cached first if
+    there is none or ``recalibrate``."""
+    from attentionlite.simulator.cpu.calibrate import calibrate  # imports torch
+
+    cache = host_cpu_cache()
+    if cache.is_file() and not recalibrate:
+        step("this host, cached calibration")
+        return load_cpu(cache)
+    step("calibrating this host")
+    config = calibrate(quick=True)
+    atomic_write_text(cache, config.to_toml())
+    return config
 
 
 def cpu_bandwidths(cpu: CpuConfig) -> dict[str, float]:

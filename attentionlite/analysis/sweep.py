@@ -178,7 +178,7 @@ def ray_cluster(workers: int | None, address: str | None) -> Iterator[None]:
     try:
         import ray
     except ImportError:
-        raise InputError("--engine ray needs Ray; install it with: pip install -e '.[ray]'") from None
+        raise InputError("engine 'ray' needs Ray; install it with: pip install -e '.[ray]'") from None
     if ray.is_initialized():
         yield
         return
@@ -344,7 +344,7 @@ class SweepJournal:
                 handle.write(json.dumps({"index": task[0], "model": task[1], "point": task[2], "row": row}) + "\n")
         except OSError as error:
             raise InputError(f"{self.path}: cannot write the sweep's journal ({error.strerror}); expected a "
-                             "writable folder beside --out") from None
+                             "writable folder beside the output folder") from None
 
 
 

@@ -90,7 +90,7 @@ def test_a_journal_of_another_sweep_is_refused(hardware, tmp_path):
 def test_an_existing_journal_without_resume_is_refused_before_anything_runs(tmp_path):
     journal = journal_path(tmp_path / "sweep")
     journal.write_text("")
-    with pytest.raises(InputError, match="unfinished sweep's journal.*--resume"):
+    with pytest.raises(InputError, match="unfinished sweep's journal.*expected resume"):
         al.api.sweep(["resnet26"], {"array": [(8, 8)]}, journal=journal)
     assert journal.read_text() == "" and not (tmp_path / "sweep").exists()
 

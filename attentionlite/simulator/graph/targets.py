@@ -127,7 +127,7 @@ def checkpoint_graph(checkpoint: Checkpoint, path: Path, options: TraceOptions) 
 
     if options.dataset is not None and options.dataset != checkpoint.dataset:
         raise InputError(f"{path}: checkpoint was trained on {checkpoint.dataset!r}; "
-                         f"--dataset {options.dataset!r} does not match")
+                         f"expected that dataset, not {options.dataset!r}")
     size = options.image_size or dataset_info(checkpoint.dataset).image_size
     metadata = {
         "model": checkpoint.arch["name"],

@@ -197,3 +197,20 @@ def test_last_level_holds_what_reads_well_above_dram_speed():
     assert measured.size_kib == 8 * 1024  # 20 GB/s is above sqrt(30 * 4) ~ 11 GB/s; 5 GB/s is not
     assert measured.bandwidth_gb_s == 30.0
     assert _level_from_sweep(toy_cpu(), l3, sweep, dram=4e9, measure_size=False).size_kib == l3.size_kib
+
+
+def test_cpu_without_a_config_uses_the_hosts_cached_calibration(tmp_path, monkeypatch):
+    # The cache holds a known config under this host's name: `cpu` with no --cpu must predict with it,
+    # exactly as when it is named, and calibrate nothing.
+    from attentionlite.analysis.codesign import host_cpu_cache
+    from attentionlite.simulator.cpu.config import load_cpu
+
+    monkeypatch.setenv("ATTENTIONLITE_CACHE", str(tmp_path / "cache"))
+    cached = host_cpu_cache()
+    cached.parent.mkdir(parents=True)
+    cached.write_text(load_cpu("cpu-xeon-8380").to_toml())
+    path = _saved_graph(tmp_path)
+    default = CliRunner().invoke(main, ["cpu", str(path)])
+    named = CliRunner().invoke(main, ["cpu", str(path), "--cpu", "cpu-xeon-8380"])
+    assert default.exit_code == named.exit_code == 0, default.output
+    assert default.output == named.output
