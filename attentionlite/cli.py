@@ -47,8 +47,8 @@ class _Group(click.Group):
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
         except click.UsageError as error:
-            command = f" {error.ctx.command_path}" if error.ctx else ""
-            click.echo(f"error:{command}: {error.format_message()}", err=True)
+            where = f"{error.ctx.command_path}: " if error.ctx else ""
+            click.echo(f"error: {where}{error.format_message()}", err=True)
             sys.exit(2)
 
 
