@@ -21,7 +21,8 @@ from attentionlite.errors import InputError
 from attentionlite.version import __version__
 
 _HARDWARE_HELP = "Accelerator preset name or TOML path."
-_BATCH_HELP = "Images per forward pass [default: 1; a saved graph keeps its own]."
+_BATCH_HELP = "Images per forward pass, at most 4096 [default: 1; a saved graph keeps its own]."
+_BATCH = click.IntRange(min=1, max=4096)  # every image's tiles are simulated: more is hours, not a study
 _DENSITY_HELP = ("Weight density of registered students (the pruning method's initial masks); "
                  "the first model (the teacher) stays dense and checkpoints keep their own masks.")
 
@@ -153,7 +154,7 @@ def _format_metrics(metrics: dict) -> str:
 @click.option("--dataset", default=None,
               help="cifar10, cifar100 or tinyimagenet: classes and image size "
                    "[default: cifar10 for a model name, the checkpoint's own for a checkpoint]")
-@click.option("--batch", default=None, type=click.IntRange(min=1), help=_BATCH_HELP)
+@click.option("--batch", default=None, type=_BATCH, help=_BATCH_HELP)
 @click.option("--image-size", default=None, type=click.IntRange(min=1), help="Override the dataset's image side.")
 @click.option("--fold-bn", is_flag=True, help="Fold batch norms into the convolution before them.")
 @click.option("--format", "graph_format", default=None, type=click.Choice(["json", "graphml"]),
@@ -189,7 +190,7 @@ def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_b
 @click.option("--schedule", type=click.Choice(["data", "pipeline", "split"]), default="data", show_default=True)
 @click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), help="How weight sparsity is exploited.")
 @click.option("--dataset", help="Dataset that sets classes and image size when tracing a model name.")
-@click.option("--batch", type=click.IntRange(min=1), default=None, help=_BATCH_HELP)
+@click.option("--batch", type=_BATCH, default=None, help=_BATCH_HELP)
 @click.option("--fold-bn/--no-fold-bn", "fold_batch_norm", default=None,
               help="Fold each batch norm into the convolution before it, as inference hardware does "
                    "(default: the hardware's fold_batch_norm, true in every preset).")
@@ -263,7 +264,7 @@ def calibrate(out: str, quick: bool, threads: int | None) -> None:
 @click.option("--cpu", "cpu_name", default=None,
               help="CPU preset name or TOML file (from `attentionlite calibrate`); default: this host's cached "
                    "quick calibration, the one `report` uses (made once if there is none).")
-@click.option("--batch", type=click.IntRange(min=1), default=None, help=_BATCH_HELP)
+@click.option("--batch", type=_BATCH, default=None, help=_BATCH_HELP)
 @click.option("--dataset", default=None, help="Dataset setting classes and image size (default cifar10, or the checkpoint's).")
 @click.option("--out", callback=_writable, type=click.Path(file_okay=False), default=None, help="Folder for ops.csv and summary.json.")
 @click.option("--measure", "measure_too", is_flag=True, help="Also time the model in PyTorch here and compare per module.")

@@ -124,7 +124,7 @@ def test_a_damaged_file_is_one_line_and_no_output(sources, kind):
     run()
 
 
-BAD_VALUES = ("0", "-3", "nan", "inf", "-inf", "", "abc", "1e309", "2.5", "0x10")
+BAD_VALUES = ("0", "-3", "nan", "inf", "-inf", "", "abc", "1e309", "2.5", "0x10", "100000")
 # Options of a fast command (a two-layer topology) whose every bad value must be refused in one line.
 OPTIONS = {
     "simulate": (["simulate", "--topology", "{topology}", "--out", "{out}"],

@@ -30,6 +30,7 @@ from attentionlite.errors import InputError
 from attentionlite.simulator.config import (
     NON_NEGATIVE,
     POSITIVE,
+    Bounds,
     OneOf,
     build,
     leaf_paths,
@@ -151,13 +152,19 @@ class EnergyTable:
         return 8 * self.dram_pj_per_bit
 
 
+# The most cores a design may have: every core is simulated (data-parallel, one batch each), so a typo
+# such as 10000 would run for hours; 1024 is past any accelerator the presets describe.
+MAX_CORES = 1024
+CORE_COUNT = Bounds("positive", maximum=MAX_CORES)
+
+
 @dataclass(frozen=True)
 class CoreGroup:
     """Cores of another kind beside the main ones: their own array, vector unit and buffers, and the op
     kinds (``OpKind`` values) they can run; an op kind not listed never lands on them."""
 
     name: str
-    cores: Annotated[int, POSITIVE]
+    cores: Annotated[int, CORE_COUNT]
     runs: tuple[str, ...]
     array: ArrayConfig
     vector: VectorConfig
@@ -179,7 +186,7 @@ class HardwareConfig:
 
     name: str
     description: str
-    cores: Annotated[int, POSITIVE]
+    cores: Annotated[int, CORE_COUNT]
     clock_mhz: Annotated[float, POSITIVE]
     word_bytes: Annotated[int, POSITIVE]
     array: ArrayConfig
