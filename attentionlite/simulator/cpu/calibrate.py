@@ -66,8 +66,8 @@ BLOCKS_PER_STAGE = (2, 2, 2, 2)
 # How a calibrated config was made; it also keys the report's cached calibration, so a new method
 # is a new cache entry.
 CALIBRATION_SOURCE = (
-    "attentionlite calibrate: OS cache sizes, sum() bandwidths, per-kind factors fitted (scipy least squares) "
-    "to the op times of small bottleneck networks timed unit by unit"
+    "attentionlite calibrate: OS cache sizes, sum() bandwidths, first-touch rate of fresh outputs, per-kind "
+    "factors fitted (scipy least squares) to the op times of small bottleneck networks timed unit by unit"
 )
 
 
@@ -235,7 +235,21 @@ def measure_bandwidths(cpu: CpuConfig, repeats: Repeats) -> CpuConfig:
         last = level is cpu.cache[-1]
         sweep = _sweep(cpu, inner, level, launch, repeats, whole=last)
         caches.append(_level_from_sweep(cpu, level, sweep, dram, measure_size=last))
-    return replace(cpu, cache=tuple(caches), dram=DramConfig(bandwidth_gb_s=round(dram / 1e9, 2)))
+    return replace(cpu, cache=tuple(caches), dram=DramConfig(bandwidth_gb_s=round(dram / 1e9, 2),
+                                                             first_touch_gb_s=round(_first_touch(repeats) / 1e9, 2)))
+
+
+FIRST_TOUCH_BYTES = 64 * 2**20  # past glibc's largest mmap threshold (32 MiB), so mapped fresh each time
+
+
+def _first_touch(repeats: Repeats) -> float:
+    """Bytes/s of the page faults of a fresh allocation's first write: ``empty().fill_()`` less
+    ``fill_()`` of memory already mapped, 64 MiB each."""
+    words = FIRST_TOUCH_BYTES // 4
+    mapped = torch.empty(words)
+    fresh = median_seconds(lambda: torch.empty(words).fill_(1.0), repeats)
+    reused = median_seconds(lambda: mapped.fill_(1.0), repeats)
+    return FIRST_TOUCH_BYTES / max(fresh - reused, fresh / 100)
 
 
 def _l1_bandwidth_gb_s(cpu: CpuConfig) -> float:

@@ -66,9 +66,20 @@ class CacheLevel:
 
 @dataclass(frozen=True)
 class DramConfig:
-    """Main memory as the whole chip sees it."""
+    """Main memory as the whole chip sees it.
+
+    ``first_touch_gb_s``: the rate at which an op's freshly allocated output
+    is first written, where the allocator maps it from the OS (page faults)
+    because it is at least ``fresh_output_mib``, glibc's largest dynamic
+    mmap threshold (32 MiB on 64-bit).  Smaller outputs reuse freed heap
+    memory.  Measured by :mod:`attentionlite.simulator.cpu.calibrate`
+    (``empty().fill_()`` against ``fill_()`` of 64 MiB); the default, 1e6
+    GB/s, makes the term negligible (34 ns per 32 MiB) in a config without the measurement.
+    """
 
     bandwidth_gb_s: Annotated[float, POSITIVE]
+    first_touch_gb_s: Annotated[float, POSITIVE] = 1e6
+    fresh_output_mib: Annotated[float, POSITIVE] = 32.0
 
 
 @dataclass(frozen=True)

@@ -173,3 +173,18 @@ def test_predict_sums_ops_and_writes_csv_and_summary(tmp_path):
     assert summary["latency_s"] == pytest.approx(result.latency_s)
     assert summary["cpu"]["compute"]["cores"] == 1
     assert "git_revision" in summary["provenance"]
+
+
+def test_a_fresh_output_of_32_mib_or_more_pays_its_first_touch():
+    # ReLU on 8M float32 words = 32 MiB: at 2 GB/s of page faults its first write adds 2**25 / 2e9 s.
+    cpu = toy_cpu(dram=DramConfig(bandwidth_gb_s=10.0, first_touch_gb_s=2.0, fresh_output_mib=32.0))
+    untouched = toy_cpu()  # the default rate, 1e6 GB/s: 34 ns for these 32 MiB
+    big = elementwise_op(OpKind.ACT, (8, 1024, 1024))
+    extra = predict_op(big, cpu).seconds - predict_op(big, untouched).seconds
+    assert extra == pytest.approx(2**25 / 2e9 - 2**25 / 1e15, rel=1e-9)
+    assert predict_op(big, cpu).overhead_s == pytest.approx(2**25 / 2e9)
+    # One word less than the threshold stays on the allocator's heap; an in-place op writes mapped memory.
+    small = elementwise_op(OpKind.ACT, (8 * 1024 * 1024 - 1,))
+    in_place = elementwise_op(OpKind.ACT, (8, 1024, 1024), in_place=True)
+    for op in (small, in_place):
+        assert predict_op(op, cpu).seconds == predict_op(op, untouched).seconds
