@@ -44,21 +44,25 @@ if TYPE_CHECKING:  # for the signatures only: importing these at run time would 
 
 def trace(
     target: str | Path | Target | nn.Module, *, dataset: str | None = None, batch: int | None = None,
-    image_size: int | None = None, fold_bn: bool = False, density: float = 1.0, mask_seed: int = 0,
+    image_size: int | None = None, input_shape: Sequence[int] | None = None, fold_bn: bool = False,
+    density: float = 1.0, mask_seed: int = 0,
 ) -> OpGraph:
     """The op graph of a model name, checkpoint, saved graph or topology file, or of a torch module.
 
-    A module is traced on ``(batch, 3, image_size, image_size)`` images
-    (``image_size`` required); a registered model at ``density`` below 1 gets the
-    pruning method's initial masks (seeded by ``mask_seed``).
+    A module is traced on ``(batch, 3, image_size, image_size)`` images, or on one
+    input of ``input_shape`` (batch first: images of another size or channel
+    count, tokens); a registered model at ``density`` below 1 gets the pruning
+    method's initial masks (seeded by ``mask_seed``).
     """
     from attentionlite.simulator.graph.targets import Target, TraceOptions, target_graph
 
     options = TraceOptions(dataset=dataset, batch=batch, image_size=image_size, fold_bn=fold_bn,
                            density=density, mask_seed=mask_seed)
     if isinstance(target, (str, Path, Target)):
+        if input_shape is not None:
+            raise InputError("input_shape is for tracing a torch module; a registered model or file knows its own")
         return target_graph(_target(target), options)
-    return _trace_module(target, options)
+    return _trace_module(target, options, input_shape)
 
 
 def simulate(
@@ -272,16 +276,18 @@ def _targets(targets: Sequence[str | Target], density: float) -> tuple[Target, .
     return tuple(_target(target) for target in targets)
 
 
-def _trace_module(module: nn.Module, options: TraceOptions) -> OpGraph:
+def _trace_module(module: nn.Module, options: TraceOptions, input_shape: Sequence[int] | None) -> OpGraph:
     from torch import nn
 
     from attentionlite.simulator.graph.tracing import trace_model
 
     if not isinstance(module, nn.Module):
         raise InputError(f"cannot trace a {type(module).__name__}; expected a model name, a file path or a torch module")
-    if options.image_size is None:
-        raise InputError("tracing a torch module needs image_size: the side of the square RGB images it takes")
-    return trace_model(module, options.image_size, batch=options.batch or 1, fold_bn=options.fold_bn)
+    if options.image_size is None and input_shape is None:
+        raise InputError("tracing a torch module needs image_size (the side of the square RGB images it takes) "
+                         "or input_shape (batch first)")
+    shape = tuple(input_shape) if input_shape is not None else None
+    return trace_model(module, options.image_size, batch=options.batch or 1, fold_bn=options.fold_bn, input_shape=shape)
 
 
 def _graph(workload: str | Target | OpGraph, dataset: str | None, batch: int | None) -> OpGraph:

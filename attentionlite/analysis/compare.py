@@ -43,15 +43,20 @@ KIND_GROUPS: dict[OpKind, str] = {
     OpKind.WINDOW_LOGITS: "window logits",
     OpKind.SOFTMAX: "softmax",
     OpKind.WEIGHTED_SUM: "weighted sum",
+    OpKind.ATTENTION_LOGITS: "global attention",
+    OpKind.ATTENTION_VALUES: "global attention",
+    OpKind.MATMUL: "global attention",
     OpKind.CONV: "convolution",
     OpKind.LINEAR: "other",
     OpKind.POOL: "other",
     OpKind.GLOBAL_POOL: "other",
     OpKind.NORM: "other",
     OpKind.ADD: "other",
+    OpKind.ELEMENTWISE: "other",
     OpKind.ACT: "other",
+    OpKind.RESAMPLE: "other",
 }
-GROUPS = ("projections", "window logits", "softmax", "weighted sum", "convolution", "other")
+GROUPS = ("projections", "window logits", "softmax", "weighted sum", "global attention", "convolution", "other")
 
 
 def model_row(model: str, result: SimResult, cpu_latency_s: float | None = None) -> dict:

@@ -54,7 +54,9 @@ PLACEMENT_SLACK = 1.10
 TIE = 0.01
 # The verdict's metrics: (row key, whether higher is better).
 VERDICT_METRICS = (("throughput", True), ("latency_s", False), ("energy_per_image_j", False))
-ATTENTION_KINDS = frozenset({OpKind.WINDOW_LOGITS, OpKind.SOFTMAX, OpKind.WEIGHTED_SUM})
+ATTENTION_KINDS = frozenset({
+    OpKind.WINDOW_LOGITS, OpKind.SOFTMAX, OpKind.WEIGHTED_SUM, OpKind.ATTENTION_LOGITS, OpKind.ATTENTION_VALUES,
+})
 
 
 def network_kind(graph: OpGraph) -> str:

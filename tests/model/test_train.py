@@ -192,3 +192,18 @@ def test_a_cpu_runs_scaler_state_resumes_on_an_enabled_scaler():
     restore_scaler(enabled, grown.state_dict())
     assert enabled.state_dict()["scale"] == 8.0
     restore_scaler(torch.amp.GradScaler("cpu", enabled=False), grown.state_dict())  # CUDA run back on CPU
+
+
+def test_a_vit_student_distils_from_the_cnn_teacher_and_prunes_to_exact_density(tiny_cifar, teacher_path, tmp_path):
+    """CE and KD from the ResNet teacher; a ViT has no stage maps, so no attention transfer."""
+    config = _config(tiny_cifar, tmp_path, model="vit_tiny", width=None, teacher=str(teacher_path), density=0.1,
+                     epochs=1)
+    metrics = train(config)
+    with open(tmp_path / "log.csv") as handle:
+        row = next(csv.DictReader(handle))
+    assert float(row["kd"]) > 0 and float(row["at"]) == 0
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert any(name.startswith("blocks.0.attn.qkv") for name in checkpoint.masks)
+    maskable = sum(mask.numel() for mask in checkpoint.masks.values())
+    assert sum(int(m.sum()) for m in checkpoint.masks.values()) == round(0.1 * maskable)
+    assert abs(metrics["density"] - 0.1) <= 0.001

@@ -3,7 +3,7 @@
 :func:`count_macs` is the independent reference: fvcore's FlopCountAnalysis (one multiply-add = one MAC) with
 handles for the local-attention autograd functions, so a model is counted by
 the convention in :mod:`attentionlite.model.nets.layers`: convolutions, linear
-layers, relative logits (einsum) and the window products.  Batch norm and
+layers, relative logits (einsum), the window products and (ViTs) scaled dot-product attention.  Batch norm and
 pooling are left out (vector work; batch norm folds into the convolution at
 inference), so the count is multiply-accumulates only.
 """
@@ -37,6 +37,14 @@ def _window_sum_macs(inputs, outputs) -> int:
     return math.prod(inputs[0].type().sizes()) * head_channels
 
 
+def _scaled_dot_product_macs(inputs, outputs) -> int:
+    """Q K^T and A V of ``scaled_dot_product_attention(q (.., L, E), k (.., S, E), v (.., S, Ev))``:
+    batch * L * S * (E + Ev).  fvcore has no handle for it and counts it as zero."""
+    query, key, value = (get_shape(value) for value in inputs[:3])
+    batch = math.prod(query[:-2])
+    return batch * query[-2] * key[-2] * (query[-1] + value[-1])
+
+
 def _einsum_macs(inputs, outputs) -> int:
     """Exact MACs of a two-operand einsum: the product of every index's size.
 
@@ -60,6 +68,7 @@ MAC_HANDLES = {
     "aten::matmul": matmul_flop_jit,
     "aten::mm": matmul_flop_jit,
     "aten::einsum": _einsum_macs,
+    "aten::scaled_dot_product_attention": _scaled_dot_product_macs,
     "prim::PythonOp.WindowDot": _window_dot_macs,
     "prim::PythonOp.WindowSum": _window_sum_macs,
 }

@@ -3,20 +3,27 @@
 ``create_model(name, num_classes, image_size, **overrides)`` builds a variant
 and records ``model.arch`` so that ``create_model(**model.arch)`` rebuilds it.
 An override is any keyword of the registered function (``width`` for all;
-``kernel_size`` and ``heads`` for the students), with the type of its default.
-Every model also carries ``stage_modules``, the module paths of its four stages.
+``kernel_size`` and ``heads`` for the students; ``embed_dim`` and ``depth`` for the ViTs), with the
+type of its default; a builder that takes ``image_size`` (the ViTs: their patch
+size) gets it.  Every model also carries ``stage_modules``, the module paths of
+its four stages (none for a ViT).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from typing import Any, cast
+
+from torch import nn
 
 from attentionlite.errors import InputError
 from attentionlite.model.nets.resnet import ResNet, resnet
 from attentionlite.model.nets.students import sasa_resnet
+from attentionlite.model.nets.vit import VisionTransformer
 
-ModelBuilder = Callable[..., ResNet]
+ModelBuilder = Callable[..., nn.Module]
+BUILT_FROM = ("num_classes", "image_size")  # what create_model passes itself; not overrides
 
 _REGISTRY: dict[str, ModelBuilder] = {}
 
@@ -38,7 +45,7 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, num_classes: int = 10, image_size: int = 32, **overrides) -> ResNet:
+def create_model(name: str, num_classes: int = 10, image_size: int = 32, **overrides) -> nn.Module:
     """Build the registered model ``name``; unknown names and bad overrides raise InputError."""
     builder = _REGISTRY.get(name)
     if builder is None:
@@ -48,11 +55,12 @@ def create_model(name: str, num_classes: int = 10, image_size: int = 32, **overr
     if image_size % IMAGE_SIZE_DIVISOR:
         raise InputError(f"image_size={image_size}: expected a multiple of {IMAGE_SIZE_DIVISOR}")
     _check_overrides(name, builder, overrides)
+    sized = {"image_size": image_size} if "image_size" in inspect.signature(builder).parameters else {}
     try:
-        model = builder(num_classes=num_classes, **overrides)
+        model = builder(num_classes=num_classes, **sized, **overrides)
     except ValueError as error:
         raise InputError(f"model {name!r} with {overrides}: {error}") from error
-    model.arch = {"name": name, "num_classes": num_classes, "image_size": image_size, **overrides}
+    cast(Any, model).arch = {"name": name, "num_classes": num_classes, "image_size": image_size, **overrides}
     return model
 
 
@@ -63,7 +71,7 @@ def _check_positive_int(key: str, value) -> None:
 
 def _check_overrides(name: str, builder: ModelBuilder, overrides: dict) -> None:
     """Each override must be a keyword of ``builder`` and a positive number of its default's type."""
-    defaults = {key: p.default for key, p in inspect.signature(builder).parameters.items() if key != "num_classes"}
+    defaults = {key: p.default for key, p in inspect.signature(builder).parameters.items() if key not in BUILT_FROM}
     for key, value in overrides.items():
         if key not in defaults:
             raise InputError(f"unknown override {key!r} for model {name!r}; expected one of {', '.join(defaults)}")
@@ -117,3 +125,15 @@ def sasa50_hybrid(num_classes: int, width: float = 1.0, kernel_size: int = 7, he
 @register_model
 def sasa50_homogeneous(num_classes: int, width: float = 1.0, kernel_size: int = 7, heads: int = 8) -> ResNet:
     return sasa_resnet(RESNET50_BLOCKS, num_classes, True, width, kernel_size, heads)
+
+
+@register_model
+def vit_tiny(num_classes: int, image_size: int, embed_dim: int = 192, depth: int = 12, heads: int = 3) -> VisionTransformer:
+    """ViT-Ti / DeiT-Ti widths (Touvron et al. 2021): 192 wide, 3 heads, 12 blocks."""
+    return VisionTransformer(num_classes, image_size, embed_dim, depth, heads)
+
+
+@register_model
+def vit_small(num_classes: int, image_size: int, embed_dim: int = 384, depth: int = 12, heads: int = 6) -> VisionTransformer:
+    """ViT-S / DeiT-S widths: 384 wide, 6 heads, 12 blocks."""
+    return VisionTransformer(num_classes, image_size, embed_dim, depth, heads)

@@ -105,7 +105,8 @@ def distillation_loss(
     if student_stages is None or teacher_stages is None:
         raise ValueError("distilling from a teacher needs the stage outputs of both models")
     kd = kd_loss(student_logits, teacher_logits, weights.temperature)
-    at = attention_transfer_loss(student_stages, teacher_stages)
+    # A student without spatial stages (a ViT) has no attention maps to transfer.
+    at = attention_transfer_loss(student_stages, teacher_stages) if student_stages else kd.new_zeros(())
     loss = (1 - weights.alpha) * ce + weights.alpha * kd + weights.beta / 2 * at
     return {"loss": loss, "ce": ce, "kd": kd, "at": at}
 

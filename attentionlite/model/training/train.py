@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from fvcore.nn import update_bn_stats
@@ -45,7 +45,6 @@ from attentionlite.model.data.loader import BatchLoader, evaluation_batches
 from attentionlite.model.data.registry import DatasetInfo, dataset_info
 from attentionlite.model.data.splits import load_split, subset
 from attentionlite.model.nets.complexity import count_macs
-from attentionlite.model.nets.resnet import ResNet
 from attentionlite.model.nets.zoo import create_model, list_models
 from attentionlite.model.training.checkpoint import load_checkpoint, save_checkpoint
 from attentionlite.model.training.distill import LOSS_NAMES, DistillationWeights, Distiller
@@ -343,9 +342,10 @@ def _build_run(config: TrainConfig, world: World) -> Run:
                                 weight_decay=config.weight_decay, nesterov=True)
     sparsity = _sparsity(config, student)
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
-    dense_macs = _dense_macs(tuple(student.arch.items()))
+    arch = cast(dict, student.arch)  # set by create_model
+    dense_macs = _dense_macs(tuple(arch.items()))
     return Run(config, device, distiller, optimizer, sparsity, scaler, train_batches, test_batches,
-               info.image_size, dense_macs, student.arch, world, data_parallel(distiller, world))
+               info.image_size, dense_macs, arch, world, data_parallel(distiller, world))
 
 
 @functools.lru_cache(maxsize=16)
@@ -363,7 +363,7 @@ def _sparsity(config: TrainConfig, student: nn.Module) -> SparseMomentum | None:
     return sparsity
 
 
-def _create_student(config: TrainConfig, info: DatasetInfo) -> ResNet:
+def _create_student(config: TrainConfig, info: DatasetInfo) -> nn.Module:
     if config.model not in list_models():
         raise InputError(f"model {config.model!r} is not registered; expected one of {', '.join(list_models())}")
     given = {"width": config.width, "heads": config.heads, "kernel_size": config.kernel_size}

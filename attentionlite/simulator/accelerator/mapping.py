@@ -29,14 +29,16 @@ from attentionlite.simulator.accelerator.memory import (
     GemmMapping,
     OnChip,
     OpWork,
+    combine,
     gemm_work,
+    on_chip_vector_work,
     vector_work,
 )
 from attentionlite.simulator.accelerator.sparsity import SPARSITY, dense
 from attentionlite.simulator.graph.ops import Op, OpKind
 
 
-def _map_gemm(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
+def _map_gemm(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int, may_split_k: bool = True) -> OpWork:
     if op.gemm is None:
         raise InputError(f"op {op.name!r} ({op.kind.value}) has no GEMM shape; expected one for the MAC array")
     sparse = SPARSITY[config.sparsity.mode](op, op.gemm, config) if op.weight_params else dense(op, op.gemm, config)
@@ -51,11 +53,28 @@ def _map_gemm(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> Op
         skipped_macs=op.gemm.macs - gemm.macs,
         index_bytes_per_weight=sparse.index_bytes_per_weight,
     )
-    return gemm_work(mapping.kept_on_chip(on_chip), config, parts)
+    return gemm_work(mapping.kept_on_chip(on_chip), config, parts, may_split_k=may_split_k)
+
+
+def _map_product(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
+    """A product of two activations (global attention's Q K^T and A V, a matmul) on the array; the second
+    operand streams through the weight buffer.  Its vector work (the logits' scale and mask) runs in the
+    output path, on data already on chip."""
+    if not op.vector_ops:
+        return _map_gemm(op, config, on_chip, parts)
+    work = _map_gemm(op, config, on_chip, parts, may_split_k=False)  # the vector work reads whole sums
+    return combine([work, on_chip_vector_work(vector_cycles(op, config), op.vector_ops, parts)])
+
+
+def vector_cycles(op: Op, config: HardwareConfig) -> int:
+    """Lane-cycles of an op's vector work over the lanes; a transcendental (``transcendentals`` attr:
+    the exp of a sigmoid, GELU's erf) costs ``exp_cycles`` instead of one."""
+    transcendentals = int(dict(op.attrs).get("transcendentals", 0))
+    return math.ceil((op.vector_ops + transcendentals * (config.vector.exp_cycles - 1)) / config.vector.lanes)
 
 
 def _map_vector(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
-    return vector_work(math.ceil(op.vector_ops / config.vector.lanes), op.vector_ops, op, config, on_chip, parts)
+    return vector_work(vector_cycles(op, config), op.vector_ops, op, config, on_chip, parts)
 
 
 Mapper = Callable[[Op, HardwareConfig, OnChip, int], OpWork]
@@ -67,11 +86,16 @@ MAPPERS: dict[OpKind, Mapper] = {
     OpKind.WINDOW_LOGITS: attention.map_window_logits,
     OpKind.SOFTMAX: attention.map_softmax,
     OpKind.WEIGHTED_SUM: attention.map_weighted_sum,
+    OpKind.ATTENTION_LOGITS: _map_product,
+    OpKind.ATTENTION_VALUES: _map_product,
+    OpKind.MATMUL: _map_product,
     OpKind.POOL: _map_vector,
     OpKind.GLOBAL_POOL: _map_vector,
     OpKind.NORM: _map_vector,
     OpKind.ADD: _map_vector,
+    OpKind.ELEMENTWISE: _map_vector,
     OpKind.ACT: _map_vector,
+    OpKind.RESAMPLE: _map_vector,
 }
 
 

@@ -35,7 +35,12 @@ PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 PRESET_PREFIX = "cpu-"
 # Convolutions with a kernel wider than 1x1 get factors of their own (roofline.factor_key).
 SPATIAL_CONV = "conv_spatial"
-FACTOR_KEYS = tuple(kind.value for kind in OpKind) + (SPATIAL_CONV,)
+# Kinds that no calibration network has yet, so no factor is fitted for them: the roofline refuses them
+# (roofline.factor_key) rather than price them at another kind's factors.
+UNCALIBRATED_KINDS = frozenset({
+    OpKind.ATTENTION_LOGITS, OpKind.ATTENTION_VALUES, OpKind.MATMUL, OpKind.ELEMENTWISE, OpKind.RESAMPLE,
+})
+FACTOR_KEYS = tuple(kind.value for kind in OpKind if kind not in UNCALIBRATED_KINDS) + (SPATIAL_CONV,)
 
 
 @dataclass(frozen=True)

@@ -41,13 +41,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from attentionlite.errors import InputError
 from attentionlite.files import json_text, rows_to_csv, write_text_folder
 from attentionlite.provenance import provenance
-from attentionlite.simulator.cpu.config import SPATIAL_CONV, CpuConfig
+from attentionlite.simulator.cpu.config import FACTOR_KEYS, SPATIAL_CONV, UNCALIBRATED_KINDS, CpuConfig
 from attentionlite.simulator.graph.graph import OpGraph
 from attentionlite.simulator.graph.ops import Op, OpKind
 
-GEMM_KINDS = frozenset({OpKind.CONV, OpKind.LINEAR, OpKind.PROJECTION})
+GEMM_KINDS = frozenset({
+    OpKind.CONV, OpKind.LINEAR, OpKind.PROJECTION, OpKind.ATTENTION_LOGITS, OpKind.ATTENTION_VALUES, OpKind.MATMUL,
+})
 WINDOW_KINDS = frozenset({OpKind.WINDOW_LOGITS, OpKind.WEIGHTED_SUM})
 BOUNDS = ("compute", "cache", "dram")
 # A store to a line not in cache first reads it (read for ownership), then writes it back: an output
@@ -184,6 +187,9 @@ def factor_key(op: Op) -> str:
     that a convolution with a kernel wider than 1x1 has its own.  PyTorch runs those through oneDNN's
     direct convolution, which at batch 32 ran 1.5-2x faster per FLOP than the 1x1 convolutions on the
     development VM."""
+    if op.kind in UNCALIBRATED_KINDS:
+        raise InputError(f"op {op.name!r}: the CPU baseline has no fitted factors for {op.kind.value} ops yet "
+                         f"(its calibration networks have none); it prices {', '.join(FACTOR_KEYS)}")
     attrs = dict(op.attrs)
     if op.kind is OpKind.CONV and int(attrs.get("kernel_h", 1)) * int(attrs.get("kernel_w", 1)) > 1:
         return SPATIAL_CONV

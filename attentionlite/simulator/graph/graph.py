@@ -153,12 +153,18 @@ def fold_batch_norms(graph: OpGraph) -> OpGraph:
 
 def _folded_copy(graph: OpGraph) -> OpGraph:
     graph = graph.copy()
-    for norm in [op for op in graph.ops_in_order() if op.kind is OpKind.NORM]:
+    for norm in [op for op in graph.ops_in_order() if _is_batch_norm(op)]:
         producers = graph.producers(norm.name)
         if len(producers) == 1 and _can_absorb_norm(graph, producers[0]):
             _absorb_norm(graph, producers[0], norm)
     graph.metadata["fold_bn"] = True
     return graph
+
+
+def _is_batch_norm(op: Op) -> bool:
+    """A norm without a ``norm`` attr is a batch norm: fixed statistics, a per-channel scale and shift.
+    Layer and group norms compute their statistics from the input, so no weights can absorb them."""
+    return op.kind is OpKind.NORM and "norm" not in dict(op.attrs)
 
 
 def _can_absorb_norm(graph: OpGraph, producer: str) -> bool:

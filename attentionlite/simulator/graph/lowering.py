@@ -4,8 +4,13 @@ The tracer (:mod:`attentionlite.simulator.graph.tracing`) calls one handler per 
 node, picked from :data:`MODULE_LOWERINGS` (by module type) or
 :data:`FUNCTION_LOWERINGS` (by function, or by method name for ``x.relu()``).
 A handler returns a :class:`Lowered` (the ops and how they connect), or
-``None`` for free ops (flatten, reshape, view, dropout, identity), which the
-tracer turns into edges.
+``None`` for free ops (reshape, transpose, cat, split, getitem, dropout,
+identity: the layout calls of :data:`_LAYOUT_CALLS`), which the tracer turns
+into edges.  The accelerator's address generators read any strided layout, so
+these move no data of their own (on a CPU, a ``contiguous()`` after a
+transpose does copy: the CPU baseline leaves that copy out).  Global attention
+(``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``, the encoder
+layers) is lowered in :mod:`attentionlite.simulator.graph.transformers`.
 
 Counting conventions (agreed with :mod:`attentionlite.model.nets.complexity`, see
 :mod:`attentionlite.model.nets.layers`; Q = queries = batch * H * W, C = channels
@@ -26,9 +31,20 @@ over all heads, k = window side):
   head and mixture.  The relative embeddings are the logits op's weights; the
   stem's mixture table is a constant at inference and not counted.
   Logits and softmax tensors are (N, heads, k*k, H, W); the rest are NCHW.
-- batch norm: 2 vector ops per element (scale, shift); ReLU and add: 1;
-  pooling: kh*kw per output element; adaptive average pool: 1 per input element
-  (kind ``global_pool`` when it pools to 1x1).
+- batch norm: 2 vector ops per element (scale, shift); layer and group norm
+  4 (statistics, normalise) plus 2 for their affine map (never folded: see
+  :mod:`~attentionlite.simulator.graph.lowered`); add, multiply, divide,
+  subtract: 1 per output element; activations by
+  :data:`~attentionlite.simulator.graph.lowered.ACTIVATIONS` (GELU 5, one an
+  erf); softmax over any axis 4; pooling: kh*kw per output element; adaptive
+  pools, ``mean`` and ``sum``: 1 per input element (kind ``global_pool`` when
+  they reduce whole axes); interpolation by :data:`INTERPOLATION_OPS` per output.
+- products: ``matmul``/``bmm``/``@`` of two activations is a ``matmul`` GEMM
+  (batch axes broadcast, as the GEMM's batch); against a parameter
+  (``F.linear``, ``x @ self.weight``) it is a ``linear`` op with that weight.
+  Depthwise and grouped convolutions are ``groups`` GEMMs; a transposed
+  convolution scatters each input pixel: M = N*H*W, N = Cout/g*kh*kw, K = Cin/g
+  (as fvcore counts it).
 """
 
 from __future__ import annotations
@@ -36,18 +52,31 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attentionlite.errors import InputError
 from attentionlite.model.nets.gathered import GatheredConv2d, GatheredLinear
 from attentionlite.model.nets.layers import AttentionStem, LocalSelfAttention
-from attentionlite.simulator.graph.ops import IN_PLACE, Gemm, Op, OpKind, Window
-from attentionlite.simulator.graph.shapes import pair
+from attentionlite.simulator.graph import transformers
+from attentionlite.simulator.graph.lowered import (
+    Handler,
+    Lowered,
+    NodeContext,
+    WeightCount,
+    activation_op,
+    at,
+    elementwise,
+    free,
+    gemm_op,
+    statistics_norm_op,
+    vector_op,
+    with_attrs,
+)
+from attentionlite.simulator.graph.ops import Gemm, Op, OpKind, Window
+from attentionlite.simulator.graph.shapes import broadcast_shape, pair
 
 Shape = tuple[int, ...]
 AttentionLayer = LocalSelfAttention | AttentionStem
@@ -56,110 +85,107 @@ NORM_OPS_PER_ELEMENT = 2  # scale, shift
 RELATIVE_ADDS_PER_ELEMENT = 2  # row + column, then + content logit
 
 
-@dataclass(frozen=True)
-class WeightCount:
-    """How many weights one parameter has, how many survive its mask, and its columns."""
-
-    params: int
-    nonzero: int
-    columns_total: int = 0
-    columns_kept: int = 0
-
-    def op_fields(self) -> dict:
-        return {
-            "weight_params": self.params,
-            "weight_nonzero": self.nonzero,
-            "columns_total": self.columns_total,
-            "columns_kept": self.columns_kept,
-        }
-
-
-@dataclass(frozen=True)
-class NodeContext:
-    """What a handler knows about one fx node: where it is, its tensors, its weights."""
-
-    name: str  # unique op name (the module path for a module)
-    source: str  # module path the op comes from
-    # The called module, of the type the handler is registered for (None for a function); Any, because each
-    # handler reads its own type's attributes.
-    module: Any
-    input_shapes: tuple[Shape, ...]
-    output_shape: Shape
-    weights: Callable[[str], WeightCount]  # parameter path -> counts from the masks
-
-    def part(self, suffix: str) -> str:
-        return f"{self.name}.{suffix}"
-
-
-@dataclass(frozen=True)
-class Lowered:
-    """The ops of one node: ``entry`` ops read the node's inputs, ``exit`` produces its output."""
-
-    ops: tuple[Op, ...]
-    edges: tuple[tuple[str, str, Shape], ...] = ()
-    entry: tuple[str, ...] = ()
-    exit: str = ""
-
-    @classmethod
-    def single(cls, op: Op) -> Lowered:
-        return cls(ops=(op,), entry=(op.name,), exit=op.name)
-
-
-def _elementwise(ctx: NodeContext, kind: OpKind, ops_per_element: int, in_place: bool = False) -> Lowered:
-    """One vector op per output element (times ``ops_per_element``), on the node's own tensors."""
-    return Lowered.single(
-        Op(
-            name=ctx.name,
-            kind=kind,
-            input_shapes=ctx.input_shapes,
-            output_shape=ctx.output_shape,
-            vector_ops=ops_per_element * math.prod(ctx.output_shape),
-            source=ctx.source,
-            attrs=IN_PLACE if in_place else (),
-        )
-    )
-
-
 def lower_add(ctx: NodeContext) -> Lowered:
-    return _elementwise(ctx, OpKind.ADD, 1)
+    return elementwise(ctx, OpKind.ADD, 1)
 
 
 def lower_add_in_place(ctx: NodeContext) -> Lowered:
-    return _elementwise(ctx, OpKind.ADD, 1, in_place=True)
+    return elementwise(ctx, OpKind.ADD, 1, in_place=True)
 
 
-def lower_activation(ctx: NodeContext) -> Lowered:
-    """ReLU; an ``nn.ReLU(inplace=True)`` overwrites its input."""
-    return _elementwise(ctx, OpKind.ACT, 1, in_place=getattr(ctx.module, "inplace", False))
+def _activation(function: str, in_place: bool = False) -> Handler:
+    """The handler of one activation: a module (in place if built so), a function (``inplace=True``) or
+    a tensor method (``x.relu_()`` when ``in_place``)."""
+    def lower(ctx: NodeContext) -> Lowered:
+        overwrites = in_place or bool(getattr(ctx.module, "inplace", False)) or bool(ctx.kwargs.get("inplace"))
+        return Lowered.single(activation_op(ctx, function, overwrites))
+
+    return lower
 
 
-def lower_activation_in_place(ctx: NodeContext) -> Lowered:
-    return _elementwise(ctx, OpKind.ACT, 1, in_place=True)
+def _arithmetic(function: str, in_place: bool = False) -> Handler:
+    """Multiply, divide, subtract: one vector op per output element."""
+    def lower(ctx: NodeContext) -> Lowered:
+        return elementwise(ctx, OpKind.ELEMENTWISE, 1, in_place=in_place, attrs=(("function", function),))
+
+    return lower
 
 
 def lower_batch_norm(ctx: NodeContext) -> Lowered:
-    return _elementwise(ctx, OpKind.NORM, NORM_OPS_PER_ELEMENT)
+    return elementwise(ctx, OpKind.NORM, NORM_OPS_PER_ELEMENT)
+
+
+def lower_layer_norm(ctx: NodeContext) -> Lowered:
+    affine = ctx.module.elementwise_affine if ctx.module is not None else ctx.argument(2, "weight") is not None
+    return Lowered.single(statistics_norm_op(ctx, "layer", bool(affine)))
+
+
+def lower_group_norm(ctx: NodeContext) -> Lowered:
+    affine = ctx.module.affine if ctx.module is not None else ctx.argument(2, "weight") is not None
+    return Lowered.single(statistics_norm_op(ctx, "group", bool(affine)))
+
+
+def lower_softmax(ctx: NodeContext) -> Lowered:
+    """A softmax over any axis: max, exp, sum and divide per element."""
+    return elementwise(ctx, OpKind.SOFTMAX, SOFTMAX_OPS_PER_ELEMENT)
+
+
+def lower_reduction(mode: str) -> Handler:
+    """``mean`` or ``sum`` over some axes: one add per input element (a mean's divide is per output)."""
+    def lower(ctx: NodeContext) -> Lowered:
+        op = vector_op(ctx, OpKind.GLOBAL_POOL, math.prod(ctx.input_shapes[0]), attrs=(("mode", mode),))
+        return Lowered.single(op)
+
+    return lower
 
 
 def lower_pool(ctx: NodeContext) -> Lowered:
-    """Average or max pooling: each output element reads its kh x kw window."""
-    kernel_h, kernel_w = pair(ctx.module.kernel_size)
-    stride_h, stride_w = pair(ctx.module.stride)
+    """``nn.AvgPool2d`` or ``nn.MaxPool2d``: each output element reads its kh x kw window."""
     mode = "max" if isinstance(ctx.module, nn.MaxPool2d) else "avg"
+    return _window_pool(ctx, mode, ctx.module.kernel_size, ctx.module.stride)
+
+
+def _functional_pool(mode: str) -> Handler:
+    """``F.avg_pool2d`` / ``F.max_pool2d(input, kernel_size, stride=kernel_size, ...)``."""
+    def lower(ctx: NodeContext) -> Lowered:
+        kernel = ctx.argument(1, "kernel_size")
+        return _window_pool(ctx, mode, kernel, ctx.argument(2, "stride") or kernel)
+
+    return lower
+
+
+def _window_pool(ctx: NodeContext, mode: str, kernel, stride) -> Lowered:
+    kernel_h, kernel_w = pair(kernel)
+    stride_h, stride_w = pair(stride)
     op = _pool_op(ctx, ctx.name, ctx.input_shapes, ctx.output_shape, kernel_h * kernel_w * math.prod(ctx.output_shape))
     attrs = (("mode", mode), ("kernel_h", kernel_h), ("kernel_w", kernel_w), ("stride_h", stride_h), ("stride_w", stride_w))
-    return Lowered.single(_with_attrs(op, attrs))
+    return Lowered.single(with_attrs(op, attrs))
 
 
-def lower_adaptive_pool(ctx: NodeContext) -> Lowered:
-    """Adaptive average pooling: one add per input element (the divide is per output, folded).
+def _adaptive_pool(mode: str) -> Handler:
+    """Adaptive average or max pooling: one add (or compare) per input element (a mean's divide is per
+    output, folded).  To 1x1 it is a global pool, a reduction over each plane (PyTorch runs the average
+    as ``mean``), its own kind."""
+    def lower(ctx: NodeContext) -> Lowered:
+        op = _pool_op(ctx, ctx.name, ctx.input_shapes, ctx.output_shape, math.prod(ctx.input_shapes[0]))
+        if ctx.output_shape[2:] == (1, 1):
+            op = dataclasses.replace(op, kind=OpKind.GLOBAL_POOL)
+        return Lowered.single(with_attrs(op, (("mode", mode),)))
 
-    To 1x1 it is a global pool, a mean over each plane (PyTorch runs it as ``mean``), its own kind.
-    """
-    op = _pool_op(ctx, ctx.name, ctx.input_shapes, ctx.output_shape, math.prod(ctx.input_shapes[0]))
-    if ctx.output_shape[2:] == (1, 1):
-        op = dataclasses.replace(op, kind=OpKind.GLOBAL_POOL)
-    return Lowered.single(_with_attrs(op, (("mode", "adaptive_avg"),)))
+    return lower
+
+
+# Vector ops per output element of each interpolation: a copy; or per neighbour one multiply, and the adds.
+INTERPOLATION_OPS = {"nearest": 1, "nearest-exact": 1, "linear": 3, "bilinear": 7, "bicubic": 31, "trilinear": 15}
+
+
+def lower_resample(ctx: NodeContext) -> Lowered:
+    """``nn.Upsample`` or ``F.interpolate``: each output element from its neighbours in the input."""
+    mode = ctx.module.mode if ctx.module is not None else ctx.argument(3, "mode", "nearest")
+    if mode not in INTERPOLATION_OPS:
+        raise InputError(f"{ctx.name}: interpolation mode {mode!r} is not one the lowering knows; "
+                         f"expected one of {', '.join(INTERPOLATION_OPS)}")
+    return elementwise(ctx, OpKind.RESAMPLE, INTERPOLATION_OPS[mode], attrs=(("mode", mode),))
 
 
 def lower_conv(ctx: NodeContext) -> Lowered:
@@ -171,14 +197,78 @@ def lower_conv(ctx: NodeContext) -> Lowered:
     kernel_h, kernel_w = pair(conv.kernel_size)
     stride_h, stride_w = pair(conv.stride)
     attrs = (("kernel_h", kernel_h), ("kernel_w", kernel_w), ("stride_h", stride_h), ("stride_w", stride_w), ("groups", groups))
-    return Lowered.single(_gemm_op(ctx, ctx.name, OpKind.CONV, gemm, ctx.input_shapes, ctx.output_shape, attrs))
+    return Lowered.single(gemm_op(ctx, ctx.name, OpKind.CONV, gemm, ctx.input_shapes, ctx.output_shape, attrs))
+
+
+def lower_conv_transpose(ctx: NodeContext) -> Lowered:
+    """Transposed convolution as the GEMM that scatters each input pixel to its kh x kw outputs:
+    M = N*H*W (input pixels), N = Cout/groups*kh*kw, K = Cin/groups; the overlapping outputs are summed
+    in the output buffer (col2im), as the array's accumulators do."""
+    conv: nn.ConvTranspose2d = ctx.module
+    batch, _, height, width = ctx.input_shapes[0]
+    groups = conv.groups
+    gemm = Gemm(m=batch * height * width, n=conv.weight[0].numel(), k=conv.in_channels // groups, batch=groups)
+    kernel_h, kernel_w = pair(conv.kernel_size)
+    stride_h, stride_w = pair(conv.stride)
+    attrs = (("kernel_h", kernel_h), ("kernel_w", kernel_w), ("stride_h", stride_h), ("stride_w", stride_w),
+             ("groups", groups), ("transposed", 1))
+    return Lowered.single(gemm_op(ctx, ctx.name, OpKind.CONV, gemm, ctx.input_shapes, ctx.output_shape, attrs))
 
 
 def lower_linear(ctx: NodeContext) -> Lowered:
     """Fully connected layer over the last axis, (.., in) -> (.., out); also its compacted form."""
     rows = math.prod(ctx.output_shape[:-1])
     gemm = Gemm(m=rows, n=ctx.module.weight.shape[0], k=ctx.module.weight.shape[1])
-    return Lowered.single(_gemm_op(ctx, ctx.name, OpKind.LINEAR, gemm, ctx.input_shapes, ctx.output_shape))
+    return Lowered.single(gemm_op(ctx, ctx.name, OpKind.LINEAR, gemm, ctx.input_shapes, ctx.output_shape))
+
+
+def lower_functional_linear(ctx: NodeContext) -> Lowered:
+    """``F.linear(x, weight, bias)``: a linear op on the weight parameter (a product if it is computed)."""
+    x, weight = ctx.argument(0, "input"), ctx.argument(1, "weight")
+    x_shape, weight_shape = ctx.shape_of(x), ctx.shape_of(weight)
+    if x_shape is None or weight_shape is None:
+        raise InputError(f"{ctx.name}: linear needs input and weight tensors")
+    gemm = Gemm(m=math.prod(x_shape[:-1]), n=weight_shape[0], k=weight_shape[-1])
+    return Lowered.single(_product_op(ctx, gemm, (x_shape, weight_shape), _parameter(ctx, weight)))
+
+
+def lower_matmul(ctx: NodeContext) -> Lowered:
+    """``a @ b``, ``matmul``, ``bmm``: (..., M, K) @ (..., K, N), batch axes broadcast.
+
+    Against a 2-D parameter (``x @ self.weight``) it is a linear op of M = every row of ``a``; a product
+    of two activations (attention written by hand) is a ``matmul``.  A parameter on the left
+    (``W @ x``) runs as the transposed product, x^T W^T, so that the weight is the array's weight operand.
+    """
+    a, b = ctx.argument(0, "input"), ctx.argument(1, "other", ctx.kwargs.get("mat2"))
+    a_shape, b_shape = ctx.shape_of(a), ctx.shape_of(b)
+    if a_shape is None or b_shape is None:
+        raise InputError(f"{ctx.name}: matmul needs two tensors")
+    left = (1, *a_shape) if len(a_shape) == 1 else a_shape
+    right = (*b_shape, 1) if len(b_shape) == 1 else b_shape
+    a_parameter, b_parameter = _parameter(ctx, a), _parameter(ctx, b)
+    if a_parameter is not None and b_parameter is None:
+        gemm = Gemm(m=math.prod(right[:-2]) * right[-1], n=left[-2], k=left[-1])  # x^T W^T
+        return Lowered.single(_product_op(ctx, gemm, (b_shape, a_shape), a_parameter))
+    if len(right) == 2:
+        gemm = Gemm(m=math.prod(left[:-1]), n=right[-1], k=left[-1])
+    else:
+        gemm = Gemm(m=left[-2], n=right[-1], k=left[-1], batch=math.prod(_broadcast_axes(left[:-2], right[:-2])))
+    return Lowered.single(_product_op(ctx, gemm, (a_shape, b_shape), b_parameter))
+
+
+def _parameter(ctx: NodeContext, argument) -> str | None:
+    index = ctx.input_index(argument)
+    return None if index is None else ctx.parameters[index]
+
+
+def _broadcast_axes(*shapes: Shape) -> Shape:
+    return broadcast_shape(*shapes) if any(shapes) else ()
+
+
+def _product_op(ctx: NodeContext, gemm: Gemm, input_shapes: tuple[Shape, ...], weight: str | None) -> Op:
+    """A linear op whose weight is the parameter ``weight``, or (None) a matmul of two activations."""
+    kind = OpKind.LINEAR if weight is not None else OpKind.MATMUL
+    return gemm_op(ctx, ctx.name, kind, gemm, input_shapes, ctx.output_shape, weight=weight)
 
 
 def lower_local_attention(ctx: NodeContext) -> Lowered:
@@ -239,7 +329,7 @@ def _projection_op(ctx: NodeContext, layer: AttentionLayer, part: str) -> Op:
     gemm = Gemm(m=batch * height * width, n=out_channels, k=projection.weight[0].numel())
     output_shape = (batch, out_channels, height, width)
     source = f"{ctx.source}.{part}"
-    return _gemm_op(_at(ctx, source), ctx.part(part), OpKind.PROJECTION, gemm, ctx.input_shapes, output_shape)
+    return gemm_op(at(ctx, source), ctx.part(part), OpKind.PROJECTION, gemm, ctx.input_shapes, output_shape)
 
 
 def _window_logits_op(ctx: NodeContext, window: Window, relative: bool) -> Op:
@@ -304,79 +394,78 @@ def _attention_pool_op(ctx: NodeContext, layer: AttentionLayer, input_shape: Sha
     assert isinstance(layer.pool, nn.AvgPool2d), "a strided attention layer pools its output"
     kernel_h, kernel_w = pair(layer.pool.kernel_size)
     vector_ops = kernel_h * kernel_w * math.prod(ctx.output_shape)
-    op = _pool_op(_at(ctx, f"{ctx.source}.pool"), ctx.part("pool"), (input_shape,), ctx.output_shape, vector_ops)
-    return _with_attrs(op, (("mode", "avg"), ("kernel_h", kernel_h), ("kernel_w", kernel_w)))
+    op = _pool_op(at(ctx, f"{ctx.source}.pool"), ctx.part("pool"), (input_shape,), ctx.output_shape, vector_ops)
+    return with_attrs(op, (("mode", "avg"), ("kernel_h", kernel_h), ("kernel_w", kernel_w)))
 
 
 def _pool_op(ctx: NodeContext, name: str, input_shapes: tuple[Shape, ...], output_shape: Shape, vector_ops: int) -> Op:
-    return Op(
-        name=name,
-        kind=OpKind.POOL,
-        input_shapes=input_shapes,
-        output_shape=output_shape,
-        vector_ops=vector_ops,
-        source=ctx.source,
-    )
-
-
-def _gemm_op(
-    ctx: NodeContext,
-    name: str,
-    kind: OpKind,
-    gemm: Gemm,
-    input_shapes: tuple[Shape, ...],
-    output_shape: Shape,
-    attrs: tuple = (),
-) -> Op:
-    """An op on the MAC array whose weight is ``<source>.weight``."""
-    return Op(
-        name=name,
-        kind=kind,
-        input_shapes=input_shapes,
-        output_shape=output_shape,
-        macs=gemm.macs,
-        gemm=gemm,
-        source=ctx.source,
-        attrs=attrs,
-        **ctx.weights(f"{ctx.source}.weight").op_fields(),
-    )
-
-
-def _at(ctx: NodeContext, source: str) -> NodeContext:
-    """The same node seen from one of its submodules (for their weights' names)."""
-    return NodeContext(ctx.name, source, ctx.module, ctx.input_shapes, ctx.output_shape, ctx.weights)
-
-
-def _with_attrs(op: Op, attrs: tuple) -> Op:
-    return dataclasses.replace(op, attrs=op.attrs + attrs)
-
-
-Handler = Callable[[NodeContext], "Lowered | None"]
-
-
-def free(ctx: NodeContext) -> None:
-    """Flatten, reshape, view, dropout, identity: no work, the tracer makes them edges."""
-    return None
+    return vector_op(ctx, OpKind.POOL, vector_ops, name, input_shapes, output_shape)
 
 
 # Module handlers by type; a subclass uses its nearest registered base (see ``find_module_lowering``).
 MODULE_LOWERINGS: dict[type, Handler] = {
     nn.Conv2d: lower_conv,
     GatheredConv2d: lower_conv,
+    nn.ConvTranspose2d: lower_conv_transpose,
     nn.Linear: lower_linear,
     GatheredLinear: lower_linear,
     nn.BatchNorm2d: lower_batch_norm,
     nn.BatchNorm1d: lower_batch_norm,
-    nn.ReLU: lower_activation,
+    nn.LayerNorm: lower_layer_norm,
+    nn.GroupNorm: lower_group_norm,
+    nn.ReLU: _activation("relu"),
+    nn.ReLU6: _activation("relu6"),
+    nn.Hardtanh: _activation("hardtanh"),
+    nn.LeakyReLU: _activation("leaky_relu"),
+    nn.Sigmoid: _activation("sigmoid"),
+    nn.Tanh: _activation("tanh"),
+    nn.SiLU: _activation("silu"),
+    nn.GELU: _activation("gelu"),
+    nn.Hardsigmoid: _activation("hardsigmoid"),
+    nn.Hardswish: _activation("hardswish"),
+    nn.Softmax: lower_softmax,
     nn.AvgPool2d: lower_pool,
     nn.MaxPool2d: lower_pool,
-    nn.AdaptiveAvgPool2d: lower_adaptive_pool,
+    nn.AdaptiveAvgPool2d: _adaptive_pool("adaptive_avg"),
+    nn.AdaptiveMaxPool2d: _adaptive_pool("adaptive_max"),
+    nn.Upsample: lower_resample,
+    nn.MultiheadAttention: transformers.lower_multihead_attention,
+    nn.TransformerEncoderLayer: transformers.lower_transformer_encoder_layer,
+    nn.TransformerEncoder: transformers.lower_transformer_encoder,
     LocalSelfAttention: lower_local_attention,
     AttentionStem: lower_attention_stem,
     nn.Identity: free,
     nn.Flatten: free,
+    nn.Unflatten: free,
     nn.Dropout: free,
+    nn.Dropout2d: free,
 }
+
+_ACTIVATION_FUNCTIONS = {
+    "relu": (torch.relu, F.relu, "relu"),
+    "relu6": (F.relu6,),
+    "hardtanh": (F.hardtanh,),
+    "leaky_relu": (F.leaky_relu,),
+    "sigmoid": (torch.sigmoid, F.sigmoid, "sigmoid"),
+    "tanh": (torch.tanh, F.tanh, "tanh"),
+    "silu": (F.silu,),
+    "gelu": (F.gelu,),
+    "hardsigmoid": (F.hardsigmoid,),
+    "hardswish": (F.hardswish,),
+}
+_ARITHMETIC = {
+    "mul": (operator.mul, torch.mul, "mul"),
+    "div": (operator.truediv, torch.div, "div"),
+    "sub": (operator.sub, torch.sub, "sub"),
+}
+# Calls that move or view data and compute nothing: reshapes, axis swaps, joins, splits, indexing.
+_LAYOUT_CALLS = (
+    torch.flatten, "flatten", "view", "view_as", "reshape", torch.reshape, "contiguous",
+    torch.transpose, "transpose", torch.permute, "permute", "t", "expand", "expand_as",
+    torch.unsqueeze, "unsqueeze", torch.squeeze, "squeeze", "unflatten",
+    torch.cat, torch.concat, torch.stack, torch.split, "split", torch.chunk, "chunk", torch.unbind, "unbind",
+    operator.getitem, F.dropout, "float", "to", "type_as",
+)
 
 # Function handlers by function object, and by method name for tensor methods (``x.relu()``).
 FUNCTION_LOWERINGS: dict[object, Handler] = {
@@ -385,19 +474,26 @@ FUNCTION_LOWERINGS: dict[object, Handler] = {
     torch.add: lower_add,
     "add": lower_add,
     "add_": lower_add_in_place,
-    torch.relu: lower_activation,
-    F.relu: lower_activation,
-    "relu": lower_activation,
-    "relu_": lower_activation_in_place,
-    torch.flatten: free,
-    "flatten": free,
-    "view": free,
-    "reshape": free,
-    "contiguous": free,
+    **{function: _activation(name) for name, functions in _ACTIVATION_FUNCTIONS.items() for function in functions},
+    "relu_": _activation("relu", in_place=True),
+    **{function: _arithmetic(name) for name, functions in _ARITHMETIC.items() for function in functions},
+    operator.imul: _arithmetic("mul", in_place=True),
+    "mul_": _arithmetic("mul", in_place=True),
+    F.layer_norm: lower_layer_norm,
+    F.group_norm: lower_group_norm,
+    **{softmax: lower_softmax for softmax in (F.softmax, torch.softmax, "softmax")},
+    **{mean: lower_reduction("mean") for mean in (torch.mean, "mean")},
+    **{total: lower_reduction("sum") for total in (torch.sum, "sum")},
+    F.avg_pool2d: _functional_pool("avg"),
+    F.max_pool2d: _functional_pool("max"),
+    F.adaptive_avg_pool2d: _adaptive_pool("adaptive_avg"),
+    F.adaptive_max_pool2d: _adaptive_pool("adaptive_max"),
+    F.interpolate: lower_resample,
+    F.linear: lower_functional_linear,
+    **{matmul: lower_matmul for matmul in (operator.matmul, torch.matmul, torch.bmm, "matmul", "bmm")},
+    F.scaled_dot_product_attention: transformers.lower_scaled_dot_product_attention,
+    **{call: free for call in _LAYOUT_CALLS},
 }
-
-# Functions that return sizes, not tensors: they do no work and feed only free reshapes.
-SHAPE_QUERIES = frozenset({"size", "dim", getattr, operator.getitem})
 
 # Modules the tracer keeps as single fx nodes (the rest of torch.nn is a leaf already).
 LEAF_MODULES = (LocalSelfAttention, AttentionStem, GatheredConv2d, GatheredLinear)

@@ -24,11 +24,16 @@ class OpKind(str, Enum):
     WINDOW_LOGITS = "window_logits"  # q . (k + r) over each k x k window, per head
     SOFTMAX = "softmax"  # max, exp, sum, divide over each window (vector unit)
     WEIGHTED_SUM = "weighted_sum"  # softmax-weighted sum of the window's values, per head
+    ATTENTION_LOGITS = "attention_logits"  # global attention Q K^T per head: M = queries, N = keys, K = head width
+    ATTENTION_VALUES = "attention_values"  # global attention A V per head: M = queries, N = head width, K = keys
+    MATMUL = "matmul"  # a product of two activations (matmul, bmm, @): no weights
     POOL = "pool"  # average / max pooling over small windows (vector unit)
-    GLOBAL_POOL = "global_pool"  # average over each whole plane: a reduction, not a window (vector unit)
-    NORM = "norm"  # batch norm (vector unit unless folded into the conv before it)
+    GLOBAL_POOL = "global_pool"  # mean or sum over whole axes (a plane, the tokens): a reduction (vector unit)
+    NORM = "norm"  # batch norm (folded into the conv before it, or vector unit); layer and group norm
     ADD = "add"  # element-wise add (residual)
+    ELEMENTWISE = "elementwise"  # other element-wise arithmetic: multiply, divide, subtract
     ACT = "act"  # ReLU and other element-wise activations
+    RESAMPLE = "resample"  # interpolation onto a larger or smaller grid (nearest, bilinear)
 
     @property
     def uses_array(self) -> bool:
@@ -36,9 +41,10 @@ class OpKind(str, Enum):
         return self in _ARRAY_KINDS
 
 
-_ARRAY_KINDS = frozenset(
-    {OpKind.CONV, OpKind.LINEAR, OpKind.PROJECTION, OpKind.WINDOW_LOGITS, OpKind.WEIGHTED_SUM}
-)
+_ARRAY_KINDS = frozenset({
+    OpKind.CONV, OpKind.LINEAR, OpKind.PROJECTION, OpKind.WINDOW_LOGITS, OpKind.WEIGHTED_SUM,
+    OpKind.ATTENTION_LOGITS, OpKind.ATTENTION_VALUES, OpKind.MATMUL,
+})
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,12 @@ class Op:
     ``relative_macs`` (window logits: the part of ``macs`` that is q . r, a
     GEMM of M = queries, N = kernel, K = head channels per head); ``kernel_h``,
     ``kernel_w``, ``stride_h``, ``stride_w`` (conv, pool), ``groups`` (conv),
-    ``mode`` (pool: avg, max, adaptive_avg), ``folded_norm`` (a conv or linear
+    ``transposed`` (a transposed convolution), ``mode`` (pool: avg, max,
+    adaptive_avg, adaptive_max; global pool: mean, sum; resample: nearest,
+    bilinear, ...), ``norm`` (layer, group: a norm that is not a batch norm, so
+    never folded), ``transcendentals`` (exp, erf or tanh evaluations among an
+    op's vector ops, each of which the vector unit prices at its exp cost),
+    ``function`` (the activation or arithmetic: gelu, mul, ...), ``folded_norm`` (a conv or linear
     that absorbed a batch norm: the norm's module path), ``in_place`` (an add or
     ReLU that overwrites its input: ``add_``, ``relu_``,
     ``nn.ReLU(inplace=True)``; torch.fx records ``+=`` as a plain add).

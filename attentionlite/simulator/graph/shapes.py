@@ -95,10 +95,18 @@ MODULE_SHAPE_RULES: dict[type, Callable[[Any, Shape], Shape]] = {
     nn.AdaptiveAvgPool2d: adaptive_pool_output_shape,
     nn.BatchNorm2d: same_shape,
     nn.BatchNorm1d: same_shape,
-    nn.ReLU: same_shape,
+    **{module: same_shape for module in (
+        nn.LayerNorm, nn.GroupNorm, nn.Softmax, nn.Dropout2d, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU,
+        nn.Sigmoid, nn.Tanh, nn.SiLU, nn.GELU, nn.Hardsigmoid, nn.Hardswish,
+    )},
 }
 
-FUNCTION_SHAPE_RULES: dict[object, Callable[..., Shape]] = {
-    **{add: broadcast_shape for add in (operator.add, operator.iadd, torch.add, "add", "add_")},
-    **{relu: broadcast_shape for relu in (torch.relu, F.relu, "relu", "relu_")},
-}
+# Element-wise calls: their output has their inputs' broadcast shape.
+_ELEMENTWISE_CALLS = (
+    operator.add, operator.iadd, torch.add, "add", "add_", operator.mul, operator.imul, torch.mul, "mul", "mul_",
+    operator.truediv, torch.div, "div", operator.sub, torch.sub, "sub",
+    torch.relu, F.relu, "relu", "relu_", F.relu6, F.hardtanh, F.leaky_relu, torch.sigmoid, F.sigmoid, "sigmoid",
+    torch.tanh, F.tanh, "tanh", F.silu, F.gelu, F.hardsigmoid, F.hardswish, F.softmax, torch.softmax, "softmax",
+    F.layer_norm, F.dropout,
+)
+FUNCTION_SHAPE_RULES: dict[object, Callable[..., Shape]] = {call: broadcast_shape for call in _ELEMENTWISE_CALLS}

@@ -9,6 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from fvcore.nn import FlopCountAnalysis
+from small_models import small_overrides  # pytest puts tests/ on sys.path
 from torch import nn
 
 from attentionlite.api import trace
@@ -89,7 +90,7 @@ def test_every_model_matches_count_macs(name):
     16 px and (students) with 3x3 windows to keep fvcore's real forward pass quick; full width,
     7x7 windows and 32 px are checked below against this file's fvcore handles."""
     small = {"kernel_size": 3} if name.startswith("sasa") else {}
-    model = create_model(name, width=SMALL_WIDTH, image_size=16, **small)
+    model = create_model(name, image_size=16, **small_overrides(name, SMALL_WIDTH), **small)
     graph = trace_model(model, 16)
     assert graph.total("macs") == count_macs(model, 16)
     assert graph.metadata["output_shape"] == [1, 10]
@@ -252,33 +253,33 @@ def test_round_trip_of_a_traced_graph(tmp_path):
         assert load_graph(save_graph(graph, tmp_path / f"graph.{suffix}")) == graph
 
 
-class _Gelu(nn.Module):
+class _PixelShuffle(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 1)
-        self.act = nn.GELU()
+        self.act = nn.PixelShuffle(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv(x))
 
 
-class _Sigmoid(nn.Module):
+class _Cumsum(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.conv(x))
+        return torch.cumsum(self.conv(x), 1)
 
 
 def test_unknown_module_is_named():
-    with pytest.raises(InputError, match=r"module 'block\.act' of type GELU"):
-        trace_model(_Wrapper(_Gelu()), 8)
+    with pytest.raises(InputError, match=r"module 'block\.act' of type PixelShuffle"):
+        trace_model(_Wrapper(_PixelShuffle()), 8)
 
 
 def test_unknown_function_is_named():
-    with pytest.raises(InputError, match=r"'sigmoid' in module 'block'"):
-        trace_model(_Wrapper(_Sigmoid()), 8)
+    with pytest.raises(InputError, match=r"'cumsum' in module 'block'"):
+        trace_model(_Wrapper(_Cumsum()), 8)
 
 
 def test_bad_targets():

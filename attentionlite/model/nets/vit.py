@@ -1,0 +1,96 @@
+"""Vision transformers (Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words") at CIFAR sizes.
+
+The image is cut into patches of ``image_size / 8`` pixels (4 at 32 px, 8 at
+64 px: 8 x 8 = 64 patch tokens), each embedded by a strided convolution; a
+class token is prepended and learned positions added; ``depth`` pre-norm
+blocks of multi-head self-attention and a GELU MLP follow (timm's
+``VisionTransformer`` layout: fused qkv projection,
+``F.scaled_dot_product_attention``); the class token's final norm feeds the
+classifier.  Widths follow the ViT/DeiT family: tiny 192 wide with 3 heads,
+small 384 with 6, both 12 blocks deep with an MLP 4x as wide.
+
+A ViT has no spatial stages, so ``stage_modules`` is empty and distillation
+from the CNN teacher uses CE and KD only (no attention transfer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PATCH_GRID = 8  # patches per image side: the patch is image_size / 8
+MLP_RATIO = 4
+INIT_STD = 0.02  # truncated-normal initialisation of weights, positions and the class token (as timm's)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over tokens: one fused q, k, v projection, scaled dot products, output projection."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} is not a multiple of heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, width = x.shape
+        qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each (B, heads, tokens, width / heads)
+        attended = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(attended.transpose(1, 2).reshape(batch, tokens, width))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width)
+        self.attn = Attention(width, heads)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, MLP_RATIO * width), nn.GELU(), nn.Linear(MLP_RATIO * width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class VisionTransformer(nn.Module):
+    """Patch embedding, class token, learned positions, ``depth`` blocks, final norm, linear head."""
+
+    stage_modules: tuple[str, ...] = ()  # no spatial stages: no attention transfer
+    arch: dict[str, Any]
+
+    def __init__(self, num_classes: int, image_size: int, width: int, depth: int, heads: int) -> None:
+        super().__init__()
+        if image_size % PATCH_GRID:
+            raise ValueError(f"image size {image_size} is not a multiple of {PATCH_GRID}")
+        patch = image_size // PATCH_GRID
+        self.patch_embed = nn.Conv2d(3, width, patch, stride=patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos_embed = nn.Parameter(torch.zeros(1, PATCH_GRID * PATCH_GRID + 1, width))
+        self.blocks = nn.Sequential(*(Block(width, heads) for _ in range(depth)))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, num_classes)
+        _initialise(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, 64, width)
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
+        x = torch.cat([cls, tokens], dim=1) + self.pos_embed  # (B, 65, width)
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
+def _initialise(model: VisionTransformer) -> None:
+    nn.init.trunc_normal_(model.pos_embed, std=INIT_STD)
+    nn.init.trunc_normal_(model.cls_token, std=INIT_STD)
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=INIT_STD)
+            nn.init.zeros_(module.bias)
+
