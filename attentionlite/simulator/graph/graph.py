@@ -161,6 +161,34 @@ def _folded_copy(graph: OpGraph) -> OpGraph:
     return graph
 
 
+def label_attention(graph: OpGraph) -> OpGraph:
+    """``graph`` with the products of two activations that are global attention given its kinds: a
+    matmul whose output reaches a softmax through element-wise ops only (scale, mask, bias) computes
+    attention logits; one that reads a softmax's output weights the values.  (Hand-written attention,
+    and every exporter's decomposition of it, is matmul, softmax, matmul.)  Changes ``graph``."""
+    for op in graph.ops_in_order():
+        if op.kind is not OpKind.MATMUL:
+            continue
+        if any(graph.op(producer).kind is OpKind.SOFTMAX for producer in graph.producers(op.name)):
+            graph.replace_op(dataclasses.replace(op, kind=OpKind.ATTENTION_VALUES))
+        elif _reaches_softmax(graph, op.name):
+            graph.replace_op(dataclasses.replace(op, kind=OpKind.ATTENTION_LOGITS))
+    return graph
+
+
+def _reaches_softmax(graph: OpGraph, name: str) -> bool:
+    frontier, seen = list(graph.consumers(name)), set()
+    while frontier:
+        consumer = frontier.pop()
+        kind = graph.op(consumer).kind
+        if kind is OpKind.SOFTMAX:
+            return True
+        if kind in (OpKind.ELEMENTWISE, OpKind.ADD) and consumer not in seen:
+            seen.add(consumer)
+            frontier += graph.consumers(consumer)
+    return False
+
+
 def _is_batch_norm(op: Op) -> bool:
     """A norm without a ``norm`` attr is a batch norm: fixed statistics, a per-channel scale and shift.
     Layer and group norms compute their statistics from the input, so no weights can absorb them."""

@@ -1,4 +1,5 @@
-"""The one resolver of workloads: a registered model name, a checkpoint, a saved graph or a topology file.
+"""The one resolver of workloads: a registered model name, a checkpoint, an ONNX file, a saved graph or a
+topology file.
 
 :func:`resolve_target` is the door: it says once what the user's text names
 (or why it names nothing) and returns a :class:`Target`; everything above
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from attentionlite.model.training.checkpoint import Checkpoint
 
 DEFAULT_DATASET = "cifar10"
+ONNX_SUFFIX = ".onnx"
 INITIAL_MASK_MODE = "unstructured"  # the pruning mode whose initial masks a registered student gets
 
 
@@ -47,6 +49,7 @@ class TargetKind(str, Enum):
     CHECKPOINT = "checkpoint"  # a file written by `attentionlite train` (or compact)
     GRAPH = "graph"  # an op graph saved by `attentionlite trace` (.json, .graphml)
     TOPOLOGY = "topology"  # a SCALE-Sim topology CSV
+    ONNX = "onnx"  # an ONNX model file
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ def resolve_target(text: str, topology: bool = False) -> Target:
         return Target(text, TargetKind.TOPOLOGY) if path.is_file() else _missing(text, "topology")
     if is_graph_file(path):
         return Target(text, TargetKind.GRAPH) if path.is_file() else _missing(text, "graph")
+    if path.suffix.lower() == ONNX_SUFFIX:
+        return Target(text, TargetKind.ONNX) if path.is_file() else _missing(text, "ONNX")
     from attentionlite.model.nets.zoo import list_models
 
     if text in list_models():
@@ -101,7 +106,7 @@ def resolve_target(text: str, topology: bool = False) -> Target:
     if path.is_file():
         return Target(text, TargetKind.CHECKPOINT)
     raise InputError(f"{text!r} is neither a registered model ({', '.join(list_models())}) nor a file; expected a "
-                     f"model name, a checkpoint or a graph file ({', '.join(GRAPH_SUFFIXES)})")
+                     f"model name, a checkpoint, an ONNX file or a graph file ({', '.join(GRAPH_SUFFIXES)})")
 
 
 def target_graph(target: Target, options: TraceOptions | None = None) -> OpGraph:
@@ -113,6 +118,10 @@ def target_graph(target: Target, options: TraceOptions | None = None) -> OpGraph
         from attentionlite.model.training.checkpoint import load_checkpoint
 
         return checkpoint_graph(load_checkpoint(target.path), target.path, options)
+    if target.kind is TargetKind.ONNX:
+        from attentionlite.simulator.graph.onnx import load_onnx_graph  # imports onnx and torch
+
+        return load_onnx_graph(target.path, options.batch)
     graph = load_graph(target.path)
     saved_batch = graph.metadata.get("batch")
     if options.batch is not None and saved_batch is not None and options.batch != saved_batch:
@@ -169,6 +178,9 @@ def target_model(graph: OpGraph) -> nn.Module:
     from attentionlite.model.training.checkpoint import load_checkpoint
 
     metadata = graph.metadata
+    if metadata.get("onnx"):
+        raise InputError(f"{metadata['onnx']}: an ONNX model is not a torch module, so it cannot be timed in PyTorch "
+                         "here; expected a model name or a checkpoint")
     if metadata.get("checkpoint"):
         return load_checkpoint(str(metadata["checkpoint"])).model
     if "model" not in metadata or "image_size" not in metadata:

@@ -27,7 +27,7 @@ from torch import nn
 from attentionlite.errors import InputError
 from attentionlite.provenance import provenance
 from attentionlite.simulator.graph import lowering, shapes
-from attentionlite.simulator.graph.graph import OpGraph, fold_batch_norms
+from attentionlite.simulator.graph.graph import OpGraph, fold_batch_norms, label_attention
 from attentionlite.simulator.graph.lowered import Lowered, NodeContext, WeightCount
 
 Shape = tuple[int, ...]
@@ -60,7 +60,7 @@ def trace_model(
     image_side = input_shape[-1] if len(input_shape) == 4 else None
     info = {**(metadata or {}), "image_size": image_side, "batch": input_shape[0], "input_shape": list(input_shape)}
     info.update(prune_mode=prune_mode, fold_bn=False, **provenance())
-    graph = _GraphBuilder(module, weights, _json_ready(info)).build()
+    graph = label_attention(_GraphBuilder(module, weights, _json_ready(info)).build())
     return fold_batch_norms(graph) if fold_bn else graph
 
 
