@@ -3,7 +3,7 @@
 and creates no output.
 
 Kinds: saved graphs (JSON, GraphML), SCALE-Sim topology CSV, hardware and CPU configs (TOML), a
-checkpoint, an explore space (TOML).  CIFAR pickles and image folders are damaged in
+checkpoint, an explore space (TOML), an ONNX model.  CIFAR pickles and image folders are damaged in
 tests/model/test_data.py, sweep journals in tests/analysis/test_sweep_resume.py.
 """
 
@@ -57,8 +57,22 @@ def sources(tmp_path_factory):
         "cpu.toml": load_cpu("cpu-host-default").to_toml().encode(),
         "space.toml": SPACE.encode(),
         "checkpoint.pt": _tiny_checkpoint(root),
+        "model.onnx": _tiny_onnx(root),
     }
     return root, files
+
+
+def _tiny_onnx(root) -> bytes:
+    import warnings
+
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, 8, 8),), str(root / "net.onnx"), dynamo=False, opset_version=17)
+    return (root / "net.onnx").read_bytes()
 
 
 def _tiny_checkpoint(root) -> bytes:
@@ -86,6 +100,7 @@ COMMANDS = {
     "cpu.toml": ["cpu", "{graph}", "--cpu", "{file}", "--out", "{out}"],
     "space.toml": ["explore", "{topology}", "--space", "{file}", "--trials", "2", "--workers", "1", "--out", "{out}"],
     "checkpoint.pt": ["trace", "{file}", "--out", "{out}.json"],
+    "model.onnx": ["simulate", "{file}", "--cores", "1", "--out", "{out}"],
 }
 
 

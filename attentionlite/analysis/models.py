@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_MASK_SEED
 from attentionlite.model.data.registry import dataset_info
 from attentionlite.model.nets.complexity import count_parameters
-from attentionlite.model.nets.zoo import create_model, list_models
+from attentionlite.model.nets.zoo import create_model, list_models, model_options
 from attentionlite.model.training.checkpoint import load_checkpoint
 from attentionlite.simulator.graph.graph import OpGraph
 from attentionlite.simulator.graph.targets import (
@@ -111,7 +111,9 @@ def _with_counts(entry: ModelEntry, graph: OpGraph) -> ModelEntry:
 
 
 def model_table(num_classes: int, image_size: int, width: float = 1.0) -> list[dict]:
-    """One row per registered model: name, parameters and dense MACs at this class count, size and width.
+    """One row per registered model: name, parameters and dense MACs at this class count, size and width
+    (a width multiplier, which the ResNets and SASA students take; at a width other than 1 the models
+    without one, the ViTs, are left out).
 
     MACs are the operator graph's total: the same count as
     :func:`~attentionlite.model.nets.complexity.count_macs` (the tests hold the
@@ -120,7 +122,12 @@ def model_table(num_classes: int, image_size: int, width: float = 1.0) -> list[d
     """
     rows = []
     for name in list_models():
-        model = create_model(name, num_classes=num_classes, image_size=image_size, width=width)
+        if "width" not in model_options(name):
+            if width != 1.0:
+                continue
+            model = create_model(name, num_classes=num_classes, image_size=image_size)
+        else:
+            model = create_model(name, num_classes=num_classes, image_size=image_size, width=width)
         macs = trace_model(model, image_size).total("macs")
         rows.append({"model": name, "parameters": count_parameters(model), "macs": macs})
     return rows

@@ -45,6 +45,14 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def model_options(name: str) -> tuple[str, ...]:
+    """The overrides registered model ``name`` takes (``width``, ``heads``...)."""
+    builder = _REGISTRY.get(name)
+    if builder is None:
+        raise InputError(f"unknown model {name!r}; expected one of {', '.join(list_models())}")
+    return tuple(key for key in inspect.signature(builder).parameters if key not in BUILT_FROM)
+
+
 def create_model(name: str, num_classes: int = 10, image_size: int = 32, **overrides) -> nn.Module:
     """Build the registered model ``name``; unknown names and bad overrides raise InputError."""
     builder = _REGISTRY.get(name)
