@@ -252,17 +252,13 @@ def lower_matmul(ctx: NodeContext) -> Lowered:
     if len(right) == 2:
         gemm = Gemm(m=math.prod(left[:-1]), n=right[-1], k=left[-1])
     else:
-        gemm = Gemm(m=left[-2], n=right[-1], k=left[-1], batch=math.prod(_broadcast_axes(left[:-2], right[:-2])))
+        gemm = Gemm(m=left[-2], n=right[-1], k=left[-1], batch=math.prod(broadcast_shape(left[:-2], right[:-2])))
     return Lowered.single(_product_op(ctx, gemm, (a_shape, b_shape), b_parameter))
 
 
 def _parameter(ctx: NodeContext, argument) -> str | None:
     index = ctx.input_index(argument)
     return None if index is None else ctx.parameters[index]
-
-
-def _broadcast_axes(*shapes: Shape) -> Shape:
-    return broadcast_shape(*shapes) if any(shapes) else ()
 
 
 def _product_op(ctx: NodeContext, gemm: Gemm, input_shapes: tuple[Shape, ...], weight: str | None) -> Op:

@@ -93,8 +93,8 @@ def _traced_module(model: nn.Module) -> torch.fx.GraphModule:
 class _ShapePass(torch.fx.Interpreter):
     """Propagates shapes through the traced model on meta tensors (no data, no arithmetic) and
     stores each tensor node's shape in ``node.meta["shape"]``.  Calls with a shape rule in
-    :mod:`~attentionlite.simulator.graph.shapes` are not run (why: see there); the others are
-    free reshapes.  Unknown modules are reported before (:func:`_check_supported`): an
+    :mod:`~attentionlite.simulator.graph.shapes` are not run (why: see there); the others run
+    on meta tensors (a module on meta copies of its state).  Unknown modules are reported before (:func:`_check_supported`): an
     exception inside an fx Interpreter makes torch import its compiler to annotate it.  Unknown
     functions run here (size arithmetic such as ``x.shape[-1] ** -0.5`` is fine) and are reported by
     the graph builder if they return a tensor."""
