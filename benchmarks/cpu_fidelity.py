@@ -1,6 +1,6 @@
 """How well the calibrated CPU roofline predicts measured PyTorch latency on this host.
 
-For resnet50, sasa26_hybrid and sasa26_homogeneous at 32 px (CIFAR-10), batch
+For resnet50, sasa26_hybrid, sasa26_homogeneous and vit_tiny at 32 px (CIFAR-10), batch
 1 and 32: predicted vs measured end-to-end latency (goal: within 15%) and the
 median per-unit error (goal: within 25%; units are the modules ops come from
 and the attention functions timed apart, see ``attentionlite.simulator.cpu.measure``).
@@ -26,7 +26,7 @@ import statistics
 import time
 from dataclasses import replace
 
-MODELS = ("resnet50", "sasa26_hybrid", "sasa26_homogeneous")
+MODELS = ("resnet50", "sasa26_hybrid", "sasa26_homogeneous", "vit_tiny")
 BATCHES = (1, 32)
 GOAL_END_TO_END, GOAL_MEDIAN_MODULE = 0.15, 0.25
 

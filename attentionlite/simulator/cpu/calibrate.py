@@ -39,6 +39,7 @@ from torch import nn
 
 from attentionlite.model.nets.resnet import resnet
 from attentionlite.model.nets.students import sasa_resnet
+from attentionlite.model.nets.vit import VisionTransformer
 from attentionlite.simulator.cpu.config import FACTOR_KEYS, CacheLevel, ComputeConfig, CpuConfig, DramConfig
 from attentionlite.simulator.cpu.measure import Repeats, UnitTimes, median_seconds, time_units, torch_threads
 from attentionlite.simulator.cpu.roofline import (
@@ -63,11 +64,13 @@ CALIBRATION_CLASSES = 10  # a CIFAR-10 head
 CALIBRATION_WIDTHS = (0.75, 1.25)
 CALIBRATION_BATCHES = (1, 8, 32)
 BLOCKS_PER_STAGE = (2, 2, 2, 2)
+VIT_WIDTH, VIT_HEADS, VIT_DEPTH = 192, 3, 2  # ViT-Ti's width and heads, two blocks
 # How a calibrated config was made; it also keys the report's cached calibration, so a new method
 # is a new cache entry.
 CALIBRATION_SOURCE = (
     "attentionlite calibrate: OS cache sizes, sum() bandwidths, first-touch rate of fresh outputs, per-kind "
-    "factors fitted (scipy least squares) to the op times of small bottleneck networks timed unit by unit"
+    "factors fitted (scipy least squares) to the op times of small bottleneck networks and a two-block ViT "
+    "timed unit by unit"
 )
 
 
@@ -114,15 +117,20 @@ class CalibrationNetwork:
 
 def calibration_networks(quick: bool) -> list[CalibrationNetwork]:
     """Two bottleneck blocks per stage (a downsampling one, and one that runs as the deeper blocks
-    do: stride 1, identity shortcut), with convolutions and with attention (stem and blocks), at
-    widths either side of the benchmark models' width 1, so that calibration shares no layer shape
-    with them, and at batch 1, 8 and 32; ``quick`` keeps the narrower width and batches 1 and 8."""
+    do: stride 1, identity shortcut), with convolutions and with attention (stem and blocks), and a
+    two-block ViT (patch embedding, layer norms, fused attention, GELU MLPs), at widths either side
+    of the benchmark models' (ResNet width 1, ViT-Ti's 192), so that calibration shares no layer
+    shape with them, and at batch 1, 8 and 32; ``quick`` keeps the narrower width and batches 1 and 8."""
     networks = []
     for width in CALIBRATION_WIDTHS[:1] if quick else CALIBRATION_WIDTHS:
         for batch in CALIBRATION_BATCHES[:2] if quick else CALIBRATION_BATCHES:
             cnn = functools.partial(resnet, BLOCKS_PER_STAGE, CALIBRATION_CLASSES, width)
             sasa = functools.partial(sasa_resnet, BLOCKS_PER_STAGE, CALIBRATION_CLASSES, True, width)
-            networks += [CalibrationNetwork(f"cnn-w{width}", cnn, batch), CalibrationNetwork(f"sasa-w{width}", sasa, batch)]
+            embed = round(VIT_WIDTH * width / VIT_HEADS) * VIT_HEADS
+            vit = functools.partial(VisionTransformer, CALIBRATION_CLASSES, CALIBRATION_IMAGE_SIZE, embed, VIT_DEPTH,
+                                    VIT_HEADS)
+            networks += [CalibrationNetwork(f"cnn-w{width}", cnn, batch), CalibrationNetwork(f"sasa-w{width}", sasa, batch),
+                         CalibrationNetwork(f"vit-w{width}", vit, batch)]
     return networks
 
 

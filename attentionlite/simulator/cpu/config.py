@@ -33,14 +33,22 @@ from attentionlite.simulator.graph.ops import OpKind
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 PRESET_PREFIX = "cpu-"
-# Convolutions with a kernel wider than 1x1 get factors of their own (roofline.factor_key).
+# The kernels PyTorch runs some ops with get factors of their own (roofline.factor_key): convolutions
+# wider than 1x1, fused attention (scaled_dot_product_attention: logits, softmax and values in one
+# kernel), layer norm, and GELU.
 SPATIAL_CONV = "conv_spatial"
-# Kinds that no calibration network has yet, so no factor is fitted for them: the roofline refuses them
-# (roofline.factor_key) rather than price them at another kind's factors.
+FUSED_ATTENTION = "attention"
+LAYER_NORM = "layer_norm"
+GELU = "gelu"
+# Kinds that no calibration network has (products of activations outside a fused attention, other
+# arithmetic, resampling): no factor is fitted for them, so the roofline refuses them rather than price
+# them at another kernel's factors.
 UNCALIBRATED_KINDS = frozenset({
     OpKind.ATTENTION_LOGITS, OpKind.ATTENTION_VALUES, OpKind.MATMUL, OpKind.ELEMENTWISE, OpKind.RESAMPLE,
 })
-FACTOR_KEYS = tuple(kind.value for kind in OpKind if kind not in UNCALIBRATED_KINDS) + (SPATIAL_CONV,)
+FACTOR_KEYS = tuple(kind.value for kind in OpKind if kind not in UNCALIBRATED_KINDS) + (
+    SPATIAL_CONV, FUSED_ATTENTION, LAYER_NORM, GELU,
+)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from pathlib import Path
 from attentionlite.errors import InputError
 from attentionlite.files import json_text, rows_to_csv, write_text_folder
 from attentionlite.provenance import provenance
-from attentionlite.simulator.cpu.config import FACTOR_KEYS, SPATIAL_CONV, UNCALIBRATED_KINDS, CpuConfig
+from attentionlite.simulator.cpu.config import FACTOR_KEYS, FUSED_ATTENTION, SPATIAL_CONV, CpuConfig
 from attentionlite.simulator.graph.graph import OpGraph
 from attentionlite.simulator.graph.ops import Op, OpKind
 
@@ -172,8 +172,13 @@ def op_work(op: Op) -> float:
 
 
 def kernel_launches(op: Op) -> int:
-    """Kernels PyTorch launches for ``op``: one per window position for window ops, else one."""
-    return op.window.window_size if op.kind in WINDOW_KINDS and op.window is not None else 1
+    """Kernels PyTorch launches for ``op``: one per window position for window ops; one for a fused
+    attention, counted on its logits (its softmax and values run in the same kernel); else one."""
+    if op.kind in WINDOW_KINDS and op.window is not None:
+        return op.window.window_size
+    if dict(op.attrs).get("fused_attention") and op.kind is not OpKind.ATTENTION_LOGITS:
+        return 0
+    return 1
 
 
 def compute_seconds(op: Op, cpu: CpuConfig) -> float:
@@ -183,17 +188,27 @@ def compute_seconds(op: Op, cpu: CpuConfig) -> float:
 
 
 def factor_key(op: Op) -> str:
-    """The entry of the config's efficiency and overhead tables that prices ``op``: its kind's, except
-    that a convolution with a kernel wider than 1x1 has its own.  PyTorch runs those through oneDNN's
-    direct convolution, which at batch 32 ran 1.5-2x faster per FLOP than the 1x1 convolutions on the
-    development VM."""
-    if op.kind in UNCALIBRATED_KINDS:
-        raise InputError(f"op {op.name!r}: the CPU baseline has no fitted factors for {op.kind.value} ops yet "
-                         f"(its calibration networks have none); it prices {', '.join(FACTOR_KEYS)}")
+    """The entry of the config's efficiency and overhead tables that prices ``op``: the kernel PyTorch
+    runs it with.  Mostly its kind's; but a convolution with a kernel wider than 1x1 has its own
+    (oneDNN's direct convolution, which at batch 32 ran 1.5-2x faster per FLOP than the 1x1
+    convolutions on the development VM), so do the three parts of a fused attention (one
+    ``scaled_dot_product_attention`` kernel), layer norms, and activations with a transcendental (by
+    function: GELU's erf is not ReLU's max).  A key no calibration fits is refused (InputError)."""
     attrs = dict(op.attrs)
     if op.kind is OpKind.CONV and int(attrs.get("kernel_h", 1)) * int(attrs.get("kernel_w", 1)) > 1:
-        return SPATIAL_CONV
-    return op.kind.value
+        key = SPATIAL_CONV
+    elif attrs.get("fused_attention"):
+        key = FUSED_ATTENTION
+    elif op.kind is OpKind.NORM and "norm" in attrs:
+        key = f"{attrs['norm']}_norm"
+    elif op.kind is OpKind.ACT and attrs.get("transcendentals"):
+        key = str(attrs["function"])
+    else:
+        key = op.kind.value
+    if key not in FACTOR_KEYS:
+        raise InputError(f"op {op.name!r}: the CPU baseline has no fitted factors for {key} ops yet "
+                         f"(its calibration networks have none); it prices {', '.join(FACTOR_KEYS)}")
+    return key
 
 
 def lane_fill(op: Op, cpu: CpuConfig) -> float:

@@ -119,7 +119,8 @@ class Op:
     bilinear, ...), ``norm`` (layer, group: a norm that is not a batch norm, so
     never folded), ``transcendentals`` (exp, erf or tanh evaluations among an
     op's vector ops, each of which the vector unit prices at its exp cost),
-    ``function`` (the activation or arithmetic: gelu, mul, ...), ``folded_norm`` (a conv or linear
+    ``function`` (the activation or arithmetic: gelu, mul, ...), ``fused_attention``
+    (the logits, softmax and values of one fused attention call), ``folded_norm`` (a conv or linear
     that absorbed a batch norm: the norm's module path), ``in_place`` (an add or
     ReLU that overwrites its input: ``add_``, ``relu_``,
     ``nn.ReLU(inplace=True)``; torch.fx records ``+=`` as a plain add).

@@ -19,7 +19,9 @@ with its own rows of the fused weight) and its output projection; with
 one vector add per logit.  Both are ``linear`` ops.  The encoder layers are
 lowered part by part as their ``forward`` runs them (post-norm or
 ``norm_first``); dropout is free at inference.  Batches are counted as the
-GEMMs' ``batch`` dimension: the heads of all sequences are independent.
+GEMMs' ``batch`` dimension: the heads of all sequences are independent.  The
+three parts of the core carry the ``fused_attention`` attr: PyTorch runs them
+as one kernel (the CPU baseline prices them so).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from attentionlite.simulator.graph.ops import Gemm, Op, OpKind
 Shape = tuple[int, ...]
 SOFTMAX_OPS_PER_ELEMENT = 4  # max, exp, sum, divide
 NODE_INPUT = ""  # in a _Parts chain: the node's own input
+# Marks the three parts of an attention PyTorch runs as one kernel (the CPU baseline prices them so).
+FUSED = (("fused_attention", 1),)
 
 
 class _Parts:
@@ -96,13 +100,13 @@ def attention_core(ctx: NodeContext, query: Shape, key: Shape, value: Shape, mas
     logit_elements = batch * queries * keys
     logits = gemm_op(
         ctx, ctx.part("logits"), OpKind.ATTENTION_LOGITS, Gemm(m=queries, n=keys, k=width, batch=batch),
-        (query, key), logits_shape, weight=None, vector_ops=logit_elements * (2 if masked else 1),
+        (query, key), logits_shape, weight=None, vector_ops=logit_elements * (2 if masked else 1), attrs=FUSED,
     )
     softmax = vector_op(ctx, OpKind.SOFTMAX, SOFTMAX_OPS_PER_ELEMENT * logit_elements, ctx.part("softmax"),
-                        (logits_shape,), logits_shape)
+                        (logits_shape,), logits_shape, attrs=FUSED)
     values = gemm_op(
         ctx, ctx.part("values"), OpKind.ATTENTION_VALUES, Gemm(m=queries, n=value_width, k=keys, batch=batch),
-        (logits_shape, value), (*batch_axes, queries, value_width), weight=None,
+        (logits_shape, value), (*batch_axes, queries, value_width), weight=None, attrs=FUSED,
     )
     return [logits, softmax, values]
 

@@ -17,7 +17,7 @@ from attentionlite.model.nets.complexity import count_macs
 from attentionlite.simulator.accelerator import mapping
 from attentionlite.simulator.accelerator.hardware import load_hardware, with_overrides
 from attentionlite.simulator.cpu.config import load_cpu
-from attentionlite.simulator.cpu.roofline import predict
+from attentionlite.simulator.cpu.roofline import factor_key, predict
 from attentionlite.simulator.graph.ops import Gemm, OpKind
 from attentionlite.simulator.graph.tracing import trace_model
 
@@ -182,7 +182,27 @@ def test_simulate_runs_every_foreign_model_under_every_schedule():
             assert totals.per_batch.useful_macs == graph.total("macs")
 
 
-def test_the_cpu_baseline_refuses_what_it_was_not_calibrated_for():
+def test_the_cpu_baseline_prices_a_fused_attention_as_one_kernel():
+    """scaled_dot_product_attention's three ops share the fused kernel's factors and one launch."""
     graph = graph_of(fm.SdpaViT())
+    rows = {row.kind: row for row in predict(graph, load_cpu("cpu-host-default")).rows if row.source == ""
+            and row.kind in ("attention_logits", "softmax", "attention_values")}
+    cpu = load_cpu("cpu-host-default")
+    assert rows["attention_logits"].overhead_s == pytest.approx(cpu.overhead_us["attention"] * 1e-6)
+    assert rows["softmax"].overhead_s == rows["attention_values"].overhead_s == 0.0
+    assert {factor_key(op) for op in graph.ops_in_order() if op.kind is OpKind.NORM} == {"layer_norm"}
+    gelu = next(op for op in ops_of(graph_of(fm.ConvNeXt()), OpKind.ACT) if op.source == "blocks.0.act")
+    relu6 = next(op for op in ops_of(graph_of(fm.MobileNetV2()), OpKind.ACT))
+    assert (factor_key(gelu), factor_key(relu6)) == ("gelu", "act")  # an erf is not a max
+
+
+def test_the_cpu_baseline_refuses_what_it_was_not_calibrated_for():
+    """Hand-written attention runs as separate kernels (a multiply, matmuls), which no calibration
+    network has."""
+    with pytest.raises(InputError, match="'attention.mul'.* no fitted factors for elementwise"):
+        predict(graph_of(fm.SwinBlock()), load_cpu("cpu-host-default"))
+    swin_products = [op for op in graph_of(fm.SwinBlock()).ops_in_order() if op.kind is OpKind.ATTENTION_LOGITS]
     with pytest.raises(InputError, match="no fitted factors for attention_logits"):
-        predict(graph, load_cpu("cpu-host-default"))
+        predict(swin_products, load_cpu("cpu-host-default"))
+    with pytest.raises(InputError, match="no fitted factors for group_norm"):
+        predict(graph_of(fm.UNetDecoder()), load_cpu("cpu-host-default"))
