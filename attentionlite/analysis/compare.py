@@ -47,7 +47,7 @@ KIND_GROUPS: dict[OpKind, str] = {
     OpKind.ATTENTION_VALUES: "global attention",
     OpKind.MATMUL: "global attention",
     OpKind.CONV: "convolution",
-    OpKind.LINEAR: "other",
+    OpKind.LINEAR: "linear",  # a CNN's classifier; a ViT's projections and MLPs
     OpKind.POOL: "other",
     OpKind.GLOBAL_POOL: "other",
     OpKind.NORM: "other",
@@ -56,7 +56,8 @@ KIND_GROUPS: dict[OpKind, str] = {
     OpKind.ACT: "other",
     OpKind.RESAMPLE: "other",
 }
-GROUPS = ("projections", "window logits", "softmax", "weighted sum", "global attention", "convolution", "other")
+GROUPS = ("projections", "window logits", "softmax", "weighted sum", "global attention", "convolution", "linear",
+          "other")
 
 
 def model_row(model: str, result: SimResult, cpu_latency_s: float | None = None) -> dict:

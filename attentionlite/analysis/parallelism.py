@@ -54,16 +54,18 @@ PLACEMENT_SLACK = 1.10
 TIE = 0.01
 # The verdict's metrics: (row key, whether higher is better).
 VERDICT_METRICS = (("throughput", True), ("latency_s", False), ("energy_per_image_j", False))
-ATTENTION_KINDS = frozenset({
-    OpKind.WINDOW_LOGITS, OpKind.SOFTMAX, OpKind.WEIGHTED_SUM, OpKind.ATTENTION_LOGITS, OpKind.ATTENTION_VALUES,
-})
+LOCAL_ATTENTION_KINDS = frozenset({OpKind.WINDOW_LOGITS, OpKind.SOFTMAX, OpKind.WEIGHTED_SUM})
+GLOBAL_ATTENTION_KINDS = frozenset({OpKind.ATTENTION_LOGITS, OpKind.ATTENTION_VALUES})
 
 
 def network_kind(graph: OpGraph) -> str:
-    """``convolutional`` (no attention), ``hybrid`` (attention and a spatial convolution, e.g. a conv
-    stem) or ``homogeneous`` (attention does all the spatial mixing; 1x1 convolutions are GEMMs)."""
+    """``transformer`` (global attention between tokens: a ViT), else ``convolutional`` (no attention),
+    ``hybrid`` (local attention and a spatial convolution, e.g. a conv stem) or ``homogeneous`` (local
+    attention does all the spatial mixing; 1x1 convolutions are GEMMs)."""
     ops = graph.ops_in_order()
-    if not any(op.kind in ATTENTION_KINDS for op in ops):
+    if any(op.kind in GLOBAL_ATTENTION_KINDS for op in ops):
+        return "transformer"
+    if not any(op.kind in LOCAL_ATTENTION_KINDS for op in ops):
         return "convolutional"
     spatial = any(op.kind is OpKind.CONV and _kernel_area(op.attrs) > 1 for op in ops)
     return "hybrid" if spatial else "homogeneous"

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+import attentionlite as al
 from attentionlite.analysis.parallelism import (
     ceilings,
     check_study,
@@ -151,6 +152,8 @@ def test_network_kinds():
     assert network_kind(_chain([_conv("a", kernel=3), _conv("b")])) == "convolutional"
     assert network_kind(_chain([_conv("stem", kernel=3), _logits("attn")])) == "hybrid"
     assert network_kind(_chain([_conv("a"), _logits("attn")])) == "homogeneous"  # 1x1 convs are GEMMs
+    # a ViT's patch embedding is a spatial convolution, yet it is no hybrid SASA net: its own kind
+    assert network_kind(al.trace("vit_tiny")) == "transformer"
 
 
 @pytest.mark.parametrize("counts, schedules", [((), ("data",)), ((0, 2), ("data",)), ((1,), ("bogus",)),
