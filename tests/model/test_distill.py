@@ -114,3 +114,25 @@ def test_distiller_freezes_the_teacher_in_eval_mode():
     assert all(p.grad is not None for p in student.parameters())
     assert torch.equal(teacher.norm.running_mean, running_mean)  # eval mode: statistics untouched
     assert losses["at"].item() > 0
+
+
+def test_deit_learns_the_labels_on_its_class_head_and_the_teacher_on_its_distillation_head():
+    """DeiT's soft distillation: CE on the class token's head, T^2 KL on the distillation token's;
+    the prediction is the mean of the two; no stage maps, so no attention transfer."""
+    from attentionlite.model.nets.zoo import create_model
+
+    torch.manual_seed(0)
+    student = create_model("deit_tiny", num_classes=2, embed_dim=24, depth=1)
+    teacher = create_model("resnet26", num_classes=2, width=0.125)
+    images, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
+    weights = DistillationWeights()
+    logits, losses = Distiller(student, teacher, weights).train()(images, labels)
+    label_logits, distilled_logits = student.forward_heads(images)
+    with torch.no_grad():
+        teacher_logits = teacher.eval()(images)
+    assert torch.allclose(logits, (label_logits + distilled_logits) / 2)
+    assert torch.allclose(losses["ce"], nn.functional.cross_entropy(label_logits, labels))
+    assert torch.allclose(losses["kd"], kd_loss(distilled_logits, teacher_logits, weights.temperature))
+    assert losses["at"].item() == 0.0
+    student.eval()
+    assert torch.allclose(student(images), (label_logits + distilled_logits) / 2, atol=1e-6)

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from small_models import small_overrides  # pytest puts tests/ on sys.path
+from small_models import RESNETS, small_overrides  # pytest puts tests/ on sys.path
 
 from attentionlite.cli import main
 from attentionlite.errors import InputError
@@ -76,7 +76,7 @@ def test_a_homogeneous_student_trains_end_to_end():
         assert torch.isfinite(parameter.grad).all() and parameter.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize("name", [name for name in list_models() if not name.startswith("vit")])
+@pytest.mark.parametrize("name", RESNETS)
 def test_arch_rebuilds_the_model_and_names_its_stages(name):
     model = create_model(name, num_classes=5, image_size=64, width=0.25)
     assert model.arch == {"name": name, "num_classes": 5, "image_size": 64, "width": 0.25}
@@ -177,13 +177,14 @@ def test_models_command_rejects_unknown_dataset():
     assert "imagenet" in result.output
 
 
-@pytest.mark.parametrize("name", ["vit_tiny", "vit_small"])
+@pytest.mark.parametrize("name", ["vit_tiny", "vit_small", "deit_tiny"])
 def test_a_vit_rebuilds_from_its_arch_and_patches_the_image_into_8x8_tokens(name):
     model = create_model(name, num_classes=5, image_size=64, embed_dim=48, depth=2)
     assert model.arch == {"name": name, "num_classes": 5, "image_size": 64, "embed_dim": 48, "depth": 2}
     rebuilt = create_model(**model.arch)
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
-    assert model.patch_embed.kernel_size == (8, 8) and model.pos_embed.shape == (1, 65, 48)
+    tokens = 66 if name.startswith("deit") else 65  # DeiT's distillation token
+    assert model.patch_embed.kernel_size == (8, 8) and model.pos_embed.shape == (1, tokens, 48)
     assert model.stage_modules == ()  # no spatial stages: distilled without attention transfer
 
 
@@ -198,3 +199,10 @@ def test_vit_tiny_by_hand():
     block_parameters = 4 * 192 * 192 + 2 * 192 * 768 + (3 * 192 + 192 + 768 + 192) + 2 * 2 * 192
     embedding = 192 * 48 + 192 + 192 + 65 * 192  # patch conv, its bias, class token, positions
     assert count_parameters(model) == 12 * block_parameters + embedding + 2 * 192 + 192 * 10 + 10
+
+
+def test_deit_tiny_by_hand():
+    """DeiT-Ti: ViT-Ti with a distillation token (66 tokens) and a second 192 x 10 head."""
+    model = create_model("deit_tiny", num_classes=10, image_size=32)
+    per_block = 66 * (3 * 192 * 192 + 192 * 192 + 2 * 192 * 768) + 2 * 3 * 66 * 66 * 64
+    assert count_macs(model, 32) == 12 * per_block + 64 * 192 * 48 + 2 * 192 * 10

@@ -11,6 +11,13 @@ small 384 with 6, both 12 blocks deep with an MLP 4x as wide.
 
 A ViT has no spatial stages, so ``stage_modules`` is empty and distillation
 from the CNN teacher uses CE and KD only (no attention transfer).
+
+:class:`DistilledVisionTransformer` is DeiT's form (Touvron et al. 2021,
+"Training data-efficient image transformers & distillation through
+attention"): a distillation token beside the class token, with a head of its
+own.  Distillation trains the class head on the labels and the distillation
+head on the teacher (:meth:`~DistilledVisionTransformer.forward_heads`); the
+model predicts with the mean of the two heads, as DeiT does.
 """
 
 from __future__ import annotations
@@ -80,15 +87,46 @@ class VisionTransformer(nn.Module):
         _initialise(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encode(x)[:, 0])
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The final norm's tokens: the class token first, then (DeiT) the distillation token, then patches."""
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, 64, width)
-        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-        x = torch.cat([cls, tokens], dim=1) + self.pos_embed  # (B, 65, width)
-        return self.head(self.norm(self.blocks(x))[:, 0])
+        x = torch.cat([*self._extra_tokens(tokens.shape[0]), tokens], dim=1) + self.pos_embed  # (B, 65, width)
+        return self.norm(self.blocks(x))
+
+    def _extra_tokens(self, batch: int) -> list[torch.Tensor]:
+        return [self.cls_token.expand(batch, -1, -1)]
+
+
+class DistilledVisionTransformer(VisionTransformer):
+    """DeiT: a ViT with a distillation token and its head; predicts with the mean of both heads."""
+
+    def __init__(self, num_classes: int, image_size: int, width: int, depth: int, heads: int) -> None:
+        super().__init__(num_classes, image_size, width, depth, heads)
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos_embed = nn.Parameter(torch.zeros(1, PATCH_GRID * PATCH_GRID + 2, width))
+        self.head_dist = nn.Linear(width, num_classes)
+        _initialise(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        label_logits, distilled_logits = self.forward_heads(x)
+        return (label_logits + distilled_logits) / 2
+
+    def forward_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The class head's logits (trained on the labels) and the distillation head's (on the teacher)."""
+        tokens = self.encode(x)
+        return self.head(tokens[:, 0]), self.head_dist(tokens[:, 1])
+
+    def _extra_tokens(self, batch: int) -> list[torch.Tensor]:
+        return [self.cls_token.expand(batch, -1, -1), self.dist_token.expand(batch, -1, -1)]
 
 
 def _initialise(model: VisionTransformer) -> None:
-    nn.init.trunc_normal_(model.pos_embed, std=INIT_STD)
-    nn.init.trunc_normal_(model.cls_token, std=INIT_STD)
+    """timm's initialisation; DeiT runs it again once its own token and head exist."""
+    for token in (model.pos_embed, model.cls_token, getattr(model, "dist_token", None)):
+        if token is not None:
+            nn.init.trunc_normal_(token, std=INIT_STD)
     for module in model.modules():
         if isinstance(module, nn.Linear):
             nn.init.trunc_normal_(module.weight, std=INIT_STD)

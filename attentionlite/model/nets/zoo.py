@@ -20,7 +20,7 @@ from torch import nn
 from attentionlite.errors import InputError
 from attentionlite.model.nets.resnet import ResNet, resnet
 from attentionlite.model.nets.students import sasa_resnet
-from attentionlite.model.nets.vit import VisionTransformer
+from attentionlite.model.nets.vit import DistilledVisionTransformer, VisionTransformer
 
 ModelBuilder = Callable[..., nn.Module]
 BUILT_FROM = ("num_classes", "image_size")  # what create_model passes itself; not overrides
@@ -145,3 +145,10 @@ def vit_tiny(num_classes: int, image_size: int, embed_dim: int = 192, depth: int
 def vit_small(num_classes: int, image_size: int, embed_dim: int = 384, depth: int = 12, heads: int = 6) -> VisionTransformer:
     """ViT-S / DeiT-S widths: 384 wide, 6 heads, 12 blocks."""
     return VisionTransformer(num_classes, image_size, embed_dim, depth, heads)
+
+
+@register_model
+def deit_tiny(num_classes: int, image_size: int, embed_dim: int = 192, depth: int = 12,
+              heads: int = 3) -> DistilledVisionTransformer:
+    """DeiT-Ti with its distillation token (Touvron et al. 2021): ViT-Ti's widths, a second head."""
+    return DistilledVisionTransformer(num_classes, image_size, embed_dim, depth, heads)

@@ -96,15 +96,20 @@ def distillation_loss(
     teacher_logits: torch.Tensor | None = None,
     student_stages: Sequence[torch.Tensor] | None = None,
     teacher_stages: Sequence[torch.Tensor] | None = None,
+    distilled_logits: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The named losses ``{"loss", "ce", "kd", "at"}``; plain CE (kd = at = 0) without a teacher."""
+    """The named losses ``{"loss", "ce", "kd", "at"}``; plain CE (kd = at = 0) without a teacher.
+
+    ``distilled_logits`` (DeiT's distillation head) are what KD compares with the teacher's; by
+    default the student's one head, ``student_logits``, learns both.
+    """
     ce = F.cross_entropy(student_logits.float(), labels)
     if teacher_logits is None:
         zero = ce.new_zeros(())
         return {"loss": ce, "ce": ce, "kd": zero, "at": zero}
     if student_stages is None or teacher_stages is None:
         raise ValueError("distilling from a teacher needs the stage outputs of both models")
-    kd = kd_loss(student_logits, teacher_logits, weights.temperature)
+    kd = kd_loss(student_logits if distilled_logits is None else distilled_logits, teacher_logits, weights.temperature)
     # A student without spatial stages (a ViT) has no attention maps to transfer.
     at = attention_transfer_loss(student_stages, teacher_stages) if student_stages else kd.new_zeros(())
     loss = (1 - weights.alpha) * ce + weights.alpha * kd + weights.beta / 2 * at
@@ -150,17 +155,29 @@ class Distiller(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Student logits (B, classes) and the named losses for one batch."""
+        """Student logits (B, classes) and the named losses for one batch.
+
+        A student with two heads (DeiT's ``forward_heads``: a class head and a distillation head) learns
+        the labels on the first and the teacher on the second; its logits are their mean.
+        """
         if self.teacher is None:
             logits = self.student(images)
             return logits, distillation_loss(logits, labels, self.weights)
         with torch.no_grad(), capture_outputs(self.teacher, stage_paths(self.teacher)) as teacher_stages:
             teacher_logits = self.teacher(images)
         with capture_outputs(self.student, stage_paths(self.student)) as student_stages:
-            logits = self.student(images)
-        losses = distillation_loss(logits, labels, self.weights, teacher_logits, _captured(student_stages),
-                                   _captured(teacher_stages))
-        return logits, losses
+            label_logits, distilled_logits = self._heads(images)
+        losses = distillation_loss(label_logits, labels, self.weights, teacher_logits, _captured(student_stages),
+                                   _captured(teacher_stages), distilled_logits=distilled_logits)
+        return (label_logits + distilled_logits) / 2, losses
+
+    def _heads(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits for the labels, logits for the teacher): one head's twice, or DeiT's two."""
+        forward_heads = getattr(self.student, "forward_heads", None)
+        if forward_heads is not None:
+            return forward_heads(images)
+        logits = self.student(images)
+        return logits, logits
 
 
 def stage_paths(model: nn.Module) -> list[str]:
