@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attentionlite.simulator.graph.ops import IN_PLACE, Gemm, Op, OpKind
+from attentionlite.simulator.graph.shapes import broadcast_shape, pair
 
 Shape = tuple[int, ...]
 WEIGHT = object()  # gemm_op's default weight: the parameter ``<source>.weight``
@@ -159,6 +160,36 @@ def gemm_op(
     )
 
 
+def conv_gemm(output_shape: Shape, weight_shape: Shape, groups: int) -> Gemm:
+    """A convolution's im2col GEMM: M = N*Ho*Wo, N = Cout/groups, K = the rest of the weight's axes
+    (Cin/groups*kh*kw, or a compacted layer's kept columns), ``groups`` of them."""
+    batch, _, out_h, out_w = output_shape
+    return Gemm(m=batch * out_h * out_w, n=weight_shape[0] // groups, k=math.prod(weight_shape[1:]), batch=groups)
+
+
+def transposed_conv_gemm(input_shape: Shape, weight_shape: Shape, groups: int) -> Gemm:
+    """A transposed convolution (weight (Cin, Cout/groups, kh, kw)) as the GEMM that scatters each input
+    pixel to its kh x kw outputs: M = N*H*W, N = Cout/groups*kh*kw, K = Cin/groups."""
+    batch, _, height, width = input_shape
+    return Gemm(m=batch * height * width, n=math.prod(weight_shape[1:]), k=weight_shape[0] // groups, batch=groups)
+
+
+def matmul_gemm(a_shape: Shape, b_shape: Shape) -> Gemm:
+    """``a @ b`` as numpy's matmul reads it: 1-D operands promoted; against a 2-D ``b`` every row of ``a``
+    is one row of M; otherwise a batch of (M x K) @ (K x N) over the broadcast leading axes."""
+    left = (1, *a_shape) if len(a_shape) == 1 else a_shape
+    right = (*b_shape, 1) if len(b_shape) == 1 else b_shape
+    if len(right) == 2:
+        return Gemm(m=math.prod(left[:-1]), n=right[-1], k=left[-1])
+    return Gemm(m=left[-2], n=right[-1], k=left[-1], batch=math.prod(broadcast_shape(left[:-2], right[:-2])))
+
+
+def window_attrs(kernel, stride) -> tuple:
+    """The ``kernel_h``, ``kernel_w``, ``stride_h``, ``stride_w`` attrs of a convolution or pool."""
+    (kernel_h, kernel_w), (stride_h, stride_w) = pair(kernel), pair(stride)
+    return (("kernel_h", kernel_h), ("kernel_w", kernel_w), ("stride_h", stride_h), ("stride_w", stride_w))
+
+
 def at(ctx: NodeContext, source: str) -> NodeContext:
     """The same node seen from one of its submodules (for their weights' names)."""
     return dataclasses.replace(ctx, source=source)
@@ -192,17 +223,27 @@ NORMALISE_OPS_PER_ELEMENT = 2
 AFFINE_OPS_PER_ELEMENT = 2
 
 
-def activation_op(ctx: NodeContext, function: str, in_place: bool = False) -> Op:
-    """An element-wise activation (a name of :data:`ACTIVATIONS`) on the node's tensors."""
+def activation_work(function: str, elements: int) -> tuple[int, tuple]:
+    """Vector ops of an activation (a name of :data:`ACTIVATIONS`) over ``elements``, and its attrs."""
     ops, transcendentals = ACTIVATIONS[function]
-    elements = math.prod(ctx.output_shape)
-    attrs = (IN_PLACE if in_place else ()) + (("function", function),)
+    attrs: tuple = (("function", function),)
     if transcendentals:
         attrs += (("transcendentals", transcendentals * elements),)
-    return vector_op(ctx, OpKind.ACT, ops * elements, attrs=attrs)
+    return ops * elements, attrs
+
+
+def activation_op(ctx: NodeContext, function: str, in_place: bool = False) -> Op:
+    """An element-wise activation on the node's tensors."""
+    vector_ops, attrs = activation_work(function, math.prod(ctx.output_shape))
+    return vector_op(ctx, OpKind.ACT, vector_ops, attrs=(IN_PLACE if in_place else ()) + attrs)
+
+
+def statistics_norm_ops_per_element(affine: bool) -> int:
+    """A norm whose statistics are computed at inference: statistics, normalise, and the affine map."""
+    return NORM_STATISTICS_OPS_PER_ELEMENT + NORMALISE_OPS_PER_ELEMENT + (AFFINE_OPS_PER_ELEMENT if affine else 0)
 
 
 def statistics_norm_op(ctx: NodeContext, norm: str, affine: bool) -> Op:
     """A layer or group norm, whose statistics are computed at inference (so it never folds)."""
-    per_element = NORM_STATISTICS_OPS_PER_ELEMENT + NORMALISE_OPS_PER_ELEMENT + (AFFINE_OPS_PER_ELEMENT if affine else 0)
-    return vector_op(ctx, OpKind.NORM, per_element * math.prod(ctx.output_shape), attrs=(("norm", norm),))
+    vector_ops = statistics_norm_ops_per_element(affine) * math.prod(ctx.output_shape)
+    return vector_op(ctx, OpKind.NORM, vector_ops, attrs=(("norm", norm),))

@@ -68,15 +68,19 @@ from attentionlite.simulator.graph.lowered import (
     WeightCount,
     activation_op,
     at,
+    conv_gemm,
     elementwise,
     free,
     gemm_op,
+    matmul_gemm,
     statistics_norm_op,
+    transposed_conv_gemm,
     vector_op,
+    window_attrs,
     with_attrs,
 )
 from attentionlite.simulator.graph.ops import Gemm, Op, OpKind, Window
-from attentionlite.simulator.graph.shapes import broadcast_shape, pair
+from attentionlite.simulator.graph.shapes import pair
 
 Shape = tuple[int, ...]
 AttentionLayer = LocalSelfAttention | AttentionStem
@@ -155,11 +159,8 @@ def _functional_pool(mode: str) -> Handler:
 
 
 def _window_pool(ctx: NodeContext, mode: str, kernel, stride) -> Lowered:
-    kernel_h, kernel_w = pair(kernel)
-    stride_h, stride_w = pair(stride)
-    op = _pool_op(ctx, ctx.name, ctx.input_shapes, ctx.output_shape, kernel_h * kernel_w * math.prod(ctx.output_shape))
-    attrs = (("mode", mode), ("kernel_h", kernel_h), ("kernel_w", kernel_w), ("stride_h", stride_h), ("stride_w", stride_w))
-    return Lowered.single(with_attrs(op, attrs))
+    op = _pool_op(ctx, ctx.name, ctx.input_shapes, ctx.output_shape, math.prod(pair(kernel)) * math.prod(ctx.output_shape))
+    return Lowered.single(with_attrs(op, (("mode", mode), *window_attrs(kernel, stride))))
 
 
 def _adaptive_pool(mode: str) -> Handler:
@@ -191,12 +192,9 @@ def lower_resample(ctx: NodeContext) -> Lowered:
 def lower_conv(ctx: NodeContext) -> Lowered:
     """Convolution as its im2col GEMM (shapes NCHW); a compacted one has only its kept columns in K."""
     conv: nn.Conv2d | GatheredConv2d = ctx.module
-    batch, _, out_h, out_w = ctx.output_shape
     groups = getattr(conv, "groups", 1)  # a compacted (gathered) convolution is never grouped
-    gemm = Gemm(m=batch * out_h * out_w, n=conv.out_channels // groups, k=conv.weight[0].numel(), batch=groups)
-    kernel_h, kernel_w = pair(conv.kernel_size)
-    stride_h, stride_w = pair(conv.stride)
-    attrs = (("kernel_h", kernel_h), ("kernel_w", kernel_w), ("stride_h", stride_h), ("stride_w", stride_w), ("groups", groups))
+    gemm = conv_gemm(ctx.output_shape, tuple(conv.weight.shape), groups)
+    attrs = (*window_attrs(conv.kernel_size, conv.stride), ("groups", groups))
     return Lowered.single(gemm_op(ctx, ctx.name, OpKind.CONV, gemm, ctx.input_shapes, ctx.output_shape, attrs))
 
 
@@ -205,13 +203,8 @@ def lower_conv_transpose(ctx: NodeContext) -> Lowered:
     M = N*H*W (input pixels), N = Cout/groups*kh*kw, K = Cin/groups; the overlapping outputs are summed
     in the output buffer (col2im), as the array's accumulators do."""
     conv: nn.ConvTranspose2d = ctx.module
-    batch, _, height, width = ctx.input_shapes[0]
-    groups = conv.groups
-    gemm = Gemm(m=batch * height * width, n=conv.weight[0].numel(), k=conv.in_channels // groups, batch=groups)
-    kernel_h, kernel_w = pair(conv.kernel_size)
-    stride_h, stride_w = pair(conv.stride)
-    attrs = (("kernel_h", kernel_h), ("kernel_w", kernel_w), ("stride_h", stride_h), ("stride_w", stride_w),
-             ("groups", groups), ("transposed", 1))
+    gemm = transposed_conv_gemm(ctx.input_shapes[0], tuple(conv.weight.shape), conv.groups)
+    attrs = (*window_attrs(conv.kernel_size, conv.stride), ("groups", conv.groups), ("transposed", 1))
     return Lowered.single(gemm_op(ctx, ctx.name, OpKind.CONV, gemm, ctx.input_shapes, ctx.output_shape, attrs))
 
 
@@ -243,17 +236,13 @@ def lower_matmul(ctx: NodeContext) -> Lowered:
     a_shape, b_shape = ctx.shape_of(a), ctx.shape_of(b)
     if a_shape is None or b_shape is None:
         raise InputError(f"{ctx.name}: matmul needs two tensors")
-    left = (1, *a_shape) if len(a_shape) == 1 else a_shape
-    right = (*b_shape, 1) if len(b_shape) == 1 else b_shape
     a_parameter, b_parameter = _parameter(ctx, a), _parameter(ctx, b)
     if a_parameter is not None and b_parameter is None:
+        left = (1, *a_shape) if len(a_shape) == 1 else a_shape
+        right = (*b_shape, 1) if len(b_shape) == 1 else b_shape
         gemm = Gemm(m=math.prod(right[:-2]) * right[-1], n=left[-2], k=left[-1])  # x^T W^T
         return Lowered.single(_product_op(ctx, gemm, (b_shape, a_shape), a_parameter))
-    if len(right) == 2:
-        gemm = Gemm(m=math.prod(left[:-1]), n=right[-1], k=left[-1])
-    else:
-        gemm = Gemm(m=left[-2], n=right[-1], k=left[-1], batch=math.prod(broadcast_shape(left[:-2], right[:-2])))
-    return Lowered.single(_product_op(ctx, gemm, (a_shape, b_shape), b_parameter))
+    return Lowered.single(_product_op(ctx, matmul_gemm(a_shape, b_shape), (a_shape, b_shape), b_parameter))
 
 
 def _parameter(ctx: NodeContext, argument) -> str | None:
@@ -463,21 +452,31 @@ _LAYOUT_CALLS = (
     operator.getitem, F.dropout, "float", "to", "type_as",
 )
 
-# Function handlers by function object, and by method name for tensor methods (``x.relu()``).
-FUNCTION_LOWERINGS: dict[object, Handler] = {
+_ADDS: dict[object, Handler] = {
     operator.add: lower_add,
     operator.iadd: lower_add_in_place,
     torch.add: lower_add,
     "add": lower_add,
     "add_": lower_add_in_place,
+}
+_ELEMENTWISE_LOWERINGS: dict[object, Handler] = {
+    **_ADDS,
     **{function: _activation(name) for name, functions in _ACTIVATION_FUNCTIONS.items() for function in functions},
     "relu_": _activation("relu", in_place=True),
     **{function: _arithmetic(name) for name, functions in _ARITHMETIC.items() for function in functions},
     operator.imul: _arithmetic("mul", in_place=True),
     "mul_": _arithmetic("mul", in_place=True),
     F.layer_norm: lower_layer_norm,
-    F.group_norm: lower_group_norm,
     **{softmax: lower_softmax for softmax in (F.softmax, torch.softmax, "softmax")},
+}
+# Calls whose output has their tensor inputs' broadcast shape: the tracer's shape pass computes it
+# without running them (see :mod:`~attentionlite.simulator.graph.shapes` for why).
+BROADCAST_CALLS = frozenset({*_ELEMENTWISE_LOWERINGS, F.dropout})
+
+# Function handlers by function object, and by method name for tensor methods (``x.relu()``).
+FUNCTION_LOWERINGS: dict[object, Handler] = {
+    **_ELEMENTWISE_LOWERINGS,
+    F.group_norm: lower_group_norm,
     **{mean: lower_reduction("mean") for mean in (torch.mean, "mean")},
     **{total: lower_reduction("sum") for total in (torch.sum, "sum")},
     F.avg_pool2d: _functional_pool("avg"),

@@ -35,9 +35,12 @@ from attentionlite.errors import InputError
 from attentionlite.provenance import provenance
 from attentionlite.simulator.graph.graph import OpGraph, label_attention
 from attentionlite.simulator.graph.lowered import (
-    ACTIVATIONS,
-    NORM_STATISTICS_OPS_PER_ELEMENT,
-    NORMALISE_OPS_PER_ELEMENT,
+    activation_work,
+    conv_gemm,
+    matmul_gemm,
+    statistics_norm_ops_per_element,
+    transposed_conv_gemm,
+    window_attrs,
 )
 from attentionlite.simulator.graph.lowering import INTERPOLATION_OPS, NORM_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
 from attentionlite.simulator.graph.ops import Gemm, Op, OpKind
@@ -205,25 +208,21 @@ def _weight_fields(weight: np.ndarray) -> dict:
 def _conv(node: OnnxNode) -> Op:
     weight = _required_weight(node, 1)
     groups = int(node.attribute("group", 1))
-    batch, _, out_h, out_w = node.output_shape
-    kernel_h, kernel_w = weight.shape[2:]
-    stride_h, stride_w = node.attribute("strides", [1, 1])
-    gemm = Gemm(m=batch * out_h * out_w, n=weight.shape[0] // groups, k=int(np.prod(weight.shape[1:])), batch=groups)
-    attrs = (("kernel_h", kernel_h), ("kernel_w", kernel_w), ("stride_h", stride_h), ("stride_w", stride_w),
-             ("groups", groups))
+    gemm = conv_gemm(node.output_shape, tuple(weight.shape), groups)
+    attrs = (*_window_attrs(node, weight), ("groups", groups))
     return _op(node, OpKind.CONV, macs=gemm.macs, gemm=gemm, attrs=attrs, **_weight_fields(weight))
 
 
 def _conv_transpose(node: OnnxNode) -> Op:
     weight = _required_weight(node, 1)  # (Cin, Cout / groups, kh, kw)
     groups = int(node.attribute("group", 1))
-    batch, _, height, width = node.shape(0)
-    kernel_h, kernel_w = weight.shape[2:]
-    stride_h, stride_w = node.attribute("strides", [1, 1])
-    gemm = Gemm(m=batch * height * width, n=int(np.prod(weight.shape[1:])), k=weight.shape[0] // groups, batch=groups)
-    attrs = (("kernel_h", kernel_h), ("kernel_w", kernel_w), ("stride_h", stride_h), ("stride_w", stride_w),
-             ("groups", groups), ("transposed", 1))
+    gemm = transposed_conv_gemm(node.shape(0), tuple(weight.shape), groups)
+    attrs = (*_window_attrs(node, weight), ("groups", groups), ("transposed", 1))
     return _op(node, OpKind.CONV, macs=gemm.macs, gemm=gemm, attrs=attrs, **_weight_fields(weight))
+
+
+def _window_attrs(node: OnnxNode, weight: np.ndarray) -> tuple:
+    return window_attrs(tuple(weight.shape[2:]), node.attribute("strides", [1, 1]))
 
 
 def _gemm(node: OnnxNode) -> Op:
@@ -232,24 +231,19 @@ def _gemm(node: OnnxNode) -> Op:
     rows, inner = (a[1], a[0]) if node.attribute("transA", 0) else (a[0], a[1])
     b = node.shape(1)
     columns = b[0] if node.attribute("transB", 0) else b[1]
-    gemm = Gemm(m=rows, n=columns, k=inner)
-    weight = node.weight(1)
-    fields = _weight_fields(weight) if weight is not None else {}
-    return _op(node, OpKind.LINEAR if weight is not None else OpKind.MATMUL, macs=gemm.macs, gemm=gemm, **fields)
+    return _product(node, Gemm(m=rows, n=columns, k=inner))
 
 
 def _matmul(node: OnnxNode) -> Op:
-    a, b = node.shape(0), node.shape(1)
-    left = (1, *a) if len(a) == 1 else a
-    right = (*b, 1) if len(b) == 1 else b
+    return _product(node, matmul_gemm(node.shape(0), node.shape(1)))
+
+
+def _product(node: OnnxNode, gemm: Gemm) -> Op:
+    """A linear op against a constant second operand, a matmul of two activations otherwise."""
     weight = node.weight(1)
-    if len(right) == 2:
-        gemm = Gemm(m=math.prod(left[:-1]), n=right[-1], k=left[-1])
-    else:
-        axes = np.broadcast_shapes(tuple(left[:-2]), tuple(right[:-2]))
-        gemm = Gemm(m=left[-2], n=right[-1], k=left[-1], batch=math.prod(axes))
-    fields = _weight_fields(weight) if weight is not None else {}
-    return _op(node, OpKind.LINEAR if weight is not None else OpKind.MATMUL, macs=gemm.macs, gemm=gemm, **fields)
+    if weight is None:
+        return _op(node, OpKind.MATMUL, macs=gemm.macs, gemm=gemm)
+    return _op(node, OpKind.LINEAR, macs=gemm.macs, gemm=gemm, **_weight_fields(weight))
 
 
 def _required_weight(node: OnnxNode, index: int) -> np.ndarray:
@@ -275,8 +269,11 @@ def _vector(kind: OpKind, per_element: int, transcendentals: int = 0, **attrs) -
 
 
 def _activation(function: str) -> Callable[[OnnxNode], Op]:
-    ops, transcendentals = ACTIVATIONS[function]
-    return _vector(OpKind.ACT, ops, transcendentals, function=function)
+    def lower(node: OnnxNode) -> Op:
+        vector_ops, attrs = activation_work(function, _elements(node))
+        return _op(node, OpKind.ACT, vector_ops=vector_ops, attrs=attrs)
+
+    return lower
 
 
 def _clip(node: OnnxNode) -> Op:
@@ -284,30 +281,21 @@ def _clip(node: OnnxNode) -> Op:
     return _activation("relu6")(node)
 
 
-def _layer_norm(node: OnnxNode) -> Op:
-    affine = 2 if len(node.inputs) > 1 else 0
-    per_element = NORM_STATISTICS_OPS_PER_ELEMENT + NORMALISE_OPS_PER_ELEMENT + affine
-    return _op(node, OpKind.NORM, vector_ops=per_element * _elements(node), attrs=(("norm", "layer"),))
+def _statistics_norm(norm: str) -> Callable[[OnnxNode], Op]:
+    """Layer, group and instance norms (how exporters write a group norm: normalise per (image, group),
+    then its affine map as Mul, Add); affine when the node takes a scale."""
+    def lower(node: OnnxNode) -> Op:
+        per_element = statistics_norm_ops_per_element(affine=len(node.inputs) > 1)
+        return _op(node, OpKind.NORM, vector_ops=per_element * _elements(node), attrs=(("norm", norm),))
 
-
-def _group_norm(node: OnnxNode) -> Op:
-    per_element = NORM_STATISTICS_OPS_PER_ELEMENT + NORMALISE_OPS_PER_ELEMENT + 2
-    return _op(node, OpKind.NORM, vector_ops=per_element * _elements(node), attrs=(("norm", "group"),))
-
-
-def _instance_norm(node: OnnxNode) -> Op:
-    """How exporters write a group norm: normalise per (image, group), then the affine map as Mul, Add."""
-    per_element = NORM_STATISTICS_OPS_PER_ELEMENT + NORMALISE_OPS_PER_ELEMENT + 2
-    return _op(node, OpKind.NORM, vector_ops=per_element * _elements(node), attrs=(("norm", "instance"),))
+    return lower
 
 
 def _pool(mode: str) -> Callable[[OnnxNode], Op]:
     def lower(node: OnnxNode) -> Op:
-        kernel_h, kernel_w = node.attribute("kernel_shape")
-        stride_h, stride_w = node.attribute("strides", [1, 1])
-        attrs = (("mode", mode), ("kernel_h", kernel_h), ("kernel_w", kernel_w), ("stride_h", stride_h),
-                 ("stride_w", stride_w))
-        return _op(node, OpKind.POOL, vector_ops=kernel_h * kernel_w * _elements(node), attrs=attrs)
+        kernel = node.attribute("kernel_shape")
+        attrs = (("mode", mode), *window_attrs(kernel, node.attribute("strides", [1, 1])))
+        return _op(node, OpKind.POOL, vector_ops=math.prod(kernel) * _elements(node), attrs=attrs)
 
     return lower
 
@@ -344,9 +332,9 @@ NODE_LOWERINGS: dict[str, Callable[[OnnxNode], Op | None]] = {
     "Gemm": _gemm,
     "MatMul": _matmul,
     "BatchNormalization": _vector(OpKind.NORM, NORM_OPS_PER_ELEMENT),
-    "LayerNormalization": _layer_norm,
-    "GroupNormalization": _group_norm,
-    "InstanceNormalization": _instance_norm,
+    "LayerNormalization": _statistics_norm("layer"),
+    "GroupNormalization": _statistics_norm("group"),
+    "InstanceNormalization": _statistics_norm("instance"),
     "Relu": _activation("relu"),
     "Clip": _clip,
     "LeakyRelu": _activation("leaky_relu"),

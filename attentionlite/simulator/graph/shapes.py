@@ -1,22 +1,20 @@
-"""Output-shape rules for the tracer's shape pass, by module type and by function.
+"""Output-shape rules for the tracer's shape pass, by module type, and the broadcast that gives the
+shape of every element-wise call (``lowering.BROADCAST_CALLS``).
 
-The shape pass (``tracing._ShapePass``) runs only the free calls (flatten,
-view, identity) on meta tensors and takes every other shape from these rules,
-because on meta tensors attention would loop over its window offsets,
-convolutions would import sympy and linear, adaptive pooling, ReLU and add
-would import torch._dynamo (seconds each).
+The shape pass (``tracing._ShapePass``) takes these shapes instead of running
+the calls on meta tensors, because there attention would loop over its window
+offsets, convolutions would import sympy and linear, adaptive pooling, ReLU and
+add would import torch._dynamo (seconds each, once a process).  Calls without
+a rule run on meta tensors.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from attentionlite.model.nets.gathered import GatheredConv2d, GatheredLinear
@@ -100,13 +98,3 @@ MODULE_SHAPE_RULES: dict[type, Callable[[Any, Shape], Shape]] = {
         nn.Sigmoid, nn.Tanh, nn.SiLU, nn.GELU, nn.Hardsigmoid, nn.Hardswish,
     )},
 }
-
-# Element-wise calls: their output has their inputs' broadcast shape.
-_ELEMENTWISE_CALLS = (
-    operator.add, operator.iadd, torch.add, "add", "add_", operator.mul, operator.imul, torch.mul, "mul", "mul_",
-    operator.truediv, torch.div, "div", operator.sub, torch.sub, "sub",
-    torch.relu, F.relu, "relu", "relu_", F.relu6, F.hardtanh, F.leaky_relu, torch.sigmoid, F.sigmoid, "sigmoid",
-    torch.tanh, F.tanh, "tanh", F.silu, F.gelu, F.hardsigmoid, F.hardswish, F.softmax, torch.softmax, "softmax",
-    F.layer_norm, F.dropout,
-)
-FUNCTION_SHAPE_RULES: dict[object, Callable[..., Shape]] = {call: broadcast_shape for call in _ELEMENTWISE_CALLS}

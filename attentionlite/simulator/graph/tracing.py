@@ -139,10 +139,11 @@ class _ShapePass(torch.fx.Interpreter):
         return super().call_method(target, args, kwargs) if result is None else result
 
     def _by_rule(self, target, args) -> torch.Tensor | None:
-        """The call's result by its shape rule; None without one, or for arithmetic on sizes."""
-        rule = shapes.FUNCTION_SHAPE_RULES.get(target)
+        """An element-wise call's result, by broadcasting; None for other calls, or arithmetic on sizes."""
         tensors = [arg for arg in args if isinstance(arg, torch.Tensor)]
-        return tensors[0].new_empty(rule(*(tuple(t.shape) for t in tensors))) if rule and tensors else None
+        if target not in lowering.BROADCAST_CALLS or not tensors:
+            return None
+        return tensors[0].new_empty(shapes.broadcast_shape(*(tuple(t.shape) for t in tensors)))
 
 
 def _first_tensor(value: object) -> torch.Tensor | None:
