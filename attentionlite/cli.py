@@ -10,14 +10,16 @@ printed as one line and the command exits with status 2.
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 
 from attentionlite import api
 from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_HARDWARE, DEFAULT_HETEROGENEOUS
-from attentionlite.errors import InputError
+from attentionlite.errors import InputError, OverrideError
 from attentionlite.version import __version__
 
 _HARDWARE_HELP = "Accelerator preset name or TOML path."
@@ -35,6 +37,33 @@ def _writable(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
         check_writable(value, f"--{param.name}")
     return value
+
+
+def _overrides_named_by_flags(**flags: str) -> Callable:
+    """A command whose bad hardware override names the flag that set it (``--bandwidth -1.0: ...``), not the
+    library's knob (``bandwidth_gb_s``); a knob without a flag here came from ``--set``."""
+
+    def decorate(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def named(*args, **kwargs):
+            try:
+                return command(*args, **kwargs)
+            except OverrideError as error:
+                given = ", ".join(_flag_and_value(key, value, flags) for key, value in error.knobs.items())
+                raise InputError(f"{given}: {error.problem}") from None
+
+        return named
+
+    return decorate
+
+
+def _flag_and_value(knob: str, value: Any, flags: dict[str, str]) -> str:
+    shown = "x".join(map(str, value)) if isinstance(value, tuple) else str(value)  # an array as RxC
+    if knob not in flags:
+        return f"--set {knob}={shown}"
+    if isinstance(value, bool):
+        return flags[knob] if value else f"--no-{flags[knob][2:]}"
+    return f"{flags[knob]} {shown}"
 
 
 class _Group(click.Group):
@@ -196,6 +225,8 @@ def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_b
                    "(default: the hardware's fold_batch_norm, true in every preset).")
 @click.option("--out", callback=_writable, type=click.Path(file_okay=False),
               help="Folder for ops.csv, COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv and summary.json.")
+@_overrides_named_by_flags(array="--array", dataflow="--dataflow", cores="--cores", bandwidth_gb_s="--bandwidth",
+                           window_mapping="--window-mapping", sparsity="--sparsity", fold_batch_norm="--fold-bn")
 def simulate(target, topology, hardware_name, array, dataflow, cores, bandwidth_gb_s, window_mapping, schedule,
              sparsity, dataset, batch, fold_batch_norm, out) -> None:
     """Simulate a model, checkpoint, saved graph or SCALE-Sim topology on the accelerator.
@@ -237,6 +268,7 @@ def hardware_list() -> None:
 @click.option("--array", help="Array size RxC (or N for NxN).")
 @click.option("--dataflow", type=click.Choice(["os", "ws", "is"]))
 @click.option("--cores", type=int)
+@_overrides_named_by_flags(array="--array", dataflow="--dataflow", cores="--cores")
 def hardware_show(name, array, dataflow, cores) -> None:
     """One preset or TOML file, resolved (defaults filled in, overrides applied)."""
     from attentionlite.simulator.accelerator.hardware import describe
@@ -292,6 +324,7 @@ def cpu(target: str, cpu_name: str | None, batch: int | None, dataset: str | Non
 @click.option("--cpu", "cpu_config", help="CPU preset or TOML (see `calibrate`): adds each model's CPU latency.")
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
 @click.option("--out", callback=_writable, type=click.Path(file_okay=False), help="Also write compare.csv and breakdown.csv here.")
+@_overrides_named_by_flags(array="--array", dataflow="--dataflow", cores="--cores", sparsity="--sparsity")
 def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, density, out) -> None:
     """Teacher vs students on one design point: MODELS are names or checkpoints, the teacher first."""
     from attentionlite.analysis.compare import write_comparison
@@ -329,6 +362,7 @@ def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, dens
 @click.option("--out", callback=_writable, type=click.Path(file_okay=False), default="sweep", show_default=True,
               help="Folder for sweep.csv and pareto.csv.  While the sweep runs, each finished row goes to "
                    "OUT.journal.jsonl beside it (removed once the folder is written).")
+@_overrides_named_by_flags(array="--arrays", dataflow="--dataflows", cores="--cores")
 def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers, engine, address, resume,
           out) -> None:
     """Simulate MODELS at every combination of the swept knobs; one CSV row per (model, point).
@@ -429,6 +463,7 @@ def _study_options(command):
               help="Change a knob of the reference design point, e.g. dram.bandwidth_gb_s=51.2 or cores=8 "
                    "(the sweep and the Parallelism section start from it too). Repeatable.")
 @_study_options
+@_overrides_named_by_flags()
 def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, density, workers, recalibrate,
            settings, core_counts, schedules, against) -> None:
     """The co-design report (the main job).

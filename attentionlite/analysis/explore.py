@@ -47,7 +47,7 @@ from attentionlite.analysis.sweep import (
     point_columns,
     ray_cluster,
 )
-from attentionlite.errors import InputError
+from attentionlite.errors import InputError, OverrideError
 from attentionlite.files import rows_to_csv, write_text_folder
 from attentionlite.simulator.accelerator.hardware import HardwareConfig, parse_array
 from attentionlite.simulator.graph.graph import OpGraph
@@ -101,8 +101,8 @@ def load_space(path: str | Path, config: HardwareConfig) -> Space:
         for value in knobs[knob]:
             try:
                 apply_point(config, {knob: value})
-            except InputError as error:
-                raise InputError(f"space file {path}: {knob} = {value!r}: {error}") from None
+            except OverrideError as error:  # the file's line names the knob: the problem is what is left to say
+                raise InputError(f"space file {path}: {knob} = {value!r}: {error.problem}") from None
     return Space(knobs)
 
 

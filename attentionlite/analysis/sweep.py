@@ -42,8 +42,6 @@ from attentionlite.simulator.graph.graph import OpGraph
 
 PARETO_OBJECTIVES = ("latency_s", "energy_per_image_j", "pes")
 SIMULATE_KNOBS = ("schedule",)  # passed to simulate(); every other knob overrides the hardware config
-# Knobs that set several config fields at once, so "SRAM size" is one axis of a sweep.
-COMPOSITE_KNOBS = {"sram_kib": ("sram.input_kib", "sram.weight_kib", "sram.output_kib")}
 
 Point = Mapping[str, Any]
 
@@ -63,10 +61,7 @@ def design_points(config: HardwareConfig, knobs: Mapping[str, Sequence]) -> list
 
 def apply_point(config: HardwareConfig, point: Point) -> tuple[HardwareConfig, dict]:
     """(``config`` with the point's hardware knobs applied, keyword options for :func:`simulate`)."""
-    overrides = {}
-    for knob, value in point.items():
-        if knob not in SIMULATE_KNOBS:
-            overrides.update(dict.fromkeys(COMPOSITE_KNOBS.get(knob, (knob,)), value))
+    overrides = {knob: value for knob, value in point.items() if knob not in SIMULATE_KNOBS}
     return with_overrides(config, **overrides), {k: v for k, v in point.items() if k in SIMULATE_KNOBS}
 
 

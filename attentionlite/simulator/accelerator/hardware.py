@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
-from attentionlite.errors import InputError
+from attentionlite.errors import InputError, OverrideError
 from attentionlite.simulator.config import (
     NON_NEGATIVE,
     POSITIVE,
@@ -305,15 +305,34 @@ def with_overrides(config: HardwareConfig, **overrides: Any) -> HardwareConfig:
     Overrides name a field by its dotted path (``"dram.bandwidth_gb_s"``), by its
     bare name when that is unique (``bandwidth_gb_s``, ``dataflow``, ``cores``),
     or one of the shortcuts ``array=(rows, cols)`` (or ``"RxC"``),
-    ``sparsity="skip"``, ``vector_lanes=..``; ``None`` values are ignored (unset CLI options).
+    ``sram_kib=..`` (every buffer), ``sparsity="skip"``, ``vector_lanes=..``;
+    ``None`` values are ignored (unset CLI options).  A bad one is an
+    :class:`OverrideError` that blames the first override the config cannot
+    take on its own, or, when only their combination fails, those of them that
+    change the config.
     """
-    values: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if value is not None:
-            values.update(_dotted_values(key, value, config.name))
-    if not values:
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if not given:
         return config
     where = f"hardware {config.name!r} with overrides"
+    try:
+        return _overridden(config, given, where)
+    except InputError as error:
+        changing = {}
+        for key, value in given.items():
+            try:
+                alone = _overridden(config, {key: value}, where)
+            except InputError as refused:
+                raise OverrideError(config.name, {key: value}, str(refused).removeprefix(f"{where}: ")) from None
+            if alone != config:
+                changing[key] = value
+        raise OverrideError(config.name, changing, str(error).removeprefix(f"{where}: ")) from None
+
+
+def _overridden(config: HardwareConfig, overrides: dict[str, Any], where: str) -> HardwareConfig:
+    values: dict[str, Any] = {}
+    for key, value in overrides.items():
+        values.update(_dotted_values(key, value, where))
     changed = with_values(config, values, where)
     _check(changed, where)
     return changed
@@ -322,18 +341,22 @@ def with_overrides(config: HardwareConfig, **overrides: Any) -> HardwareConfig:
 # ----------------------------------------------------------------------------- overrides
 
 _SHORTCUTS = {"sparsity": "sparsity.mode", "vector_lanes": "vector.lanes"}
+_COMPOSITE = {"sram_kib": ("sram.input_kib", "sram.weight_kib", "sram.output_kib")}
 
 
-def _dotted_values(key: str, value: Any, name: str) -> dict[str, Any]:
+def _dotted_values(key: str, value: Any, where: str) -> dict[str, Any]:
     """The config fields one override sets, by dotted path."""
     if key == "array":
         rows, cols = parse_array(value) if isinstance(value, str) else value
         return {"array.rows": rows, "array.cols": cols}
+    if key in _COMPOSITE:
+        return dict.fromkeys(_COMPOSITE[key], value)
     key = _SHORTCUTS.get(key, key).replace("__", ".")
     leaves = leaf_paths(HardwareConfig)
     matches = [leaf for leaf in leaves if leaf == key or leaf.endswith(f".{key}")]
     if len(matches) != 1:
-        raise InputError(f"{name}: unknown hardware override {key!r}; expected one of array, {', '.join(leaves)}")
+        raise InputError(f"{where}: unknown hardware override {key!r}; expected one of array, sram_kib, "
+                         f"{', '.join(leaves)}")
     return {matches[0]: value}
 
 

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from attentionlite.cli import main
-from attentionlite.errors import InputError
+from attentionlite.errors import InputError, OverrideError
 from attentionlite.simulator.accelerator.hardware import describe, list_presets, load_hardware, parse_array
 
 MINIMAL = """
@@ -77,6 +77,19 @@ def test_overrides_are_validated_too():
         load_hardware("paa-default", dataflow="xs")
     with pytest.raises(InputError, match="unknown hardware override 'colour'"):
         load_hardware("paa-default", colour="red")
+
+
+def test_a_bad_override_is_blamed_alone_and_a_bad_combination_on_the_overrides_that_change_something():
+    # paa-default: 128 KiB input buffer; a 256x256 os array needs 2 x 256 x 256 B = 128 KiB, 512x512 needs 512 KiB
+    with pytest.raises(OverrideError) as caught:
+        load_hardware("paa-default", cores=2, array=(512, 512), bandwidth_gb_s=12.8)
+    assert caught.value.knobs == {"array": (512, 512)}
+    assert caught.value.problem.startswith("'sram.input_kib' is 128.0; expected at least 512 KiB")
+    with pytest.raises(OverrideError) as caught:  # each alone is fine; together the buffer is too small
+        load_hardware("paa-default", array=(256, 256), sram_kib=64, dataflow="os", cores=None)
+    assert caught.value.knobs == {"array": (256, 256), "sram_kib": 64}
+    assert str(caught.value) == ("hardware 'paa-default' with array=(256, 256), sram_kib=64: 'sram.input_kib' is "
+                                 "64.0; expected at least 128 KiB (two halves of one 256x256 tile)")
 
 
 @pytest.mark.parametrize(
