@@ -130,6 +130,7 @@ def models(dataset: str, width: float, as_json: bool) -> None:
 @click.option("--kernel-size", type=int, default=None, help="Local attention window k of a SASA student; model default (7) if omitted.")
 @click.option("--train-subset", type=int, default=None, help="Use only this many training images per class (small runs).")
 @click.option("--test-subset", type=int, default=None, help="Evaluate on only this many test images per class each epoch.")
+@click.option("--validation", type=int, default=None, help="Hold out this many training images per class (the same draw for every seed) and evaluate on them instead of the test split: for choosing settings.")
 @click.option("--augment/--no-augment", default=True, show_default=True, help="Random crop (pad 4) and horizontal flip of training images.")
 @click.option("--seed", default=0, show_default=True, help="Seed of weights, masks, batch order and augmentation.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to train; cuda uses mixed precision (float16 autocast).")
@@ -140,7 +141,8 @@ def train(resume: bool, quiet: bool, **options) -> None:
     """Sparse distillation: train a (pruned) student from a teacher in one pass.
 
     Writes OUT/checkpoint.pt and OUT/log.csv (losses loss/ce/kd/at, train and
-    test accuracy, overall and per-layer density) after every epoch.
+    test accuracy (val with --validation), overall and per-layer density)
+    after every epoch.
     """
     from attentionlite.model.training.train import TrainConfig
     from attentionlite.model.training.train import train as run_training

@@ -23,7 +23,7 @@ from attentionlite.model.data.cifar import download_cifar
 from attentionlite.model.data.folders import list_image_files
 from attentionlite.model.data.loader import BatchLoader
 from attentionlite.model.data.registry import DATASETS, ImageSet
-from attentionlite.model.data.splits import load_split, subset
+from attentionlite.model.data.splits import hold_out, load_split, subset
 from attentionlite.model.data.transforms import crop_and_flip, normalize, random_crop_and_flip
 
 # CIFAR-10's label order 0..9, as published with the dataset.
@@ -385,6 +385,15 @@ def test_subset_is_stratified_and_deterministic():
     assert len(subset(full, per_class=100, seed=0)) == 60
     with pytest.raises(InputError, match="per_class must be at least 1"):
         subset(full, 0, seed=0)
+
+
+def test_hold_out_cuts_a_split_into_two_disjoint_parts_that_cover_it():
+    full = _indexed_set(60, 3)
+    rest, held = hold_out(full, per_class=4, seed=3)
+    assert np.bincount(held.labels).tolist() == [4, 4, 4] and np.bincount(rest.labels).tolist() == [16, 16, 16]
+    held_ids, rest_ids = (part.images[:, 0, 0, 0].astype(int) for part in (held, rest))
+    assert sorted(held_ids.tolist() + rest_ids.tolist()) == list(range(60))
+    assert (full.labels[rest_ids] == rest.labels).all() and (np.diff(rest_ids) > 0).all()
 
 
 # --- transforms -----------------------------------------------------------------------------------

@@ -121,12 +121,47 @@ def test_existing_run_folder_needs_resume(tiny_cifar, tmp_path):
     ({"prune": "rows"}, "training option prune is 'rows'; expected unstructured or column"),
     ({"model": "resnet27"}, "model 'resnet27' is not registered; expected one of"),
     ({"device": "tpu"}, "device 'tpu' is not known; expected cpu or cuda"),
+    ({"validation": 0}, "training option validation is 0; expected at least 1 image per class"),
+    ({"validation": 1, "test_subset": 1}, "validation and test_subset are both set"),
 ])
 def test_bad_options_are_named_in_the_librarys_words(tiny_cifar, tmp_path, changes, message):
     with pytest.raises(InputError) as raised:
         train(_config(tiny_cifar, tmp_path, **changes))
     assert message in str(raised.value) and "--" not in str(raised.value)
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_a_validation_run_evaluates_on_held_out_training_images_and_never_reads_the_test_split(
+        tiny_cifar, tmp_path, monkeypatch):
+    no_test = tmp_path / "train_only"
+    no_test.mkdir()
+    (no_test / "train").symlink_to(tiny_cifar / "train", target_is_directory=True)
+    config = _config(no_test, tmp_path / "run", validation=1, epochs=1)
+    evaluated = []
+    original = train_module.evaluate_accuracy
+
+    def recording(model, loader, device="cpu"):
+        evaluated.append(loader.images)
+        return original(model, loader, device)
+
+    monkeypatch.setattr(train_module, "evaluate_accuracy", recording)
+    metrics = train(config)
+    with open(tmp_path / "run" / "log.csv") as handle:
+        row = next(csv.DictReader(handle))
+    assert "val_accuracy" in row and "test_accuracy" not in row
+    assert "val_accuracy" in metrics and "test_accuracy" not in metrics
+    # 2 training images per class: 1 held out, so 10 evaluated, none of them among the 10 trained on
+    trained, _ = train_module._loaders(config, train_module.dataset_info("cifar10"), train_module.World())
+    held = evaluated[0].images
+    assert len(held) == 10 and np.bincount(evaluated[0].labels).tolist() == [1] * CLASSES
+    assert len(trained.images) == 10
+    assert not any((image == held).all(axis=(1, 2, 3)).any() for image in trained.images.images)
+
+
+def test_a_validation_run_refuses_a_teacher_that_trained_on_its_held_out_images(tiny_cifar, teacher_path, tmp_path):
+    config = _config(tiny_cifar, tmp_path, validation=1, teacher=str(teacher_path))
+    with pytest.raises(InputError, match="trained with validation=None.*expected a teacher trained with validation=1"):
+        train(config)
 
 
 def test_evaluate_reports_accuracy_and_costs(tiny_cifar, teacher_path):

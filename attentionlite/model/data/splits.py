@@ -31,10 +31,20 @@ def load_split(dataset: str, root: str | Path, split: str, cache_dir: str | Path
 
 def subset(images: ImageSet, per_class: int, seed: int) -> ImageSet:
     """At most ``per_class`` images of each class, drawn with ``seed``, kept in their original order."""
+    return hold_out(images, per_class, seed)[1]
+
+
+def hold_out(images: ImageSet, per_class: int, seed: int) -> tuple[ImageSet, ImageSet]:
+    """``images`` cut in two: the rest, and :func:`subset`'s draw of ``per_class`` images of each class."""
     if per_class < 1:
         raise InputError(f"per_class must be at least 1, got {per_class}")
     rng = np.random.default_rng(seed)
     chosen = [rng.permutation(np.flatnonzero(images.labels == label))[:per_class]
               for label in range(len(images.classes))]
-    keep = np.sort(np.concatenate(chosen))
+    drawn = np.zeros(len(images.labels), dtype=bool)
+    drawn[np.concatenate(chosen)] = True
+    return _select(images, ~drawn), _select(images, drawn)
+
+
+def _select(images: ImageSet, keep: np.ndarray) -> ImageSet:
     return ImageSet(images.images[keep], images.labels[keep], images.classes)

@@ -43,7 +43,7 @@ from attentionlite.errors import InputError
 from attentionlite.files import atomic_write_text, rows_to_csv
 from attentionlite.model.data.loader import BatchLoader, evaluation_batches
 from attentionlite.model.data.registry import DatasetInfo, dataset_info
-from attentionlite.model.data.splits import load_split, subset
+from attentionlite.model.data.splits import hold_out, load_split, subset
 from attentionlite.model.nets.complexity import count_macs
 from attentionlite.model.nets.zoo import create_model, list_models
 from attentionlite.model.training.checkpoint import load_checkpoint, save_checkpoint
@@ -57,6 +57,10 @@ CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.csv"
 # Training batches over which the batch-norm statistics are recomputed after every epoch.
 PRECISE_NORM_BATCHES = 50
+# The validation images are one draw whatever the run's seed, so that every run choosing settings on them, the
+# teacher's included, holds out (and never trains on) the same images.
+VALIDATION_SEED = 7919
+
 # Options that may differ on --resume: where things are and how they are shown, not what is computed.
 RESUMABLE_WITH_CHANGES = ("out", "teacher", "device", "data_dir", "cache_dir", "progress")
 
@@ -86,6 +90,7 @@ class TrainConfig:
     kernel_size: int | None = None
     train_subset: int | None = None
     test_subset: int | None = None
+    validation: int | None = None  # images per class held out of the training split and evaluated instead of test
     augment: bool = True
     seed: int = 0
     device: str = "cpu"
@@ -96,6 +101,11 @@ class TrainConfig:
     def prune_mode(self) -> str:
         """``"dense"`` at density 1, else the pruning mode."""
         return "dense" if self.density >= 1.0 else self.prune
+
+    @property
+    def evaluated_split(self) -> str:
+        """``"val"`` when the run holds out a validation part of the training split, else ``"test"``."""
+        return "test" if self.validation is None else "val"
 
 
 @dataclass
@@ -109,7 +119,7 @@ class Run:
     sparsity: SparseMomentum | None
     scaler: torch.amp.GradScaler
     train_batches: BatchLoader
-    test_batches: BatchLoader
+    eval_batches: BatchLoader  # the validation images held out, or the test split
     image_size: int
     dense_macs: int
     arch: dict  # the student's create_model arguments
@@ -150,13 +160,13 @@ def _train_and_record_epoch(run: Run, epoch: int, checkpoint_path: Path) -> None
     if run.sparsity is not None and epoch < run.config.epochs - 1:
         run.sparsity.prune_and_regrow(run.optimizer, epoch, run.config.epochs)
     recompute_norm_statistics(run.student, run.train_batches, run.device)  # the epoch's own batches
-    test_accuracy = evaluate_accuracy(run.student, run.test_batches, run.device)
-    run.history.append(_log_row(run, epoch, losses, test_accuracy, time.perf_counter() - started))
+    accuracy = evaluate_accuracy(run.student, run.eval_batches, run.device)
+    run.history.append(_log_row(run, epoch, losses, accuracy, time.perf_counter() - started))
     if run.world.is_main:  # every rank holds the same state; one writes it
         _save(run, checkpoint_path)
         atomic_write_text(checkpoint_path.parent / LOG_NAME, rows_to_csv(run.history))
         if run.config.progress:
-            tqdm.write(_summary(run.history[-1], run.config.epochs))
+            tqdm.write(_summary(run.history[-1], run.config))
 
 
 def recompute_norm_statistics(model: nn.Module, batches, device: torch.device | str = "cpu",
@@ -178,9 +188,10 @@ def recompute_norm_statistics(model: nn.Module, batches, device: torch.device | 
     update_bn_stats(model, images, num_iters=min(max_batches, len(batches)))
 
 
-def _summary(row: dict, epochs: int) -> str:
-    return (f"epoch {row['epoch']}/{epochs}: loss {row['loss']:.3f} (ce {row['ce']:.3f} kd {row['kd']:.3f} "
-            f"at {row['at']:.4f}), train {row['train_accuracy']:.3f}, test {row['test_accuracy']:.3f}, "
+def _summary(row: dict, config: TrainConfig) -> str:
+    split = config.evaluated_split
+    return (f"epoch {row['epoch']}/{config.epochs}: loss {row['loss']:.3f} (ce {row['ce']:.3f} kd {row['kd']:.3f} "
+            f"at {row['at']:.4f}), train {row['train_accuracy']:.3f}, {split} {row[f'{split}_accuracy']:.3f}, "
             f"density {row['density']:.4f}, {row['seconds']:.0f} s")
 
 
@@ -232,12 +243,13 @@ def _set_learning_rate(run: Run, step: int) -> float:
     return lr
 
 
-def _log_row(run: Run, epoch: int, losses: dict[str, float], test_accuracy: float, seconds: float) -> dict:
-    """One CSV row: epoch, lr, named losses, accuracies, overall and per-layer density, seconds."""
+def _log_row(run: Run, epoch: int, losses: dict[str, float], accuracy: float, seconds: float) -> dict:
+    """One CSV row: epoch, lr, named losses, train and val or test accuracy, overall and per-layer density,
+    seconds."""
     masks = run.sparsity.masks if run.sparsity is not None else {}
     row = {"epoch": epoch + 1, "lr": losses["lr"]}
     row |= {name: losses[name] for name in LOSS_NAMES}
-    row |= {"train_accuracy": losses["train_accuracy"], "test_accuracy": test_accuracy}
+    row |= {"train_accuracy": losses["train_accuracy"], f"{run.config.evaluated_split}_accuracy": accuracy}
     row |= {"density": density(masks) if masks else 1.0, "seconds": seconds}
     return row | {f"density:{name}": value for name, value in layer_densities(masks).items()}
 
@@ -245,10 +257,11 @@ def _log_row(run: Run, epoch: int, losses: dict[str, float], test_accuracy: floa
 def _final_metrics(run: Run) -> dict:
     """The last row's accuracies and density, the model's costs and the total training time."""
     last = run.history[-1]
+    accuracy = f"{run.config.evaluated_split}_accuracy"
     return {
         "epochs": len(run.history),
         "train_accuracy": last["train_accuracy"],
-        "test_accuracy": last["test_accuracy"],
+        accuracy: last[accuracy],
         "density": last["density"],
         "wall_time_s": sum(row["seconds"] for row in run.history),
         **model_costs(run.student, run.image_size, run.dense_macs),
@@ -336,7 +349,7 @@ def _build_run(config: TrainConfig, world: World) -> Run:
     info = dataset_info(config.dataset)
     torch.manual_seed(config.seed)
     student = _create_student(config, info).to(device)
-    train_batches, test_batches = _loaders(config, info, world)
+    train_batches, eval_batches = _loaders(config, info, world)
     distiller = Distiller(student, _load_teacher(config, device), _weights(config))
     optimizer = torch.optim.SGD(student.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=True)
@@ -344,7 +357,7 @@ def _build_run(config: TrainConfig, world: World) -> Run:
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     arch = cast(dict, student.arch)  # set by create_model
     dense_macs = _dense_macs(tuple(arch.items()))
-    return Run(config, device, distiller, optimizer, sparsity, scaler, train_batches, test_batches,
+    return Run(config, device, distiller, optimizer, sparsity, scaler, train_batches, eval_batches,
                info.image_size, dense_macs, arch, world, data_parallel(distiller, world))
 
 
@@ -378,6 +391,11 @@ def _load_teacher(config: TrainConfig, device: torch.device) -> nn.Module | None
     if teacher.dataset != config.dataset:
         raise InputError(f"teacher {config.teacher}: trained on {teacher.dataset!r}; "
                          f"expected a teacher trained on {config.dataset!r}")
+    held_out = teacher.train_config.get("validation")
+    if config.validation is not None and held_out != config.validation:
+        raise InputError(f"teacher {config.teacher}: trained with validation={held_out!r}, so it may have seen "
+                         f"the images this run holds out; expected a teacher trained with "
+                         f"validation={config.validation}")
     return teacher.model.to(device)
 
 
@@ -386,7 +404,10 @@ def _weights(config: TrainConfig) -> DistillationWeights:
 
 
 def _loaders(config: TrainConfig, info: DatasetInfo, world: World) -> tuple[BatchLoader, BatchLoader]:
+    """The training batches (this rank's share) and the evaluation batches: validation or test."""
     train_images = load_split(config.dataset, config.data_dir, "train", config.cache_dir)
+    if config.validation is not None:
+        train_images, held_out = hold_out(train_images, config.validation, VALIDATION_SEED)
     if config.train_subset is not None:
         train_images = subset(train_images, config.train_subset, config.seed)
     train_batches = BatchLoader(train_images, info, batch_size=config.batch_size, shuffle=True,
@@ -395,8 +416,11 @@ def _loaders(config: TrainConfig, info: DatasetInfo, world: World) -> tuple[Batc
     if len(train_batches) == 0:
         raise InputError(f"batch_size {config.batch_size} is larger than the {len(train_images)} training "
                          "images; expected a smaller batch_size or a larger train_subset")
+    if config.validation is not None:
+        return train_batches, BatchLoader(held_out, info, batch_size=256, shuffle=False, augment=False,
+                                          seed=config.seed)
     test_batches, _ = evaluation_batches(config.dataset, config.data_dir, 256, config.test_subset, config.seed,
-                                  config.cache_dir)
+                                         config.cache_dir)
     return train_batches, test_batches
 
 
@@ -425,6 +449,9 @@ def _validate(config: TrainConfig) -> None:
             raise InputError(f"training option {name} is {value!r}; expected {expected}")
     if config.prune not in ("unstructured", "column"):
         raise InputError(f"training option prune is {config.prune!r}; expected unstructured or column")
+    if config.validation is not None and config.test_subset is not None:
+        raise InputError("training options validation and test_subset are both set, but a run evaluates on its "
+                         "validation images or on the test split; expected one of them")
 
 
 # Each numeric option's range: (test, the range in words).  None (width unset) is always allowed.
@@ -438,4 +465,5 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "temperature": (lambda v: v > 0, "a positive temperature"),
     "beta": (lambda v: v >= 0, "zero or more"),
     "width": (lambda v: v > 0, "a positive width multiplier"),
+    "validation": (lambda v: v >= 1, "at least 1 image per class"),
 }
