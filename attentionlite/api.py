@@ -131,11 +131,11 @@ def sweep(
     exists is continued with ``resume`` and refused without it.
     """
     from attentionlite.analysis.models import trace_models
-    from attentionlite.analysis.sweep import SweepJournal, check_engine, design_points, sweep_graphs
+    from attentionlite.analysis.sweep import SweepJournal, check_executor, design_points, sweep_graphs
 
     resolved, config = _targets(targets, density), hardware_config(hardware)
     points = design_points(config, knobs)  # every point checked before the slow steps
-    check_engine(engine)
+    check_executor(engine, workers, address)
     if journal is not None and Path(journal).exists() and not resume:
         raise InputError(f"{journal}: an unfinished sweep's journal is there; expected resume to continue it "
                          "(or delete it to start over)")
@@ -161,7 +161,7 @@ def explore(
     resolved, config = _targets(targets, density), hardware_config(hardware)
     searched = load_space(space, config)  # everything checked before the slow steps
     chosen, limits = parse_objectives(objectives), [parse_constraint(text) for text in constraints]
-    check_search(trials, sampler, engine)
+    check_search(trials, sampler, engine, seed, workers, address)
     _, graphs = trace_models(resolved, density, mask_seed)
     with tqdm(total=trials * len(graphs), disable=None if progress else True, unit="trial", desc="exploring",
               leave=False) as bar:
@@ -183,7 +183,7 @@ def parallelism(
     from attentionlite.analysis.models import trace_models
     from attentionlite.analysis.parallelism import CORE_COUNTS, SCHEDULE_ORDER, check_study, parallelism_study
 
-    counts, chosen = list(core_counts or CORE_COUNTS), list(schedules or SCHEDULE_ORDER)
+    counts, chosen = list(_given(core_counts, CORE_COUNTS)), list(_given(schedules, SCHEDULE_ORDER))
     resolved, config = _targets(targets, density), hardware_config(hardware, **overrides)
     others = [hardware_config(other, **overrides) for other in against]
     check_study(counts, chosen)  # checked before the slow steps
@@ -224,18 +224,23 @@ def report(
     from attentionlite.files import check_writable
     from attentionlite.reports.render import render_report
 
-    check_writable(out, "out")  # before the slow steps
-    settings = ReportSettings(
+    check_writable(out, "out", folder=True)  # before the slow steps
+    settings = ReportSettings(  # an empty list given is refused by the checks, not taken for the default
         targets=_targets(targets or DEFAULT_TARGETS, density), hardware=hardware_config(hardware),
-        cpu=None if cpu is None else cpu_config(cpu), arrays=tuple(arrays or DEFAULT_ARRAYS),
-        dataflows=tuple(dataflows or DEFAULT_DATAFLOWS), sparsity=sparsity or DEFAULT_SPARSITY, density=density,
-        workers=workers, recalibrate=recalibrate, core_counts=tuple(core_counts or CORE_COUNTS),
-        schedules=tuple(schedules or SCHEDULE_ORDER), against=tuple(hardware_config(a) for a in against),
+        cpu=None if cpu is None else cpu_config(cpu), arrays=tuple(_given(arrays, DEFAULT_ARRAYS)),
+        dataflows=tuple(_given(dataflows, DEFAULT_DATAFLOWS)), sparsity=sparsity or DEFAULT_SPARSITY,
+        density=density, workers=workers, recalibrate=recalibrate,
+        core_counts=tuple(_given(core_counts, CORE_COUNTS)), schedules=tuple(_given(schedules, SCHEDULE_ORDER)),
+        against=tuple(hardware_config(a) for a in against),
     )
     return render_report(build_report(settings, progress), out) / "index.html"
 
 
 # ----------------------------------------------------------------------------- the door
+
+
+def _given(values: Sequence | None, default: Sequence) -> Sequence:
+    return default if values is None else values
 
 
 def hardware_config(hardware: str | Path | HardwareConfig, **overrides: Any) -> HardwareConfig:

@@ -29,14 +29,32 @@ _DENSITY_HELP = ("Weight density of registered students (the pruning method's in
                  "the first model (the teacher) stays dense and checkpoints keep their own masks.")
 
 
-def _writable(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """An --out path is checked where it is given, before any slow work: a file or folder must be
-    creatable there."""
-    if value is not None:
-        from attentionlite.files import check_writable
+def _checked_out(folder: bool) -> Callable:
+    """A callback that checks an --out path where it is given, before any slow work: a file or folder must be
+    creatable there and, for an output ``folder`` replaced as a whole, an existing one must be empty or an
+    earlier output (so that ``--out .`` cannot delete the current folder)."""
 
-        check_writable(value, f"--{param.name}")
-    return value
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            from attentionlite.files import check_writable
+
+            check_writable(value, f"--{param.name}", folder=folder)
+        return value
+
+    return check
+
+
+_writable = _checked_out(folder=False)
+_output_folder = _checked_out(folder=True)
+
+
+class _Path(click.Path):
+    """click's Path, refusing an empty path, which every reader and writer would take for the current folder."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "":
+            self.fail("an empty path; expected a file or folder name", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def _overrides_named_by_flags(**flags: str) -> Callable:
@@ -111,14 +129,14 @@ def models(dataset: str, width: float, as_json: bool) -> None:
 @main.command()
 @click.option("--model", required=True, help="Registered model to train (see `attentionlite models`), e.g. resnet50 or sasa26_hybrid.")
 @click.option("--dataset", required=True, help="Dataset name: cifar10, cifar100 or tinyimagenet.")
-@click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="Folder holding the dataset (CIFAR pickles or image folders).")
-@click.option("--out", callback=_writable, required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint.pt and log.csv are (re)written there after every epoch.")
+@click.option("--data-dir", required=True, type=_Path(file_okay=False), help="Folder holding the dataset (CIFAR pickles or image folders).")
+@click.option("--out", callback=_writable, required=True, type=_Path(file_okay=False), help="Run folder: checkpoint.pt and log.csv are (re)written there after every epoch.")
 @click.option("--epochs", default=200, show_default=True, help="Training epochs.")
 @click.option("--batch-size", default=128, show_default=True, help="Images per SGD step.")
 @click.option("--lr", default=0.1, show_default=True, help="Initial learning rate; decays to 0 with a per-step cosine.")
 @click.option("--momentum", default=0.9, show_default=True, help="SGD (Nesterov) momentum; also the signal sparse momentum regrows by.")
 @click.option("--weight-decay", default=5e-4, show_default=True, help="L2 weight decay on all parameters.")
-@click.option("--teacher", type=click.Path(dir_okay=False), default=None, help="Teacher checkpoint to distil from (KD + attention transfer); omit to train with cross-entropy alone.")
+@click.option("--teacher", type=_Path(dir_okay=False), default=None, help="Teacher checkpoint to distil from (KD + attention transfer); omit to train with cross-entropy alone.")
 @click.option("--density", default=1.0, show_default=True, help="Fraction of maskable weights (conv, projection, classifier) kept; 1 = dense.")
 @click.option("--prune", type=click.Choice(["unstructured", "column"]), default="unstructured", show_default=True, help="Pruning unit when density < 1: single weights, or whole columns of the (out, in*k*k) weight matrix (compactable).")
 @click.option("--prune-rate", default=0.5, show_default=True, help="Fraction of active weights pruned and regrown after the first epoch; decays with a cosine to 0.")
@@ -134,7 +152,7 @@ def models(dataset: str, width: float, as_json: bool) -> None:
 @click.option("--augment/--no-augment", default=True, show_default=True, help="Random crop (pad 4) and horizontal flip of training images.")
 @click.option("--seed", default=0, show_default=True, help="Seed of weights, masks, batch order and augmentation.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to train; cuda uses mixed precision (float16 autocast).")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where decoded image folders are cached (default ~/.cache/attentionlite/data).")
+@click.option("--cache-dir", type=_Path(file_okay=False), default=None, help="Where decoded image folders are cached (default ~/.cache/attentionlite/data).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last finished epoch (same options).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(resume: bool, quiet: bool, **options) -> None:
@@ -152,8 +170,8 @@ def train(resume: bool, quiet: bool, **options) -> None:
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="Folder holding the dataset.")
+@click.argument("checkpoint", type=_Path(dir_okay=False))
+@click.option("--data-dir", required=True, type=_Path(file_okay=False), help="Folder holding the dataset.")
 @click.option("--dataset", default=None, help="Dataset name; the checkpoint's own dataset if omitted (must match it).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to run the model.")
 @click.option("--batch-size", default=256, show_default=True, help="Images per forward pass.")
@@ -166,8 +184,8 @@ def evaluate(checkpoint: str, **options) -> None:
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--out", callback=_writable, required=True, type=click.Path(dir_okay=False), help="Where to write the compacted checkpoint.")
+@click.argument("checkpoint", type=_Path(dir_okay=False))
+@click.option("--out", callback=_writable, required=True, type=_Path(dir_okay=False), help="Where to write the compacted checkpoint.")
 def compact(checkpoint: str, out: str) -> None:
     """Turn a column-pruned CHECKPOINT into a smaller dense model with the same outputs."""
     from attentionlite.model.training.compact import compact_checkpoint
@@ -190,7 +208,7 @@ def _format_metrics(metrics: dict) -> str:
 @click.option("--fold-bn", is_flag=True, help="Fold batch norms into the convolution before them.")
 @click.option("--format", "graph_format", default=None, type=click.Choice(["json", "graphml"]),
               help="Format of --out [default: from its suffix].")
-@click.option("--out", callback=_writable, default=None, type=click.Path(dir_okay=False), help="Write the graph to this file.")
+@click.option("--out", callback=_writable, default=None, type=_Path(dir_okay=False), help="Write the graph to this file.")
 @click.option("--word-bytes", default=1, show_default=True, type=click.IntRange(min=1),
               help="Bytes per tensor element in the table.")
 def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_bytes) -> None:
@@ -211,7 +229,7 @@ def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_b
 
 @main.command()
 @click.argument("target", required=False)
-@click.option("--topology", type=click.Path(dir_okay=False), help="A SCALE-Sim topology CSV instead of TARGET.")
+@click.option("--topology", type=_Path(dir_okay=False), help="A SCALE-Sim topology CSV instead of TARGET.")
 @click.option("--hardware", "hardware_name", default=DEFAULT_HARDWARE, show_default=True, help="Preset name or TOML file.")
 @click.option("--array", help="Array size RxC (or N for NxN), overriding the hardware's.")
 @click.option("--dataflow", type=click.Choice(["os", "ws", "is"]), help="Systolic dataflow.")
@@ -225,7 +243,7 @@ def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_b
 @click.option("--fold-bn/--no-fold-bn", "fold_batch_norm", default=None,
               help="Fold each batch norm into the convolution before it, as inference hardware does "
                    "(default: the hardware's fold_batch_norm, true in every preset).")
-@click.option("--out", callback=_writable, type=click.Path(file_okay=False),
+@click.option("--out", callback=_output_folder, type=_Path(file_okay=False),
               help="Folder for ops.csv, COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv and summary.json.")
 @_overrides_named_by_flags(array="--array", dataflow="--dataflow", cores="--cores", bandwidth_gb_s="--bandwidth",
                            window_mapping="--window-mapping", sparsity="--sparsity", fold_batch_norm="--fold-bn")
@@ -279,7 +297,7 @@ def hardware_show(name, array, dataflow, cores) -> None:
 
 
 @main.command()
-@click.option("--out", callback=_writable, type=click.Path(dir_okay=False), default="host.toml", show_default=True, help="CPU config TOML to write.")
+@click.option("--out", callback=_writable, type=_Path(dir_okay=False), default="host.toml", show_default=True, help="CPU config TOML to write.")
 @click.option("--quick", is_flag=True, help="One network width, batches 1 and 8, fewer repeats (about 10 s instead of about a minute).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="PyTorch threads (the config's cores); PyTorch's default if omitted.")
 def calibrate(out: str, quick: bool, threads: int | None) -> None:
@@ -300,7 +318,7 @@ def calibrate(out: str, quick: bool, threads: int | None) -> None:
                    "quick calibration, the one `report` uses (made once if there is none).")
 @click.option("--batch", type=_BATCH, default=None, help=_BATCH_HELP)
 @click.option("--dataset", default=None, help="Dataset setting classes and image size (default cifar10, or the checkpoint's).")
-@click.option("--out", callback=_writable, type=click.Path(file_okay=False), default=None, help="Folder for ops.csv and summary.json.")
+@click.option("--out", callback=_output_folder, type=_Path(file_okay=False), default=None, help="Folder for ops.csv and summary.json.")
 @click.option("--measure", "measure_too", is_flag=True, help="Also time the model in PyTorch here and compare per module.")
 def cpu(target: str, cpu_name: str | None, batch: int | None, dataset: str | None, out: str | None,
         measure_too: bool) -> None:
@@ -325,7 +343,7 @@ def cpu(target: str, cpu_name: str | None, batch: int | None, dataset: str | Non
               help="How the accelerator exploits weight sparsity, instead of the preset's.")
 @click.option("--cpu", "cpu_config", help="CPU preset or TOML (see `calibrate`): adds each model's CPU latency.")
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
-@click.option("--out", callback=_writable, type=click.Path(file_okay=False), help="Also write compare.csv and breakdown.csv here.")
+@click.option("--out", callback=_output_folder, type=_Path(file_okay=False), help="Also write compare.csv and breakdown.csv here.")
 @_overrides_named_by_flags(array="--array", dataflow="--dataflow", cores="--cores", sparsity="--sparsity")
 def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, density, out) -> None:
     """Teacher vs students on one design point: MODELS are names or checkpoints, the teacher first."""
@@ -361,7 +379,7 @@ def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, dens
 @click.option("--resume", is_flag=True,
               help="Continue the unfinished sweep whose journal (OUT.journal.jsonl) is beside --out: its finished "
                    "points are not simulated again.")
-@click.option("--out", callback=_writable, type=click.Path(file_okay=False), default="sweep", show_default=True,
+@click.option("--out", callback=_output_folder, type=_Path(file_okay=False), default="sweep", show_default=True,
               help="Folder for sweep.csv and pareto.csv.  While the sweep runs, each finished row goes to "
                    "OUT.journal.jsonl beside it (removed once the folder is written).")
 @_overrides_named_by_flags(array="--arrays", dataflow="--dataflows", cores="--cores")
@@ -390,7 +408,7 @@ def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers
 
 @main.command()
 @click.argument("models", nargs=-1, required=True)
-@click.option("--space", "space_file", required=True, type=click.Path(dir_okay=False),
+@click.option("--space", "space_file", required=True, type=_Path(dir_okay=False),
               help="TOML file: every key a knob (as --set names it), every value the list it may take; the space "
                    "is their cross product.")
 @click.option("--trials", type=int, default=500, show_default=True, help="Trials per model.")
@@ -408,7 +426,7 @@ def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: processes on this host; ray: a Ray cluster (pip install -e '.[ray]').")
 @click.option("--address", help="With --engine ray: auto or ray://host:port (default: a local Ray instance).")
-@click.option("--out", callback=_writable, type=click.Path(file_okay=False), default="explore", show_default=True,
+@click.option("--out", callback=_output_folder, type=_Path(file_okay=False), default="explore", show_default=True,
               help="Folder for trials.csv (every trial) and pareto.csv (each model's front).")
 def explore(models, space_file, trials, objectives, constraints, sampler, seed, hardware, density, workers,
             engine, address, out) -> None:
@@ -448,7 +466,7 @@ def _study_options(command):
 
 @main.command()
 @click.argument("models", nargs=-1)
-@click.option("--out", callback=_writable, type=click.Path(file_okay=False), default="attentionlite-report", show_default=True,
+@click.option("--out", callback=_output_folder, type=_Path(file_okay=False), default="attentionlite-report", show_default=True,
               help="Report folder (replaced as a whole).")
 @click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
 @click.option("--cpu", "cpu_config", help="CPU preset or TOML (default: a quick calibration of this host).")
@@ -490,7 +508,7 @@ def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, densi
 @click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), default="skip", show_default=True,
               help="How the accelerators exploit weight sparsity.")
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
-@click.option("--out", callback=_writable, type=click.Path(file_okay=False),
+@click.option("--out", callback=_output_folder, type=_Path(file_okay=False),
               help="Folder for scaling.csv, pipeline_balance.csv, accelerators.csv and verdict.csv (replaced "
                    "as a whole).")
 def parallelism(models, hardware, core_counts, schedules, against, sparsity, density, out) -> None:
@@ -590,7 +608,7 @@ def sweep_knobs(arrays: str, dataflows: str, cores: str | None, settings: tuple[
 
     knobs: dict[str, list] = {"array": [parse_array(a) for a in parse_names(arrays)]}
     knobs["dataflow"] = parse_names(dataflows)
-    if cores:
+    if cores is not None:
         knobs["cores"] = parse_knob_values(cores)
     for setting in settings:
         key, sep, values = setting.partition("=")

@@ -6,6 +6,10 @@ itself is flushed, so that after a crash or power loss the rename is there too.
 A path that cannot be written is refused before any slow work
 (:func:`check_writable`), and a write that fails later is one
 :class:`InputError` naming the path.
+
+An output folder is replaced as a whole, so a folder is only replaced when it
+is empty or one this tool wrote (it holds :data:`OUTPUT_MARK`): ``--out .``
+or ``--out ~/data`` must not delete what was there.
 """
 
 from __future__ import annotations
@@ -22,28 +26,53 @@ from pathlib import Path
 
 from attentionlite.errors import InputError
 
+OUTPUT_MARK = ".attentionlite-output"  # in every output folder: the next run may replace the folder
+
 
 def default_cache_dir() -> Path:
     """``$ATTENTIONLITE_CACHE`` or ``~/.cache/attentionlite``: where derived files (decoded data, host calibration) are kept."""
     return Path(os.environ.get("ATTENTIONLITE_CACHE") or Path.home() / ".cache" / "attentionlite")
 
 
-def check_writable(path: str | Path, what: str) -> None:
-    """Refuse ``path`` (named ``what`` in the message) unless a file or folder can be created there: the
-    nearest existing folder above it takes a probe folder, which is removed at once."""
-    path = Path(path)
+def check_writable(path: str | Path, what: str, folder: bool = False) -> None:
+    """Refuse ``path`` (named ``what`` in the message) unless a file or, with ``folder``, a replaceable output
+    folder can be created there: the nearest existing folder above it takes a probe folder, which is removed
+    at once."""
+    path = _named(path, what)
+    if folder:
+        check_replaceable(path, what)
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"{what} {path}: not writable; expected a path this process can write")
-    folder = path.absolute().parent
-    while not folder.exists():
-        folder = folder.parent
+    above = path.absolute().parent
+    while not above.exists():
+        above = above.parent
     try:
-        if not folder.is_dir():
-            raise NotADirectoryError(0, f"{folder} is a file")
-        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".attentionlite-probe-"))
+        if not above.is_dir():
+            raise NotADirectoryError(0, f"{above} is a file")
+        os.rmdir(tempfile.mkdtemp(dir=above, prefix=".attentionlite-probe-"))
     except OSError as error:
         raise InputError(f"{what} {path}: cannot be written ({error.strerror}); expected a path in a "
                          "writable folder") from None
+
+
+def check_replaceable(path: str | Path, what: str) -> None:
+    """Refuse an existing file, or a folder that holds files and no :data:`OUTPUT_MARK`, as an output folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} {path}: a file; expected a folder to write the output in")
+    if path.is_dir() and not (path / OUTPUT_MARK).exists():
+        entries = sorted(entry.name for entry in path.iterdir())
+        if entries:
+            raise InputError(f"{what} {path}: a folder holding files attentionlite did not write (e.g. "
+                             f"{entries[0]!r}), which writing the output would delete; expected a new or empty "
+                             "folder, or an earlier output folder")
+
+
+def _named(path: str | Path, what: str) -> Path:
+    """``path`` as a Path; an empty one is refused, as every caller would take it for the current folder."""
+    if str(path) == "":
+        raise InputError(f"{what}: an empty path; expected a file or folder name")
+    return Path(path)
 
 
 def _sync(path: Path) -> None:
@@ -57,7 +86,7 @@ def _sync(path: Path) -> None:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
+    path = _named(path, "output file")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -82,13 +111,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 @contextmanager
-def atomic_output_dir(path: str | Path) -> Iterator[Path]:
+def atomic_output_dir(path: str | Path, owned: bool = False) -> Iterator[Path]:
     """Yield a temporary folder to fill; on success it replaces ``path``, on error it is removed.
 
     Files already in ``path`` that the new output does not write are dropped, so a
-    folder never mixes two runs' results.
+    folder never mixes two runs' results.  ``path`` must be new, empty, or marked
+    as an output (see :func:`check_replaceable`) unless ``owned``: a folder only
+    this tool writes, such as a cache entry.
     """
-    path = Path(path)
+    path = _named(path, "output folder")
+    if not owned:
+        check_replaceable(path, "output folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
@@ -97,6 +130,8 @@ def atomic_output_dir(path: str | Path) -> Iterator[Path]:
             from None
     try:
         yield staging
+        (staging / OUTPUT_MARK).write_text("written by attentionlite; the next output written here replaces "
+                                           "this folder as a whole\n", encoding="utf-8")
         for inner in sorted(staging.rglob("*"), reverse=True):  # files, then the folders that hold them
             _sync(inner)
         _sync(staging)

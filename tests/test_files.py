@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from attentionlite.cli import main
 from attentionlite.errors import InputError
-from attentionlite.files import atomic_write_text, check_writable, write_text_folder
+from attentionlite.files import OUTPUT_MARK, atomic_write_text, check_writable, write_text_folder
 
 
 @pytest.fixture
@@ -78,3 +78,35 @@ def test_report_set_is_checked_before_any_work(tmp_path):
     bad = CliRunner().invoke(main, ["report", "--set", "cores=1,2", "--out", str(out)])
     assert bad.exit_code == 2 and "expected KEY=VALUE with one value" in bad.output
     assert not out.exists()
+
+
+def test_an_output_folder_replaces_an_earlier_output_but_never_a_folder_of_other_files(tmp_path):
+    write_text_folder(tmp_path / "out", {"a.csv": "1"})
+    write_text_folder(tmp_path / "out", {"b.csv": "2"})  # an earlier output: replaced as a whole
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [OUTPUT_MARK, "b.csv"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    with pytest.raises(InputError, match=r"--out .*mine: a folder holding files attentionlite did not write "
+                                         r"\(e.g. 'thesis.tex'\)"):
+        check_writable(tmp_path / "mine", "--out", folder=True)
+    with pytest.raises(InputError, match="holding files attentionlite did not write"):
+        write_text_folder(tmp_path / "mine", {"a.csv": "1"})
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
+    (tmp_path / "empty").mkdir()
+    write_text_folder(tmp_path / "empty", {"a.csv": "1"})  # an empty folder holds nothing to lose
+
+
+def test_simulate_into_a_folder_of_other_files_is_refused_before_simulating(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(main, ["simulate", "resnet50", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "a folder holding files attentionlite did not write (e.g. 'notes.txt')" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("command", [["simulate", "resnet50", "--out", ""], ["trace", "resnet50", "--out", ""]])
+def test_an_empty_path_is_refused(command):
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 2 and "'--out': an empty path; expected a file or folder name" in result.stderr
+    with pytest.raises(InputError, match="an empty path"):
+        write_text_folder("", {"a.csv": "1"})

@@ -32,7 +32,7 @@ from attentionlite.analysis.parallelism import (
     check_study,
     parallelism_study,
 )
-from attentionlite.analysis.sweep import design_points, run_sweep
+from attentionlite.analysis.sweep import check_executor, design_points, run_sweep
 from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_MASK_SEED
 from attentionlite.files import atomic_write_text, default_cache_dir
 from attentionlite.provenance import provenance
@@ -178,6 +178,7 @@ def build_report(settings: ReportSettings, progress: bool = True) -> CodesignRep
     reference = settings.reference_config()
     points = design_points(settings.hardware, settings.sweep_knobs())  # bad knobs fail before the slow steps
     check_study(settings.core_counts, settings.schedules)
+    check_executor("local", settings.workers)
     with _progress_bar(settings, progress) as step:
         cpu_config, cpu_name = resolve_cpu(settings, step("CPU: "))  # calibrated host, or a preset
         entries, graphs = trace_models(settings.targets, settings.density, settings.seed, step("tracing "))

@@ -41,7 +41,7 @@ import numpy as np
 from attentionlite.analysis.sweep import (
     SweepTask,
     apply_point,
-    check_engine,
+    check_executor,
     finished_rows,
     pareto_mask,
     point_columns,
@@ -182,7 +182,7 @@ def explore(graphs: Mapping[str, OpGraph], config: HardwareConfig, space: Space,
     """``trials`` trials per model, in batches of one NSGA-II generation (or of the workers, for TPE)."""
     import optuna
 
-    check_search(trials, sampler, engine)
+    check_search(trials, sampler, engine, seed, workers, address)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions: list[Any] = [o.direction for o in objectives]
     studies = {model: optuna.create_study(directions=directions,
@@ -209,13 +209,16 @@ def explore(graphs: Mapping[str, OpGraph], config: HardwareConfig, space: Space,
     return Exploration(rows, _fronts(rows, objectives))
 
 
-def check_search(trials: int, sampler: str, engine: str) -> None:
+def check_search(trials: int, sampler: str, engine: str, seed: int = 0, workers: int | None = None,
+                 address: str | None = None) -> None:
     """The search's own settings, checked before anything slow."""
-    check_engine(engine)
+    check_executor(engine, workers, address)
     if sampler not in SAMPLERS:
         raise InputError(f"sampler {sampler!r} is not known; expected one of {', '.join(SAMPLERS)}")
     if trials < 1:
         raise InputError(f"trials {trials}: expected at least 1")
+    if not 0 <= seed < 2**32:  # the samplers' numpy generators take no other
+        raise InputError(f"seed {seed}: expected an integer from 0 to 2**32 - 1")
 
 
 def _sampler(name: str, seed: int) -> Any:

@@ -209,15 +209,22 @@ def finished_rows(graphs: Mapping[str, OpGraph], config: HardwareConfig, tasks: 
                   workers: int | None = None, engine: str = "local",
                   address: str | None = None) -> Iterator[tuple[int, dict]]:
     """(index, row) of each task as it finishes, on ``engine`` (``local`` or ``ray``), in any order."""
-    check_engine(engine)
+    check_executor(engine, workers, address)
     if engine == "local":
         return _local_rows(graphs, config, tasks, max(1, min(workers or len(os.sched_getaffinity(0)), len(tasks))))
     return _ray_rows(graphs, config, tasks, workers, address)
 
 
-def check_engine(engine: str) -> None:
+def check_executor(engine: str, workers: int | None = None, address: str | None = None) -> None:
+    """Where the points will run: a known engine, a positive worker count (None: every core), and a cluster
+    address only for Ray, which is the only engine that would use it."""
     if engine not in ENGINES:
         raise InputError(f"sweep engine {engine!r} is not known; expected one of {', '.join(ENGINES)}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InputError(f"workers is {workers!r}; expected at least 1 (or none: every core this process may use)")
+    if address is not None and engine != "ray":
+        raise InputError(f"address {address!r} is a Ray cluster's, but the engine is {engine!r}; expected engine "
+                         "'ray' with it, or no address")
 
 
 def _chunks(tasks: Sequence[SweepTask], size: int) -> list[list[SweepTask]]:

@@ -108,7 +108,10 @@ def _config(report: CodesignReport, generated: str) -> dict:
 def _figures(report: CodesignReport, on_front: list[bool]) -> dict[str, bytes]:
     models, dataflows, rows = report.model_labels, report.settings.dataflows, report.sweep
     shares = {m: {r["group"]: r["share"] for r in report.breakdown if r["model"] == m} for m in models}
-    return {
+    stages = {"figures/stages.png": figures.pipeline_stages(
+        _stage_cycles(report), GROUPS, f"optimal pipeline cut into {_stages_shown(report)} stages"),
+    } if report.parallelism.plans else {}
+    return stages | {
         "figures/latency.png": figures.metric_vs_array(
             rows, models, dataflows, "latency_s", "latency per image (ms)", scale=1e3),
         "figures/energy.png": figures.metric_vs_array(
@@ -122,8 +125,6 @@ def _figures(report: CodesignReport, on_front: list[bool]) -> dict[str, bytes]:
         "figures/pareto.png": figures.pareto_front(rows, models, on_front),
         "figures/scaling.png": figures.scaling(report.parallelism.scaling, models,
                                                list(dict.fromkeys(r["schedule"] for r in report.parallelism.scaling))),
-        "figures/stages.png": figures.pipeline_stages(
-            _stage_cycles(report), GROUPS, f"optimal pipeline cut into {_stages_shown(report)} stages"),
         "figures/roofline.png": figures.roofline(
             report.cpu_peak_flops, report.cpu_bandwidths, _roofline_points(report), f"CPU: {report.cpu_name}"),
     }
@@ -340,6 +341,21 @@ def _parallelism_blocks(report: CodesignReport) -> list:
         Figure("figures/scaling.png", "Throughput and parallel efficiency against cores, per schedule"),
         _table(study.limits, LIMIT_COLUMNS, f"where one more step of cores buys less than "
                f"{100 * (GAIN_THAT_COUNTS - 1):.0f}% more throughput, and what limits that step"),
+        *_pipeline_blocks(report),
+        *_accelerator_blocks(report),
+        Heading("Verdict", level=3),
+        BulletList(tuple(study.claims)),
+        _table(study.verdict, VERDICT_COLUMNS, "winner of each metric and its margin over the runner-up"),
+    ]
+
+
+def _pipeline_blocks(report: CodesignReport) -> list:
+    study = report.parallelism
+    if not study.plans:
+        return [Heading("Pipeline balance", level=3),
+                Paragraph("Not studied: one core is one stage, and the study has no core count above one "
+                          "(see `--cores`).")]
+    return [
         Heading("Pipeline balance", level=3),
         Paragraph("The pipeline schedule's cut: contiguous stages of the op order whose slowest stage has the "
                   "fewest compute cycles (exact, by dynamic programming). Imbalance is the slowest stage over "
@@ -348,10 +364,6 @@ def _parallelism_blocks(report: CodesignReport) -> list:
                   "Handed between stages: activations a stage writes for a later one, per batch."),
         Figure("figures/stages.png", "Each stage's compute cycles by op kind"),
         _table(study.balance_rows(), BALANCE_COLUMNS, "optimal pipeline cuts"),
-        *_accelerator_blocks(report),
-        Heading("Verdict", level=3),
-        BulletList(tuple(study.claims)),
-        _table(study.verdict, VERDICT_COLUMNS, "winner of each metric and its margin over the runner-up"),
     ]
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -201,6 +202,8 @@ def _value(kind: Any, constraint: object, value: Any, where: str, key: str) -> A
 def _scalar(kind: type, constraint: object, value: Any, where: str, key: str) -> Any:
     if not _of_type(value, kind):
         raise InputError(f"{where}: '{key}' is {_shown(value)}; expected {_TYPE_NAMES[kind]}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{where}: '{key}' is {value!r}; expected a finite number")
     if isinstance(constraint, Bounds):
         _check_bounds(constraint, value, where, key)
     if isinstance(constraint, OneOf) and value not in constraint.choices:

@@ -5,6 +5,7 @@ import csv
 import pytest
 from test_analysis_compare import hand_graphs, tiny_hardware
 
+from attentionlite import api
 from attentionlite.analysis.sweep import design_points, run_sweep, write_sweep
 from attentionlite.errors import InputError
 from attentionlite.simulator.accelerator.hardware import with_overrides
@@ -84,3 +85,13 @@ def test_sram_kib_sets_all_three_buffers(hardware):
 def test_an_unknown_knob_is_an_input_error(hardware):
     with pytest.raises(InputError, match="warp_drive"):
         design_points(hardware, {"warp_drive": [1]})
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"workers": 0}, "workers is 0; expected at least 1 (or none: every core this process may use)"),
+    ({"address": "auto"}, "address 'auto' is a Ray cluster's, but the engine is 'local'; expected engine 'ray'"),
+])
+def test_an_executor_option_that_would_be_ignored_or_misread_is_refused(options, message):
+    with pytest.raises(InputError) as raised:
+        api.sweep(["resnet26"], {"array": [(8, 8)], "dataflow": ["os"]}, **options)
+    assert message in str(raised.value)

@@ -148,6 +148,10 @@ def test_count_macs_leaves_training_mode_and_statistics_alone():
         ("sasa26_hybrid", {"heads": 3}, "heads=3"),
         ("resnet50", {"image_size": 36}, "image_size=36"),
         ("resnet50", {"num_classes": 0}, "num_classes=0"),
+        ("resnet26", {"width": float("inf")}, "width=inf for model 'resnet26': expected a positive float"),
+        ("resnet26", {"width": 100000.0}, "width=100000.0 for model 'resnet26': expected at most 8"),
+        ("vit_tiny", {"depth": 100000}, "depth=100000 for model 'vit_tiny': expected at most 64"),
+        ("sasa26_hybrid", {"kernel_size": 33}, "kernel_size=33 .*expected a window of at most the image size, 32"),
     ],
 )
 def test_bad_names_and_overrides_are_input_errors(name, overrides, message):

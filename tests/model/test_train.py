@@ -122,6 +122,10 @@ def test_existing_run_folder_needs_resume(tiny_cifar, tmp_path):
     ({"model": "resnet27"}, "model 'resnet27' is not registered; expected one of"),
     ({"device": "tpu"}, "device 'tpu' is not known; expected cpu or cuda"),
     ({"validation": 0}, "training option validation is 0; expected at least 1 image per class"),
+    ({"lr": float("inf")}, "training option lr is inf; expected a finite number, a positive learning rate"),
+    ({"momentum": 0.0}, "training option momentum is 0.0; expected a momentum in (0, 1)"),
+    ({"weight_decay": -1e-4}, "training option weight_decay is -0.0001; expected zero or more"),
+    ({"seed": -3}, "training option seed is -3; expected zero or more"),
     ({"validation": 1, "test_subset": 1}, "validation and test_subset are both set"),
 ])
 def test_bad_options_are_named_in_the_librarys_words(tiny_cifar, tmp_path, changes, message):
@@ -161,6 +165,12 @@ def test_a_validation_run_evaluates_on_held_out_training_images_and_never_reads_
 def test_a_validation_run_refuses_a_teacher_that_trained_on_its_held_out_images(tiny_cifar, teacher_path, tmp_path):
     config = _config(tiny_cifar, tmp_path, validation=1, teacher=str(teacher_path))
     with pytest.raises(InputError, match="trained with validation=None.*expected a teacher trained with validation=1"):
+        train(config)
+
+
+def test_an_empty_run_folder_is_refused_not_taken_for_the_current_one(tiny_cifar):
+    config = dataclasses.replace(_config(tiny_cifar, "unused"), out="")
+    with pytest.raises(InputError, match="training option out is ''; expected the name of the run folder"):
         train(config)
 
 

@@ -137,3 +137,13 @@ def test_parallelism_section_and_its_files(rendered):
     assert len(balance) == 1 + len(MODELS)  # one stage count above one core
     # The stand-in networks have no attention, so the claim cannot be judged, and the report says so.
     assert "needs a homogeneous and a hybrid student" in markdown
+
+
+def test_a_study_on_one_core_says_there_is_no_pipeline_and_draws_no_stage_figure(tmp_path):
+    report = tiny_report()
+    report.parallelism = parallelism_study({m: _gemm_chain(3) for m in MODELS}, load_hardware("paa-default"),
+                                           (1,), ("data",))
+    render_report(report, tmp_path / "out", generated="2026-01-01 00:00:00 UTC")
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "Not studied: one core is one stage, and the study has no core count above one" in markdown
+    assert "stages.png" not in markdown and not (tmp_path / "out" / "figures" / "stages.png").exists()

@@ -175,7 +175,7 @@ def _read_cache(cache_folder: Path, key: str) -> ImageSet | None:
 def _write_cache(cache_folder: Path, key: str, images: ImageSet) -> None:
     """images.npy uint8 (N, H, W, 3), labels.npy int64 (N,) and source.json, written as one folder."""
     try:
-        with atomic_output_dir(cache_folder) as staging:
+        with atomic_output_dir(cache_folder, owned=True) as staging:
             np.save(staging / "images.npy", images.images)
             np.save(staging / "labels.npy", images.labels)
             (staging / "source.json").write_text(json.dumps({"key": key, "classes": list(images.classes)}))

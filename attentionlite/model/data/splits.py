@@ -17,6 +17,8 @@ def load_split(dataset: str, root: str | Path, split: str, cache_dir: str | Path
     info = dataset_info(dataset)
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r}; expected 'train' or 'test'")
+    if str(root) == "":
+        raise InputError("dataset folder '': an empty path; expected the folder holding the dataset")
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
         raise InputError(f"{root}: dataset folder not found")

@@ -12,6 +12,7 @@ its four stages (none for a ViT).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -32,6 +33,10 @@ RESNET38_BLOCKS = (2, 3, 5, 2)
 RESNET50_BLOCKS = (3, 4, 6, 3)
 # Three stride-2 stages: the side must survive halving three times without a remainder.
 IMAGE_SIZE_DIVISOR = 8
+# The largest override of each size, so that a mistyped value is refused before it asks for terabytes or days:
+# a ResNet-50 at width 8 holds 1.5 G parameters (6 GB in float32); ViT-G, the largest published ViT, is 1,664
+# wide and 48 deep.  A window wider than the image (kernel_size) is checked against the image size.
+MAX_OVERRIDES = {"width": 8.0, "embed_dim": 4096, "depth": 64, "heads": 256}
 
 
 def register_model(builder: ModelBuilder) -> ModelBuilder:
@@ -63,6 +68,9 @@ def create_model(name: str, num_classes: int = 10, image_size: int = 32, **overr
     if image_size % IMAGE_SIZE_DIVISOR:
         raise InputError(f"image_size={image_size}: expected a multiple of {IMAGE_SIZE_DIVISOR}")
     _check_overrides(name, builder, overrides)
+    if overrides.get("kernel_size", 0) > image_size:
+        raise InputError(f"override kernel_size={overrides['kernel_size']} for model {name!r}: expected a window "
+                         f"of at most the image size, {image_size}")
     sized = {"image_size": image_size} if "image_size" in inspect.signature(builder).parameters else {}
     try:
         model = builder(num_classes=num_classes, **sized, **overrides)
@@ -78,15 +86,18 @@ def _check_positive_int(key: str, value) -> None:
 
 
 def _check_overrides(name: str, builder: ModelBuilder, overrides: dict) -> None:
-    """Each override must be a keyword of ``builder`` and a positive number of its default's type."""
+    """Each override must be a keyword of ``builder`` and a positive finite number of its default's type, at most
+    its :data:`MAX_OVERRIDES` entry."""
     defaults = {key: p.default for key, p in inspect.signature(builder).parameters.items() if key not in BUILT_FROM}
     for key, value in overrides.items():
         if key not in defaults:
             raise InputError(f"unknown override {key!r} for model {name!r}; expected one of {', '.join(defaults)}")
         expected = (int, float) if isinstance(defaults[key], float) else type(defaults[key])
-        if isinstance(value, bool) or not isinstance(value, expected) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, expected) or not 0 < value < math.inf:
             expected_name = type(defaults[key]).__name__
             raise InputError(f"override {key}={value!r} for model {name!r}: expected a positive {expected_name}")
+        if value > MAX_OVERRIDES.get(key, math.inf):
+            raise InputError(f"override {key}={value!r} for model {name!r}: expected at most {MAX_OVERRIDES[key]:g}")
 
 
 @register_model

@@ -86,7 +86,7 @@ def evaluate_checkpoint(
 ) -> dict:
     """Accuracy on ``dataset``'s test split (the checkpoint's own dataset by default) and the model's costs."""
     checkpoint = load_checkpoint(path)
-    dataset = dataset or checkpoint.dataset
+    dataset = checkpoint.dataset if dataset is None else dataset
     if dataset != checkpoint.dataset:
         raise InputError(f"{path}: trained on {checkpoint.dataset!r}, asked to evaluate on {dataset!r}; "
                          "expected the dataset it was trained on")

@@ -445,8 +445,12 @@ def _validate(config: TrainConfig) -> None:
     its name with dashes) and the range expected."""
     for name, (ok, expected) in _RANGES.items():
         value = getattr(config, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"training option {name} is {value!r}; expected a finite number, {expected}")
         if value is not None and not ok(value):
             raise InputError(f"training option {name} is {value!r}; expected {expected}")
+    if not config.out:
+        raise InputError("training option out is ''; expected the name of the run folder")
     if config.prune not in ("unstructured", "column"):
         raise InputError(f"training option prune is {config.prune!r}; expected unstructured or column")
     if config.validation is not None and config.test_subset is not None:
@@ -459,6 +463,8 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "epochs": (lambda v: v >= 1, "at least 1"),
     "batch_size": (lambda v: v >= 1, "at least 1"),
     "lr": (lambda v: v > 0, "a positive learning rate"),
+    "momentum": (lambda v: 0 < v < 1, "a momentum in (0, 1) (Nesterov's needs one above 0)"),
+    "weight_decay": (lambda v: v >= 0, "zero or more"),
     "density": (lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
     "prune_rate": (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
     "alpha": (lambda v: 0 <= v <= 1, "a weight in [0, 1]"),
@@ -466,4 +472,5 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "beta": (lambda v: v >= 0, "zero or more"),
     "width": (lambda v: v > 0, "a positive width multiplier"),
     "validation": (lambda v: v >= 1, "at least 1 image per class"),
+    "seed": (lambda v: v >= 0, "zero or more"),
 }

@@ -105,6 +105,8 @@ def test_a_bad_override_is_blamed_alone_and_a_bad_combination_on_the_overrides_t
         ("cores = 2", "cores = true", r"'cores' is True; expected an integer"),
         ("weight_kib = 4", "weight_kib = 0.1", r"'sram.weight_kib' is 0.1; expected at least 0.125 KiB"),
         ("[dram]", "[dram]\n[dram.extra]", r"unknown key 'dram.extra'"),
+        ("bandwidth_gb_s = 8.0", "bandwidth_gb_s = inf", r"'dram.bandwidth_gb_s' is inf; expected a finite number"),
+        ("bandwidth_gb_s = 8.0", "bandwidth_gb_s = nan", r"'dram.bandwidth_gb_s' is nan; expected a finite number"),
     ],
 )
 def test_bad_files_name_file_and_key(tmp_path, old, new, message):
