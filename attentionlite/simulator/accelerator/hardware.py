@@ -54,6 +54,7 @@ class ArrayConfig:
     rows: Annotated[int, POSITIVE]
     cols: Annotated[int, POSITIVE]
     dataflow: Annotated[str, OneOf(DATAFLOWS)]
+    overlap_folds: bool = False  # pipeline folds (fill under the last drain, preload under the stream); systolic.py
 
 
 @dataclass(frozen=True)

@@ -265,7 +265,8 @@ def gemm_work(mapping: GemmMapping, config: HardwareConfig, parts: int = 1, may_
     into ``parts // units`` slices, it is cut, if that shortens the busiest
     core's compute (the partial-sum reduction on core 0 included).
     """
-    whole = [_Slice(mapping, fold_plan(mapping.gemm, config.array.rows, config.array.cols, config.array.dataflow))]
+    array = config.array
+    whole = [_Slice(mapping, fold_plan(mapping.gemm, array.rows, array.cols, array.dataflow, array.overlap_folds))]
     slices = min(mapping.gemm.k, parts // len(_output_units(whole[0].plan)))
     # partial sums must leave the cores that made them, so an output kept on chip is never split
     if may_split_k and slices >= 2 and mapping.tensor_elements["output"]:
@@ -294,7 +295,8 @@ def _k_slices(mapping: GemmMapping, slices: int, config: HardwareConfig) -> list
     """The GEMM cut along K into ``slices`` near-equal slices; each slice's outputs are partial sums."""
     array = config.array
     pieces = [_k_slice(mapping, int(ks[0]), int(ks[-1]) + 1) for ks in np.array_split(np.arange(mapping.gemm.k), slices)]
-    return [_Slice(piece, fold_plan(piece.gemm, array.rows, array.cols, array.dataflow)) for piece in pieces]
+    return [_Slice(piece, fold_plan(piece.gemm, array.rows, array.cols, array.dataflow, array.overlap_folds))
+            for piece in pieces]
 
 
 def _k_slice(mapping: GemmMapping, start: int, stop: int) -> GemmMapping:
@@ -326,7 +328,8 @@ def _core_runs(slices: list[_Slice], parts: int) -> list[list[tuple[_Slice, np.n
 
 def _busiest_core_cycles(slices: list[_Slice], parts: int, config: HardwareConfig) -> int:
     """Compute cycles of the busiest core, the split-K reduction on core 0 included."""
-    cycles = [sum(int(piece.plan.cycles[folds].sum()) for piece, folds in run) for run in _core_runs(slices, parts)]
+    cycles = [sum(int(piece.plan.run_fold_cycles(folds).sum()) for piece, folds in run)
+              for run in _core_runs(slices, parts)]
     if len(slices) > 1:
         cycles[0] += _reduction_cycles(slices[0].mapping, len(slices), config)
     return max(cycles)

@@ -24,6 +24,17 @@ report prints the index of the last cycle (``max`` of the 0-based serviced
 cycles), which is this module's duration minus one: the golden tests compare
 ``compute_cycles(...) - 1`` with SCALE-Sim's number, exactly.
 
+With ``overlap`` (``array.overlap_folds``), folds are pipelined as in a
+TPU-style array (Jouppi et al., ISCA 2017: weights double-buffered in the PEs,
+the next tile's operands streamed in right behind the current one's): the
+next fold's fill overlaps this fold's drain, and its stationary operand loads
+while this fold streams.  A run of n folds then costs one whole fold (stream,
+fill, drain and preload, as above) plus ``n - 1`` times the stream, or the
+preload R where the stream is shorter than the preload it hides.  This
+assumes double-buffered PE registers (weights for ws/is, accumulators for os)
+and counts no second fill after a memory stall between folds; SCALE-Sim has
+no such mode, so the golden tests stay on the default, off.
+
 Folds are visited column fold outer, row fold inner (SCALE-Sim's order), so an
 operand that does not depend on the row-mapped dimension is the same for all
 inner folds and can stay resident in its buffer; memory.py uses that, for the
@@ -58,6 +69,11 @@ class Dataflow:
         preload = array_rows if self.preload_stationary else 0
         return stream_length + preload + array_rows + array_cols - 2
 
+    def overlapped_fold_cycles(self, stream_length: int, array_rows: int) -> int:
+        """Cycles a pipelined fold adds after the first of its run: its stream, or the preload it hides if
+        that is longer."""
+        return max(stream_length, array_rows) if self.preload_stationary else stream_length
+
 
 DATAFLOWS: dict[str, Dataflow] = {
     flow.name: flow
@@ -79,12 +95,15 @@ def fold_counts(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str) -> 
     return math.ceil(sizes[flow.rows] / array_rows), math.ceil(sizes[flow.cols] / array_cols)
 
 
-def compute_cycles(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str) -> int:
-    """Stall-free cycles of the whole GEMM (all ``batch`` products) on one array."""
+def compute_cycles(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str, overlap: bool = False) -> int:
+    """Stall-free cycles of the whole GEMM (all ``batch`` products) on one array, its folds one run."""
     flow = DATAFLOWS[dataflow]
     row_folds, col_folds = fold_counts(gemm, array_rows, array_cols, dataflow)
-    per_fold = flow.fold_cycles(_sizes(gemm)[flow.stream], array_rows, array_cols)
-    return gemm.batch * row_folds * col_folds * per_fold
+    folds, stream = gemm.batch * row_folds * col_folds, _sizes(gemm)[flow.stream]
+    per_fold = flow.fold_cycles(stream, array_rows, array_cols)
+    if not overlap:
+        return folds * per_fold
+    return per_fold + (folds - 1) * flow.overlapped_fold_cycles(stream, array_rows)
 
 
 @dataclass(frozen=True)
@@ -96,10 +115,13 @@ class FoldPlan:
     ``used_rows`` / ``used_cols`` the array rows and columns the fold occupies;
     ``batch_index``, ``row_index``, ``col_index`` say which tile of the GEMM it is,
     so that reuse can be decided for any run of folds (one core's share).
+    ``cycles[i]`` is what fold i adds to a run that starts with fold 0; a run of
+    overlapped folds pays ``run_fill`` more on its first fold (0 without overlap).
     """
 
     dataflow: Dataflow
     cycles: np.ndarray
+    run_fill: int
     macs: np.ndarray
     operand_elements: dict[str, np.ndarray]
     used_rows: np.ndarray
@@ -113,10 +135,11 @@ class FoldPlan:
         return len(self.cycles)
 
     def subset(self, folds: np.ndarray) -> FoldPlan:
-        """The folds at the given positions, in order (a core's share of the GEMM)."""
+        """The folds at the given positions, in order (a core's share of the GEMM), as one run."""
         return FoldPlan(
             dataflow=self.dataflow,
-            cycles=self.cycles[folds],
+            cycles=self.run_fold_cycles(folds),
+            run_fill=self.run_fill,
             macs=self.macs[folds],
             operand_elements={name: tile[folds] for name, tile in self.operand_elements.items()},
             used_rows=self.used_rows[folds],
@@ -125,6 +148,13 @@ class FoldPlan:
             row_index=self.row_index[folds],
             col_index=self.col_index[folds],
         )
+
+    def run_fold_cycles(self, folds: np.ndarray) -> np.ndarray:
+        """Each fold's cycles when the folds at the given positions run back to back: the first pays the fill."""
+        cycles = self.cycles[folds] - np.where(folds == 0, self.run_fill, 0)
+        if len(cycles):
+            cycles[0] += self.run_fill
+        return cycles
 
     def starts_column_fold(self) -> np.ndarray:
         """Folds where the run moves to another (batch, column fold): a column-indexed operand changes."""
@@ -152,8 +182,8 @@ def _extents(size: int, tile: int) -> np.ndarray:
     return extents
 
 
-def fold_plan(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str) -> FoldPlan:
-    """Every fold of ``gemm`` with its cycles, MACs and operand tiles (vectorised)."""
+def fold_plan(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str, overlap: bool = False) -> FoldPlan:
+    """Every fold of ``gemm`` with its cycles, MACs and operand tiles (vectorised); ``overlap`` pipelines them."""
     flow, sizes = DATAFLOWS[dataflow], _sizes(gemm)
     row_extent = _extents(sizes[flow.rows], array_rows)
     col_extent = _extents(sizes[flow.cols], array_cols)
@@ -163,9 +193,14 @@ def fold_plan(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str) -> Fo
     row_index = np.tile(np.arange(len(row_extent)), len(col_extent) * gemm.batch)
     col_index = np.tile(np.repeat(np.arange(len(col_extent)), len(row_extent)), gemm.batch)
     batch_index = np.repeat(np.arange(gemm.batch), len(row_extent) * len(col_extent))
+    whole = flow.fold_cycles(sizes[flow.stream], array_rows, array_cols)
+    each = flow.overlapped_fold_cycles(sizes[flow.stream], array_rows) if overlap else whole
+    cycles = np.full_like(rows, each)
+    cycles[0] = whole
     return FoldPlan(
         dataflow=flow,
-        cycles=np.full_like(rows, flow.fold_cycles(sizes[flow.stream], array_rows, array_cols)),
+        cycles=cycles,
+        run_fill=whole - each,
         macs=rows * cols * sizes[flow.stream],
         operand_elements={name: extent[a] * extent[b] for name, (a, b) in OPERAND_DIMS.items()},
         used_rows=rows,

@@ -6,10 +6,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from attentionlite import api
 from attentionlite.errors import InputError
 from attentionlite.simulator.accelerator.hardware import list_presets, load_hardware, with_overrides
 from attentionlite.simulator.accelerator.simulation import schedule_and_run, simulate
 from attentionlite.simulator.graph.ops import Gemm, Op, OpKind
+from attentionlite.simulator.graph.targets import resolve_target
 
 TINY = """
 name = "tiny"
@@ -297,3 +299,21 @@ def test_the_summary_names_the_schedule_and_the_batches_it_simulated(tiny):
     text = simulate([linear("fc", 4, 4, 8)], load_hardware(tiny, cores=2), schedule="data").table()
     assert "schedule data: 2 batches of 1 image simulated; rows above are per batch" in text
     assert "per batch: DRAM 80 B" in text
+
+
+def test_overlapped_folds_on_a_topology_by_hand(tmp_path):
+    """SCALE-Sim's two-layer topology on one 8x8 core: each layer's compute cycles with the folds pipelined."""
+    topology = tmp_path / "net.csv"
+    topology.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
+                        "Strides,\nconv1, 10, 10, 3, 3, 3, 16, 1,\nconv2, 8, 8, 1, 1, 16, 32, 1,\n")
+    def compute(dataflow: str, overlap: bool) -> list[int]:
+        result = api.simulate(resolve_target(str(topology), topology=True), "paa-default", array="8x8",
+                              dataflow=dataflow, cores=1, overlap_folds=overlap)
+        return [row.compute_cycles for row in result.rows]
+
+    # os: conv1 is M=64 output pixels, N=16 filters, K=27 (3x3x3): 8 x 2 = 16 folds, a whole one
+    # 27 + 8 + 8 - 2 = 41; conv2 is M=64, N=32, K=16: 8 x 4 = 32 folds of 16 + 14 = 30
+    assert compute("os", overlap=False) == [16 * 41, 32 * 30]
+    assert compute("os", overlap=True) == [41 + 15 * 27, 30 + 31 * 16]
+    # ws: K on rows, N on columns, M=64 streams; conv1: 4 x 2 = 8 folds of 64 + 2 * 8 + 8 - 2 = 86
+    assert compute("ws", overlap=True) == [86 + 7 * 64, 86 + 7 * 64]  # conv2: 2 x 4 = 8 folds of the same

@@ -39,6 +39,26 @@ def test_stationary_dataflows_pay_a_preload_by_hand():
     assert fold_counts(Gemm(m=10, n=6, k=9), 4, 4, "ws") == (3, 2)
 
 
+def test_overlapped_folds_pay_the_fill_and_drain_once_per_run_by_hand():
+    # os, 4x4, M=8 -> 2 row folds, K=8 streams: a whole fold is 8 + 4 + 4 - 2 = 14; the second adds its 8
+    assert compute_cycles(Gemm(m=8, n=4, k=8), 4, 4, "os") == 2 * 14
+    assert compute_cycles(Gemm(m=8, n=4, k=8), 4, 4, "os", overlap=True) == 14 + 8
+    # ws, 4x4, K=8 -> 2 row folds, M=2 streams: a whole fold is 2 + 2 * 4 + 4 - 2 = 12; the second fold's
+    # 4-cycle weight preload is longer than the 2-cycle stream it hides behind, so it adds 4
+    assert compute_cycles(Gemm(m=2, n=4, k=8), 4, 4, "ws") == 2 * 12
+    assert compute_cycles(Gemm(m=2, n=4, k=8), 4, 4, "ws", overlap=True) == 12 + 4
+    # is, 4x4, K=4 on rows, M=12 -> 3 column folds, N=10 streams (longer than the preload): 20 + 10 + 10
+    assert compute_cycles(Gemm(m=12, n=10, k=4), 4, 4, "is", overlap=True) == (10 + 2 * 4 + 4 - 2) + 2 * 10
+
+
+def test_every_run_of_overlapped_folds_pays_its_own_fill():
+    plan = fold_plan(Gemm(m=8, n=8, k=8), 4, 4, "os", overlap=True)  # 4 folds of 14 whole, 8 overlapped
+    assert plan.cycles.tolist() == [14, 8, 8, 8] and plan.run_fill == 6
+    assert plan.subset(np.array([2, 3])).cycles.tolist() == [14, 8]  # a second core's run starts afresh
+    assert plan.run_fold_cycles(np.array([0, 1])).tolist() == [14, 8]
+    assert fold_plan(Gemm(m=8, n=8, k=8), 4, 4, "os").subset(np.array([2, 3])).cycles.tolist() == [14, 14]
+
+
 def test_batch_repeats_the_folds():
     gemm = Gemm(m=5, n=7, k=3, batch=6)
     assert compute_cycles(gemm, 4, 4, "os") == 6 * compute_cycles(Gemm(m=5, n=7, k=3), 4, 4, "os")

@@ -1,0 +1,49 @@
+"""What each accelerator knob buys the teacher and the students (issue 15's table).
+
+The teacher (resnet50, dense) and both students (sasa26 hybrid and homogeneous at 10% weight density,
+their initial masks) on ``paa-default`` with weight zero-skipping (the report's default), batch 1:
+latency, energy, compute and stall cycles with the SCALE-Sim-compatible array (every knob off), then with
+each knob switched on in turn.  Beside each student's latency ratio against the teacher stands its MAC
+ratio (the teacher's useful MACs over the student's): what a design that turned every saved MAC into
+saved time would reach.  Every number is simulated; nothing is timed, so the machine's load does not
+matter.
+
+    python benchmarks/accelerator_knobs.py [--hardware paa-default]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from attentionlite import api
+from attentionlite.defaults import DEFAULT_DENSITY
+
+MODELS = ("resnet50", "sasa26_hybrid", "sasa26_homogeneous")
+KNOBS: dict[str, dict] = {
+    "SCALE-Sim mode (all off)": {},
+    "array.overlap_folds": {"array.overlap_folds": True},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hardware", default="paa-default", help="accelerator preset or TOML")
+    args = parser.parse_args()
+    graphs = {name: api.trace(name, density=1.0 if name == MODELS[0] else DEFAULT_DENSITY) for name in MODELS}
+    print("| knob on | model | latency (ms) | energy (uJ) | compute cycles | stall cycles "
+          "| latency ratio vs teacher | MAC ratio vs teacher |")
+    print("|---|---|---|---|---|---|---|---|")
+    for knob, overrides in KNOBS.items():
+        results = {name: api.simulate(graph, args.hardware, sparsity="skip", **overrides)
+                   for name, graph in graphs.items()}
+        teacher = results[MODELS[0]].totals
+        for name, result in results.items():
+            totals, cost = result.totals, result.totals.per_image
+            print(f"| {knob} | {name} | {totals.latency_s * 1e3:.3f} | {cost.energy_j * 1e6:,.1f} "
+                  f"| {cost.compute_cycles:,.0f} | {cost.stall_cycles:,.0f} "
+                  f"| {teacher.latency_s / totals.latency_s:.2f} "
+                  f"| {teacher.per_image.useful_macs / cost.useful_macs:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
