@@ -192,7 +192,7 @@ def _paired_tests(tested: dict, students: list[str]) -> str:
         w_p = stats.wilcoxon(distilled, alone).pvalue if len(seeds) > 1 and any(differences) else math.nan
         wins = sum(difference > 0 for difference in differences)
         lines.append(f"| {student} | {_mean_spread(distilled)} | {_mean_spread(alone)} | "
-                     f"{_mean_spread(differences, signed=True)} | {t_p:.3f} | {w_p:.3f} | {wins} of {len(seeds)} |")
+                     f"{_mean_spread(differences, signed=True)} | {t_p:.2g} | {w_p:.2g} | {wins} of {len(seeds)} |")
     return "\n".join(lines)
 
 
