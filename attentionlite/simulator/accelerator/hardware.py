@@ -87,13 +87,17 @@ class SparsityConfig:
     """How the hardware exploits weight sparsity.
 
     ``skip`` skips blocks of ``granularity`` weights that are all zero and pays
-    ``index_bits`` of metadata per stored block; ``columns`` runs a column-pruned
-    layer as the smaller dense layer it compacts into.
+    ``index_bits`` of metadata per stored block; with ``lockstep`` (a systolic
+    array's truth) a block is skipped only when it is zero in every PE the
+    step reaches, without it each PE skips its own zeros (an idealised sparse
+    array).  ``columns`` runs a column-pruned layer as the smaller dense layer
+    it compacts into.  See sparsity.py.
     """
 
     mode: Annotated[str, OneOf(SPARSITY_MODES)] = "none"
     granularity: Annotated[int, POSITIVE] = 1
     index_bits: Annotated[int, NON_NEGATIVE] = 4
+    lockstep: bool = True
 
 
 @dataclass(frozen=True)

@@ -35,18 +35,39 @@ def test_compacted_columns_shrink_the_reduction(config):
 
 
 def test_zero_skipping_pays_index_metadata(config):
-    # density 1/4, blocks of one weight: K shrinks to ceil(8 / 4) = 2; 8 weights stored at 1 B + 4 index bits
-    config = load_hardware("paa-default", cores=1, array=(4, 4), dataflow="os", granularity=1, index_bits=4)
+    # an idealised array (every PE skips its own zeros), density 1/4, blocks of one weight: K shrinks to
+    # ceil(8 / 4) = 2; 8 weights stored at 1 B + 4 index bits
+    config = load_hardware("paa-default", cores=1, array=(4, 4), dataflow="os", granularity=1, index_bits=4,
+                           lockstep=False)
     row = simulate([pruned_linear(nonzero=8)], with_overrides(config, sparsity="skip")).rows[0]
     assert (row.compute_cycles, row.macs, row.skipped_macs) == (2 + 4 + 4 - 2, 32, 96)
     assert row.dram_read_bytes == 4 * 8 + 12
 
 
 def test_coarser_skip_blocks_skip_less(config):
-    fine = simulate([pruned_linear(nonzero=8)], load_hardware("paa-default", cores=1, array=(4, 4), granularity=1, sparsity="skip"))
-    coarse = simulate([pruned_linear(nonzero=8)], load_hardware("paa-default", cores=1, array=(4, 4), granularity=4, sparsity="skip"))
+    ideal = {"cores": 1, "array": (4, 4), "sparsity": "skip", "lockstep": False}
+    fine = simulate([pruned_linear(nonzero=8)], load_hardware("paa-default", granularity=1, **ideal))
+    coarse = simulate([pruned_linear(nonzero=8)], load_hardware("paa-default", granularity=4, **ideal))
     # a block of 4 holds a non-zero with probability 1 - (3/4)^4 = 0.68: K = ceil(8 * 0.68) = 6
     assert coarse.rows[0].macs == 4 * 4 * 6 > fine.rows[0].macs
+
+
+def test_lockstep_skipping_follows_the_union_density_over_the_columns(config):
+    # os 4x4: a reduction step reaches the 4 columns at once; at density 1/4 it holds a non-zero in one of
+    # them with probability 1 - (3/4)^4 = 0.684, so K = ceil(8 x 0.684) = 6 steps of the 8 stay: 6 + 4 + 4 - 2
+    config = with_overrides(config, sparsity="skip", granularity=1, index_bits=4)
+    row = simulate([pruned_linear(nonzero=8)], config).rows[0]
+    assert (row.compute_cycles, row.macs) == (6 + 4 + 4 - 2, 4 * 4 * 6)
+    # the input whole (4 x 8 B); the 6 kept steps' 24 weights at 1 B + one 4-bit index per step of 4 weights
+    assert row.dram_read_bytes == 4 * 8 + 24 * (1 + 4 / 8 / 4)
+    # the issue's example: density 0.1 over 32 columns keeps 1 - 0.9^32 = 96.6% of K = 100: 97 steps
+    fc = Op("fc", OpKind.LINEAR, ((4, 100),), (4, 32), macs=4 * 32 * 100, gemm=Gemm(m=4, n=32, k=100),
+            weight_params=3200, weight_nonzero=320)
+    wide = with_overrides(config, array=(32, 32))
+    assert simulate([fc], wide).rows[0].compute_cycles == 97 + 32 + 32 - 2
+    # weight-stationary: the weights sit in the PEs while the inputs stream, so a zero skips nothing
+    dense_ws = simulate([fc], with_overrides(wide, dataflow="ws", sparsity="none")).rows[0]
+    assert simulate([fc], with_overrides(wide, dataflow="ws")).rows[0].compute_cycles == dense_ws.compute_cycles
 
 
 def test_a_layer_stored_dense_costs_what_it_costs_on_dense_hardware(config):
