@@ -10,9 +10,9 @@ printed as one line and the command exits with status 2.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -57,22 +57,16 @@ class _Path(click.Path):
         return super().convert(value, param, ctx)
 
 
-def _overrides_named_by_flags(**flags: str) -> Callable:
-    """A command whose bad hardware override names the flag that set it (``--bandwidth -1.0: ...``), not the
-    library's knob (``bandwidth_gb_s``); a knob without a flag here came from ``--set``."""
-
-    def decorate(command: Callable) -> Callable:
-        @functools.wraps(command)
-        def named(*args, **kwargs):
-            try:
-                return command(*args, **kwargs)
-            except OverrideError as error:
-                given = ", ".join(_flag_and_value(key, value, flags) for key, value in error.knobs.items())
-                raise InputError(f"{given}: {error.problem}") from None
-
-        return named
-
-    return decorate
+@contextmanager
+def _overrides_named_by_flags(**flags: str) -> Iterator[None]:
+    """A bad hardware override, within (or within the command it decorates), names the flag that set it
+    (``--bandwidth -1.0: ...``), not the library's knob (``bandwidth_gb_s``); a knob without a flag here came
+    from ``--set``."""
+    try:
+        yield
+    except OverrideError as error:
+        given = ", ".join(_flag_and_value(key, value, flags) for key, value in error.knobs.items())
+        raise InputError(f"{given}: {error.problem}") from None
 
 
 def _flag_and_value(knob: str, value: Any, flags: dict[str, str]) -> str:
@@ -483,7 +477,7 @@ def _study_options(command):
               help="Change a knob of the reference design point, e.g. dram.bandwidth_gb_s=51.2 or cores=8 "
                    "(the sweep and the Parallelism section start from it too). Repeatable.")
 @_study_options
-@_overrides_named_by_flags()
+@_overrides_named_by_flags(array="--arrays", dataflow="--dataflows", sparsity="--sparsity")
 def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, density, workers, recalibrate,
            settings, core_counts, schedules, against) -> None:
     """The co-design report (the main job).
@@ -493,7 +487,9 @@ def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, densi
     students at 10% weight density (initial masks, untrained).  MODELS are
     checkpoints (their trained masks and accuracy) or model names, the teacher first.
     """
-    index = api.report(models, out, hardware=api.hardware_config(hardware, **parse_overrides(settings)),
+    with _overrides_named_by_flags():  # the reference point's knobs all come from --set
+        reference = api.hardware_config(hardware, **parse_overrides(settings))
+    index = api.report(models, out, hardware=reference,
                        cpu=cpu_config, arrays=parse_sides(arrays),
                        dataflows=parse_names(dataflows), sparsity=sparsity, density=density, workers=workers,
                        recalibrate=recalibrate, core_counts=parse_counts(core_counts, "core counts"),

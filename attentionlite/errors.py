@@ -23,5 +23,9 @@ class OverrideError(InputError):
     def __init__(self, config_name: str, knobs: dict[str, Any], problem: str) -> None:
         given = ", ".join(f"{key}={value!r}" for key, value in knobs.items())
         super().__init__(f"hardware {config_name!r} with {given}: {problem}")
+        self.config_name = config_name
         self.knobs = knobs
         self.problem = problem
+
+    def __reduce__(self) -> tuple:  # so that it crosses a process pool or Ray whole
+        return type(self), (self.config_name, self.knobs, self.problem)

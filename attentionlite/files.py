@@ -61,11 +61,15 @@ def check_replaceable(path: str | Path, what: str) -> None:
     if path.exists() and not path.is_dir():
         raise InputError(f"{what} {path}: a file; expected a folder to write the output in")
     if path.is_dir() and not (path / OUTPUT_MARK).exists():
-        entries = sorted(entry.name for entry in path.iterdir())
+        try:
+            entries = sorted(entry.name for entry in path.iterdir())
+        except OSError as error:
+            raise InputError(f"{what} {path}: cannot be read ({error.strerror}); expected a folder this process "
+                             "can read and write") from None
         if entries:
-            raise InputError(f"{what} {path}: a folder holding files attentionlite did not write (e.g. "
-                             f"{entries[0]!r}), which writing the output would delete; expected a new or empty "
-                             "folder, or an earlier output folder")
+            raise InputError(f"{what} {path}: a folder without attentionlite's {OUTPUT_MARK} mark that holds "
+                             f"files (e.g. {entries[0]!r}), which writing the output would delete; expected a "
+                             "new or empty folder, or an output folder attentionlite marked")
 
 
 def _named(path: str | Path, what: str) -> Path:

@@ -2,8 +2,8 @@
 
 The teacher (resnet50, dense) and both students (sasa26 hybrid and homogeneous at 10% weight density,
 their initial masks) on ``paa-default`` with weight zero-skipping (the report's default), batch 1:
-latency, energy, compute and stall cycles with the SCALE-Sim-compatible array (every knob off), then with
-each knob switched on in turn.  Beside each student's latency ratio against the teacher stands its MAC
+latency, energy, compute and stall cycles with the defaults (folds one after another, as SCALE-Sim runs
+them; zero-skipping in lockstep), then with each knob changed in turn.  Beside each student's latency ratio against the teacher stands its MAC
 ratio (the teacher's MACs over the student's without its zero weights' work, a property of the models,
 not of the hardware): what a design that turned every saved MAC into saved time would reach.  Every number is simulated; nothing is timed, so the machine's load does not
 matter.
@@ -20,7 +20,7 @@ from attentionlite.defaults import DEFAULT_DENSITY
 
 MODELS = ("resnet50", "sasa26_hybrid", "sasa26_homogeneous")
 KNOBS: dict[str, dict] = {
-    "SCALE-Sim mode (all off)": {},
+    "defaults (folds not overlapped, lockstep skip)": {},
     "array.overlap_folds": {"array.overlap_folds": True},
     "sparsity.lockstep = false (idealised)": {"sparsity.lockstep": False},
 }

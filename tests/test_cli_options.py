@@ -43,6 +43,10 @@ def test_report_array_sides():
     ("sweep resnet50 --arrays 256 --set sram_kib=64", "--arrays 256x256, --set sram_kib=64: 'sram.input_kib' is "
                                                       "64.0; expected at least 128 KiB (two halves of one 256x256 tile)"),
     ("report --set cores=0", "--set cores=0: 'cores' is 0; expected a positive value"),
+    ("report --arrays 1024", "--arrays 1024x1024: 'sram.input_kib' is 128.0; expected at least 2048 KiB "
+                             "(two halves of one 1024x1024 tile)"),
+    ("report --set array=1024", "--set array=1024: 'sram.input_kib' is 128.0; expected at least 2048 KiB "
+                                "(two halves of one 1024x1024 tile)"),
 ])
 def test_a_bad_hardware_override_names_the_flag_the_user_typed(tmp_path, command, line):
     result = CliRunner().invoke(main, [*command.split(), *(["--out", str(tmp_path / "out")] if "sweep" in command

@@ -86,10 +86,10 @@ def test_an_output_folder_replaces_an_earlier_output_but_never_a_folder_of_other
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [OUTPUT_MARK, "b.csv"]
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("years of work")
-    with pytest.raises(InputError, match=r"--out .*mine: a folder holding files attentionlite did not write "
-                                         r"\(e.g. 'thesis.tex'\)"):
+    with pytest.raises(InputError, match=r"--out .*mine: a folder without attentionlite's .attentionlite-output "
+                                         r"mark that holds files \(e.g. 'thesis.tex'\)"):
         check_writable(tmp_path / "mine", "--out", folder=True)
-    with pytest.raises(InputError, match="holding files attentionlite did not write"):
+    with pytest.raises(InputError, match="without attentionlite's .attentionlite-output mark"):
         write_text_folder(tmp_path / "mine", {"a.csv": "1"})
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
     (tmp_path / "empty").mkdir()
@@ -100,7 +100,7 @@ def test_simulate_into_a_folder_of_other_files_is_refused_before_simulating(tmp_
     (tmp_path / "notes.txt").write_text("keep me")
     result = CliRunner().invoke(main, ["simulate", "resnet50", "--out", str(tmp_path)])
     assert result.exit_code == 2 and result.stdout == ""
-    assert "a folder holding files attentionlite did not write (e.g. 'notes.txt')" in result.stderr
+    assert "mark that holds files (e.g. 'notes.txt')" in result.stderr
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 

@@ -5,9 +5,10 @@ exit 2 and one line on stderr naming the input, never a traceback, and creates o
   SCALE-Sim topology CSV, hardware and CPU configs (TOML), a checkpoint, an explore space (TOML), an ONNX
   model.  CIFAR pickles and image folders are damaged in tests/model/test_data.py, sweep journals in
   tests/analysis/test_sweep_resume.py.
-- Every option of every command (found by walking the CLI, so a new one is covered as it lands), each with
-  values of the wrong type, empty, NaN, infinite, zero, negative and huge, and paths that are missing,
-  unwritable, a folder of someone else's files or an existing file.
+- Every option that takes a value, of every command (found by walking the CLI, so a new one is covered as
+  it lands; on/off flags and arguments are not fuzzed here), each with values of the wrong type, empty, NaN,
+  infinite, zero, negative and huge, and paths that are missing, unwritable, a folder of someone else's
+  files or an existing file.  Each runs in an empty working folder, which must stay empty.
 """
 
 import dataclasses
@@ -175,7 +176,7 @@ BASES = {
 REFUSED = {"int": ["abc", "", "2.5", "nan", "1e309"], "float": ["abc", "", "nan", "inf", "-inf", "1e309"],
            "choice": ["abc", ""], "text": [""], "path": [""]}
 MAYBE = {"int": ["0", "-3", "100000"], "float": ["0", "-3", "100000"], "choice": [], "text": ["abc", "-3", ","],
-         "path": ["{root}/missing/file", "{root}", "{existing}", "/proc/none/file"]}
+         "path": ["{root}/missing/file", "{folder}", "{existing}", "/proc/none/file"]}
 # Valid values that would run for hours (100,000 epochs or trials) and a command that runs for minutes.
 TOO_SLOW_IF_VALID = {("train", "--epochs"), ("explore", "--trials"), ("calibrate", "--threads"),
                      ("calibrate", "--out")}
@@ -222,11 +223,13 @@ def runnable(sources):
     train(column)
     (root / "space.toml").write_text(SPACE)
     (root / "existing.txt").write_text(EXISTING)
+    (root / "theirs").mkdir()
+    (root / "theirs" / "notes.txt").write_text(EXISTING)
     return root, {"root": str(root), "images": str(root / "images"), "cache": str(root / "cache"),
                   "checkpoint": str(root / "run" / "checkpoint.pt"),
                   "column_checkpoint": str(root / "column" / "checkpoint.pt"), "topology": str(root / "net.csv"),
                   "graph": str(root / "net.json"), "space": str(root / "space.toml"),
-                  "existing": str(root / "existing.txt")}
+                  "existing": str(root / "existing.txt"), "folder": str(root / "theirs")}
 
 
 def _invoke(arguments: list[str], values: dict[str, str], option: str | None = None, value: str | None = None):
@@ -258,13 +261,17 @@ def test_every_command_has_a_base_that_runs(runnable):
 
 @pytest.mark.parametrize("command, option, value, refused", _cases(),
                          ids=lambda item: repr(item) if isinstance(item, str) else "")
-def test_a_bad_option_value_is_one_line_and_no_output(runnable, command, option, value, refused):
+def test_a_bad_option_value_is_one_line_and_no_output(runnable, command, option, value, refused, tmp_path,
+                                                      monkeypatch):
     """A refused value: exit 2, one line, and no file created or changed.  A valid one may write only where
-    the value points (an --out, a --cache-dir) and the base's output."""
+    the value points (an --out, a --cache-dir: new files, or the file given) and the base's output; never
+    in the working folder."""
     root, values = runnable
     out = root / "out"
+    monkeypatch.chdir(tmp_path)
     before = _listing(root)
     result = _invoke(BASES[command], values | {"out": str(out)}, option, value)
+    assert list(tmp_path.iterdir()) == [], f"{command} {option} {value!r} wrote into the working folder"
     case = f"{command} {option} {value!r}"
     assert "Traceback" not in result.output, case
     assert result.exit_code in ((2,) if refused else (0, 2)), \
@@ -277,11 +284,11 @@ def test_a_bad_option_value_is_one_line_and_no_output(runnable, command, option,
         assert after == before, f"{case} was refused, but created or changed files"
         return
     given = Path(value.format(**values)).absolute()
-    kept = {path: size for path, size in before.items() if not (root / path).is_relative_to(given)}
+    kept = {path: size for path, size in before.items() if root / path != given}  # a file given may be replaced
     assert all(after.get(path) == size for path, size in kept.items()), f"{case} changed files it was not given"
     for path in set(after) - set(before):  # what the valid run wrote
         (root / path).unlink(missing_ok=True)
-    (root / "existing.txt").write_text(EXISTING)
+    (root / "existing.txt").write_text(EXISTING)  # restored, should a valid run have replaced it
 
 
 def _remove(out) -> None:

@@ -127,6 +127,7 @@ def test_existing_run_folder_needs_resume(tiny_cifar, tmp_path):
     ({"weight_decay": -1e-4}, "training option weight_decay is -0.0001; expected zero or more"),
     ({"seed": -3}, "training option seed is -3; expected zero or more"),
     ({"validation": 1, "test_subset": 1}, "validation and test_subset are both set"),
+    ({"validation": 2}, "training option validation is 2, but class 'class0' has 2 training images; expected fewer"),
 ])
 def test_bad_options_are_named_in_the_librarys_words(tiny_cifar, tmp_path, changes, message):
     with pytest.raises(InputError) as raised:

@@ -89,7 +89,12 @@ def evaluation_batches(dataset: str, data_dir: str | Path, batch_size: int, per_
     images = load_split(dataset, data_dir, "test", cache_dir)
     if per_class is not None:
         images = subset(images, per_class, seed)
-    return BatchLoader(images, info, batch_size=batch_size, shuffle=False, augment=False, seed=seed), info
+    return in_order(images, info, batch_size, seed), info
+
+
+def in_order(images: ImageSet, info: DatasetInfo, batch_size: int, seed: int) -> BatchLoader:
+    """``images`` as evaluation batches: every image once, in order, not augmented."""
+    return BatchLoader(images, info, batch_size=batch_size, shuffle=False, augment=False, seed=seed)
 
 
 _DONE = object()

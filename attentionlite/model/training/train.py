@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 from fvcore.nn import update_bn_stats
 from torch import nn
@@ -41,8 +42,8 @@ from tqdm import tqdm
 
 from attentionlite.errors import InputError
 from attentionlite.files import atomic_write_text, rows_to_csv
-from attentionlite.model.data.loader import BatchLoader, evaluation_batches
-from attentionlite.model.data.registry import DatasetInfo, dataset_info
+from attentionlite.model.data.loader import BatchLoader, evaluation_batches, in_order
+from attentionlite.model.data.registry import DatasetInfo, ImageSet, dataset_info
 from attentionlite.model.data.splits import hold_out, load_split, subset
 from attentionlite.model.nets.complexity import count_macs
 from attentionlite.model.nets.zoo import create_model, list_models
@@ -60,6 +61,7 @@ PRECISE_NORM_BATCHES = 50
 # The validation images are one draw whatever the run's seed, so that every run choosing settings on them, the
 # teacher's included, holds out (and never trains on) the same images.
 VALIDATION_SEED = 7919
+EVALUATION_BATCH = 256  # images per forward pass when scoring: memory only, no effect on the result
 
 # Options that may differ on --resume: where things are and how they are shown, not what is computed.
 RESUMABLE_WITH_CHANGES = ("out", "teacher", "device", "data_dir", "cache_dir", "progress")
@@ -407,6 +409,7 @@ def _loaders(config: TrainConfig, info: DatasetInfo, world: World) -> tuple[Batc
     """The training batches (this rank's share) and the evaluation batches: validation or test."""
     train_images = load_split(config.dataset, config.data_dir, "train", config.cache_dir)
     if config.validation is not None:
+        _check_validation_leaves_training_images(config.validation, train_images)
         train_images, held_out = hold_out(train_images, config.validation, VALIDATION_SEED)
     if config.train_subset is not None:
         train_images = subset(train_images, config.train_subset, config.seed)
@@ -417,11 +420,19 @@ def _loaders(config: TrainConfig, info: DatasetInfo, world: World) -> tuple[Batc
         raise InputError(f"batch_size {config.batch_size} is larger than the {len(train_images)} training "
                          "images; expected a smaller batch_size or a larger train_subset")
     if config.validation is not None:
-        return train_batches, BatchLoader(held_out, info, batch_size=256, shuffle=False, augment=False,
-                                          seed=config.seed)
-    test_batches, _ = evaluation_batches(config.dataset, config.data_dir, 256, config.test_subset, config.seed,
-                                         config.cache_dir)
+        return train_batches, in_order(held_out, info, EVALUATION_BATCH, config.seed)
+    test_batches, _ = evaluation_batches(config.dataset, config.data_dir, EVALUATION_BATCH, config.test_subset,
+                                         config.seed, config.cache_dir)
     return train_batches, test_batches
+
+
+def _check_validation_leaves_training_images(per_class: int, images: ImageSet) -> None:
+    counts = np.bincount(images.labels, minlength=len(images.classes))
+    smallest = int(counts.argmin())
+    if per_class >= counts[smallest]:
+        raise InputError(f"training option validation is {per_class}, but class {images.classes[smallest]!r} "
+                         f"has {counts[smallest]} training images; expected fewer, so that some are left to "
+                         "train on")
 
 
 def _device(name: str) -> torch.device:

@@ -313,8 +313,8 @@ def with_overrides(config: HardwareConfig, **overrides: Any) -> HardwareConfig:
     ``sram_kib=..`` (every buffer), ``sparsity="skip"``, ``vector_lanes=..``;
     ``None`` values are ignored (unset CLI options).  A bad one is an
     :class:`OverrideError` that blames the first override the config cannot
-    take on its own, or, when only their combination fails, those of them that
-    change the config.
+    take on its own, or, when only their combination fails, the fewest of
+    those that change the config that still fail together.
     """
     given = {key: value for key, value in overrides.items() if value is not None}
     if not given:
@@ -331,7 +331,20 @@ def with_overrides(config: HardwareConfig, **overrides: Any) -> HardwareConfig:
                 raise OverrideError(config.name, {key: value}, str(refused).removeprefix(f"{where}: ")) from None
             if alone != config:
                 changing[key] = value
-        raise OverrideError(config.name, changing, str(error).removeprefix(f"{where}: ")) from None
+        raise OverrideError(config.name, _fewest_failing(config, changing, where),
+                            str(error).removeprefix(f"{where}: ")) from None
+
+
+def _fewest_failing(config: HardwareConfig, overrides: dict[str, Any], where: str) -> dict[str, Any]:
+    """``overrides`` (which fail together) less each one without which the rest still fail."""
+    blamed = dict(overrides)
+    for key in list(blamed):
+        rest = {other: value for other, value in blamed.items() if other != key}
+        try:
+            _overridden(config, rest, where)
+        except InputError:
+            blamed = rest
+    return blamed
 
 
 def _overridden(config: HardwareConfig, overrides: dict[str, Any], where: str) -> HardwareConfig:
@@ -352,7 +365,7 @@ _COMPOSITE = {"sram_kib": ("sram.input_kib", "sram.weight_kib", "sram.output_kib
 def _dotted_values(key: str, value: Any, where: str) -> dict[str, Any]:
     """The config fields one override sets, by dotted path."""
     if key == "array":
-        rows, cols = parse_array(value) if isinstance(value, str) else value
+        rows, cols = value if isinstance(value, tuple) and len(value) == 2 else parse_array(str(value))
         return {"array.rows": rows, "array.cols": cols}
     if key in _COMPOSITE:
         return dict.fromkeys(_COMPOSITE[key], value)

@@ -29,11 +29,14 @@ TPU-style array (Jouppi et al., ISCA 2017: weights double-buffered in the PEs,
 the next tile's operands streamed in right behind the current one's): the
 next fold's fill overlaps this fold's drain, and its stationary operand loads
 while this fold streams.  A run of n folds then costs one whole fold (stream,
-fill, drain and preload, as above) plus ``n - 1`` times the stream, or the
-preload R where the stream is shorter than the preload it hides.  This
-assumes double-buffered PE registers (weights for ws/is, accumulators for os)
-and counts no second fill after a memory stall between folds; SCALE-Sim has
-no such mode, so the golden tests stay on the default, off.
+fill, drain and preload, as above) plus ``n - 1`` times the stream, or R
+where the stream is shorter than what it must hide: the next weights'
+preload (ws, is) or the last outputs' shift out of the accumulators (os),
+R cycles either way.  This assumes double-buffered PE registers (weights for
+ws/is, accumulators for os) and counts no second fill after a memory stall
+between folds; SCALE-Sim has no such mode, so the golden tests stay on the
+default, off.  The knob is the main cores' array's; a core group's array
+(``[[groups]]``) sets its own.
 
 Folds are visited column fold outer, row fold inner (SCALE-Sim's order), so an
 operand that does not depend on the row-mapped dimension is the same for all
@@ -70,9 +73,9 @@ class Dataflow:
         return stream_length + preload + array_rows + array_cols - 2
 
     def overlapped_fold_cycles(self, stream_length: int, array_rows: int) -> int:
-        """Cycles a pipelined fold adds after the first of its run: its stream, or the preload it hides if
-        that is longer."""
-        return max(stream_length, array_rows) if self.preload_stationary else stream_length
+        """Cycles a pipelined fold adds after the first of its run: its stream, or, where that is shorter, the
+        R cycles its stationary operand takes to load (ws, is) or its accumulators to shift out (os)."""
+        return max(stream_length, array_rows)
 
 
 DATAFLOWS: dict[str, Dataflow] = {

@@ -1,5 +1,6 @@
 """Hardware configs: presets load, overrides apply, bad TOML is one clear error naming file and key."""
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -86,8 +87,9 @@ def test_a_bad_override_is_blamed_alone_and_a_bad_combination_on_the_overrides_t
     assert caught.value.knobs == {"array": (512, 512)}
     assert caught.value.problem.startswith("'sram.input_kib' is 128.0; expected at least 512 KiB")
     with pytest.raises(OverrideError) as caught:  # each alone is fine; together the buffer is too small
-        load_hardware("paa-default", array=(256, 256), sram_kib=64, dataflow="os", cores=None)
-    assert caught.value.knobs == {"array": (256, 256), "sram_kib": 64}
+        load_hardware("paa-default", cores=2, array=(256, 256), sram_kib=64, dataflow="os", bandwidth_gb_s=None)
+    assert caught.value.knobs == {"array": (256, 256), "sram_kib": 64}  # cores=2 changes the config, but no matter
+    assert pickle.loads(pickle.dumps(caught.value)).knobs == caught.value.knobs  # it crosses a process pool
     assert str(caught.value) == ("hardware 'paa-default' with array=(256, 256), sram_kib=64: 'sram.input_kib' is "
                                  "64.0; expected at least 128 KiB (two halves of one 256x256 tile)")
 

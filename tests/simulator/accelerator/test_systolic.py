@@ -115,6 +115,24 @@ def test_fold_plan_is_consistent_with_the_gemm(m, n, k, batch, rows, cols, dataf
     assert int(plan.operand_elements["output"].sum()) == batch * m * n * repeats
 
 
+@settings(max_examples=40, deadline=None)
+@given(m=dims, n=dims, k=dims, batch=st.integers(1, 3), rows=arrays, cols=arrays,
+       dataflow=st.sampled_from(sorted(DATAFLOWS)), cuts=st.lists(st.integers(1, 1000), max_size=4))
+def test_every_run_of_overlapped_folds_costs_one_whole_fold_then_the_longer_of_stream_and_r(
+        m, n, k, batch, rows, cols, dataflow, cuts):
+    gemm = Gemm(m=m, n=n, k=k, batch=batch)
+    plan = fold_plan(gemm, rows, cols, dataflow, overlap=True)
+    stream = {"m": m, "n": n, "k": k}[DATAFLOWS[dataflow].stream]
+    whole = stream + rows + cols - 2 + (rows if dataflow != "os" else 0)  # the module doc's per-fold count
+    each = max(stream, rows)
+    assert int(plan.cycles.sum()) == whole + (plan.folds - 1) * each
+    assert compute_cycles(gemm, rows, cols, dataflow, overlap=True) == whole + (plan.folds - 1) * each
+    bounds = sorted({0, plan.folds, *(cut % plan.folds for cut in cuts)})  # contiguous runs, as cores get
+    for start, stop in zip(bounds, bounds[1:]):
+        run = plan.subset(np.arange(start, stop))
+        assert int(run.cycles.sum()) == whole + (stop - start - 1) * each
+
+
 RESNET50 = Path(__file__).parent / "golden" / "scalesim_resnet50_32x32_os.json"
 
 
