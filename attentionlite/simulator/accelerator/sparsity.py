@@ -13,11 +13,11 @@ One strategy per ``[sparsity] mode`` (:data:`SPARSITY`):
   ``ceil(K * (1 - (1 - d) ** (g * min(C, N))))``, the union density over the
   shared columns (10% density over 32 columns: 1 - 0.9^32 = 96.6% of the
   steps stay).  That K serves every fold: the last column fold, narrower
-  when C does not divide N, could skip slightly more.  In the weight- and input-stationary dataflows the weights sit
-  in the PEs (ws) or a step reaches a whole weight column of the fold (is), so
-  a zero weight skips no step and the layer is priced dense (for is this
-  misses the rare all-zero column: under 4% of the steps at 10% density on 32
-  rows).  ``lockstep = false`` prices an idealised array whose every PE skips
+  when C does not divide N, could skip slightly more.  In the weight- and
+  input-stationary dataflows the weights sit in the PEs (ws) or a step
+  reaches a whole weight column of the fold (is), so a zero weight skips no
+  step and the layer is priced dense (for is this misses the rare all-zero
+  column: under 4% of the steps at 10% density on 32 rows).  ``lockstep = false`` prices an idealised array whose every PE skips
   its own zeros: ``ceil(K * (1 - (1 - d) ** g))``.  The stored weights are
   the skipped GEMM's share of them plus ``index_bits`` of metadata per block
   (EIE-style relative indices).  The input is still read whole: every input

@@ -98,15 +98,13 @@ def fold_counts(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str) -> 
     return math.ceil(sizes[flow.rows] / array_rows), math.ceil(sizes[flow.cols] / array_cols)
 
 
-def compute_cycles(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str, overlap: bool = False) -> int:
-    """Stall-free cycles of the whole GEMM (all ``batch`` products) on one array, its folds one run."""
+def compute_cycles(gemm: Gemm, array_rows: int, array_cols: int, dataflow: str) -> int:
+    """Stall-free cycles of the whole GEMM (all ``batch`` products) on one array, folds not overlapped (the
+    SCALE-Sim closed form; :func:`fold_plan` prices overlapped folds)."""
     flow = DATAFLOWS[dataflow]
     row_folds, col_folds = fold_counts(gemm, array_rows, array_cols, dataflow)
-    folds, stream = gemm.batch * row_folds * col_folds, _sizes(gemm)[flow.stream]
-    per_fold = flow.fold_cycles(stream, array_rows, array_cols)
-    if not overlap:
-        return folds * per_fold
-    return per_fold + (folds - 1) * flow.overlapped_fold_cycles(stream, array_rows)
+    per_fold = flow.fold_cycles(_sizes(gemm)[flow.stream], array_rows, array_cols)
+    return gemm.batch * row_folds * col_folds * per_fold
 
 
 @dataclass(frozen=True)
