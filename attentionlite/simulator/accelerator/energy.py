@@ -40,18 +40,20 @@ def leakage_pj(core_cycles: int, config: HardwareConfig) -> float:
     return config.energy.leakage_mw_per_core * seconds * 1e9
 
 
-def sram_pj_per_byte(config: HardwareConfig, buffer: str) -> float:
-    """Energy of a byte in one operand buffer: a bank is one half of its double buffer."""
-    return config.energy.sram_pj_per_byte(config.half_buffer_bytes(buffer) / 1024)
+def sram_pj_per_byte(config: HardwareConfig) -> tuple[float, ...]:
+    """Energy of a byte in each operand buffer (in :data:`OPERANDS` order): a bank is one half of its
+    double buffer."""
+    return tuple(config.energy.sram_pj_per_byte(config.half_buffer_bytes(buffer) / 1024) for buffer in OPERANDS)
 
 
-def op_energy(work: OpWork, busy_core_cycles: int, config: HardwareConfig) -> Energy:
-    """The dynamic energy of ``work`` plus leakage of the cores over the cycles they spent on it."""
+def op_energy(work: OpWork, busy_core_cycles: int, config: HardwareConfig, sram_prices: tuple[float, ...]) -> Energy:
+    """The dynamic energy of ``work`` plus leakage of the cores over the cycles they spent on it;
+    ``sram_prices`` is :func:`sram_pj_per_byte` of ``config`` (taken once per design, not per op)."""
     table, traffic = config.energy, work.traffic
     return Energy(
         mac=work.macs * table.mac_pj,
         vector=work.vector_ops * table.vector_op_pj,
-        sram=sum(traffic.sram_bytes(buffer) * sram_pj_per_byte(config, buffer) for buffer in OPERANDS),
+        sram=sum(traffic.sram_bytes(buffer) * price for buffer, price in zip(OPERANDS, sram_prices)),
         dram=(traffic.dram_read + traffic.dram_write) * table.dram_pj_per_byte,
         leakage=leakage_pj(busy_core_cycles, config),
     )

@@ -62,7 +62,7 @@ import numba
 import numpy as np
 
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
-from attentionlite.simulator.accelerator.memory import transfer_cycles
+from attentionlite.simulator.accelerator.memory import TileStream, transfer_cycles
 from attentionlite.simulator.accelerator.schedules import Task
 
 STORE, LOAD = 0, 1  # request kinds, in the order the channel serves them at the same cycle
@@ -87,15 +87,22 @@ class TaskTiming:
         return first, max(self.end, self.stored)
 
 
+TIMING_COLUMNS = ("start", "end", "compute", "stall", "first_transfer", "stored")  # TaskTiming's fields
+
+
 @dataclass
 class Timeline:
-    """The engine's answer: per-task timings, when each core went quiet, and when each batch was done
-    (its last compute or store)."""
+    """The engine's answer: per-task timings (one row per task, :data:`TIMING_COLUMNS`), when each core
+    went quiet, and when each batch was done (its last compute or store)."""
 
-    tasks: list[TaskTiming]
+    timings: np.ndarray
     core_end: list[int]
     batches: int
     batch_end: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> list[TaskTiming]:
+        return [TaskTiming(*row) for row in self.timings.tolist()]
 
     @property
     def makespan(self) -> int:
@@ -105,16 +112,18 @@ class Timeline:
 def run(tasks: Sequence[Task], config: HardwareConfig) -> Timeline:
     """Place every tile of every task at an exact cycle."""
     tile, task, core, graph = _flatten(tasks, config)
-    _event_loop(tile, task, core, *graph, config.dram_latency_cycles)  # type: ignore[call-arg]  # a numba Dispatcher
+    heap = np.empty((2 * len(tile) + 1, 3), dtype=np.int64)  # requests: a load and a store per tile at most
+    stack = np.empty(len(core) + 1, dtype=np.int64)  # cores to advance: each is on it at most once
+    _event_loop(tile, task, core, *graph, config.dram_latency_cycles, heap, stack)  # type: ignore[call-arg]
     unfinished = np.flatnonzero(task[:, COMPUTED] == 0)
     if len(unfinished):
         raise RuntimeError(f"engine deadlock: {len(unfinished)} tasks never ran (first: {tasks[unfinished[0]]})")
-    columns = [task[:, row].tolist() for row in (START, END, BUSY, STALL, FIRST_TRANSFER, STORED)]
-    timings = [TaskTiming(*values) for values in zip(*columns)]
-    batch_end: dict[int, int] = {}
-    for scheduled, timing in zip(tasks, timings):
-        batch_end[scheduled.batch] = max(batch_end.get(scheduled.batch, 0), timing.end, timing.stored)
-    return Timeline(timings, core[:, CORE_END].tolist(), len(batch_end), batch_end)
+    timings = task[:, [START, END, BUSY, STALL, FIRST_TRANSFER, STORED]]
+    batch_of = np.array([scheduled.batch for scheduled in tasks], dtype=np.int64)
+    batches = np.unique(batch_of)
+    done = np.zeros(int(batches.max(initial=-1)) + 1, dtype=np.int64)
+    np.maximum.at(done, batch_of, np.maximum(timings[:, 1], timings[:, 5]))
+    return Timeline(timings, core[:, CORE_END].tolist(), len(batches), {int(b): int(done[b]) for b in batches})
 
 
 # ----------------------------------------------------------------------------- the loop's state, flat
@@ -147,21 +156,15 @@ TILE_FIELDS, TASK_FIELDS, CORE_FIELDS = PARKED_READY + 1, WAITING_TAIL + 1, WAIT
 def _flatten(tasks: Sequence[Task], config: HardwareConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
     """The tile, task and core tables with their given columns filled and their state columns initialised, and
     the dependencies as compressed rows (depends_start, depends, reads_start, reads)."""
-    order = sorted(range(len(tasks)), key=lambda task_id: tasks[task_id].core)  # stable: in order per core
-    streams = [tasks[task_id].tiles for task_id in order]
-    lengths = np.array([len(stream) for stream in streams], dtype=np.int64)
+    order = np.array(sorted(range(len(tasks)), key=lambda task_id: tasks[task_id].core), dtype=np.int64)  # stable
+    given, given_start = _distinct_streams([tasks[task_id].tiles for task_id in order], config)
+    lengths = np.array([len(tasks[task_id].tiles) for task_id in order], dtype=np.int64)
     first = np.cumsum(lengths) - lengths
     cores_of_order = np.array([tasks[task_id].core for task_id in order], dtype=np.int64)
     _, first_task_of_slot, core_slot = np.unique(cores_of_order, return_index=True, return_inverse=True)
 
-    tile = np.full((int(lengths.sum()), TILE_FIELDS), NONE, dtype=np.int64)
-    if streams:
-        tile[:, COMPUTE] = np.concatenate([stream.compute for stream in streams])
-        tile[:, LOAD_CYCLES] = transfer_cycles(np.concatenate([stream.load_bytes for stream in streams]), config)
-        tile[:, STORE_CYCLES] = transfer_cycles(np.concatenate([stream.store_bytes for stream in streams]), config)
-    tile[:, TILE_TASK] = np.repeat(np.array(order, dtype=np.int64), lengths)
-    tile[:, TILE_CORE] = np.repeat(core_slot, lengths)
-    tile[:, COMPUTE_END] = 0
+    tile = np.empty((int(lengths.sum()), TILE_FIELDS), dtype=np.int64)
+    _fill_tiles(tile, given, given_start, lengths, order, core_slot.astype(np.int64))
 
     task = np.full((len(tasks), TASK_FIELDS), NONE, dtype=np.int64)
     task[order, FIRST_TILE] = first
@@ -177,6 +180,28 @@ def _flatten(tasks: Sequence[Task], config: HardwareConfig) -> tuple[np.ndarray,
     return tile, task, core, graph
 
 
+def _distinct_streams(streams: Sequence[TileStream], config: HardwareConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct stream's given tile columns (compute, load and store cycles), stacked once, and where
+    each of ``streams`` starts in them: the tasks of one op's batches share its stream, so a data-parallel
+    run converts its bytes to cycles once per op instead of once per core."""
+    row_of: dict[int, int] = {}  # id of a stream -> its first row in the stack
+    distinct: list[TileStream] = []
+    starts = np.empty(len(streams), dtype=np.int64)
+    rows = 0
+    for position, stream in enumerate(streams):
+        if id(stream) not in row_of:
+            row_of[id(stream)] = rows
+            distinct.append(stream)
+            rows += len(stream)
+        starts[position] = row_of[id(stream)]
+    given = np.empty((rows, 3), dtype=np.int64)
+    if distinct:
+        given[:, 0] = np.concatenate([stream.compute for stream in distinct])
+        given[:, 1] = transfer_cycles(np.concatenate([stream.load_bytes for stream in distinct]), config)
+        given[:, 2] = transfer_cycles(np.concatenate([stream.store_bytes for stream in distinct]), config)
+    return given, starts
+
+
 def _compressed(rows: Sequence[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
     """Rows of task numbers as (start of each row, plus the end; the values)."""
     lengths = np.array([len(row) for row in rows], dtype=np.int64)
@@ -190,16 +215,41 @@ def _compressed(rows: Sequence[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray
 # binary heap ordered by (ready cycle, kind, tile).  When a task finishes
 # computing, the cores waiting for it advance before the core that finished it
 # goes on, depth first: a stack of cores to advance.
+#
+# Compiled without numba's runtime (NRT): every helper takes the tables as
+# arguments, and with the runtime each call increments and decrements every
+# array argument's reference count with an atomic instruction, which took half
+# the loop's time (measured with perf; numba issues #2345 and #2350, where
+# ``_nrt=False`` is the maintainers' answer).  Nothing here allocates (the heap
+# and the stack come from run()); numba refuses to compile an allocation
+# without the runtime, so that cannot change unnoticed.
+_compiled = numba.njit(cache=True, _nrt=False)  # type: ignore[call-overload]  # _nrt: not in numba's stubs
 
 
-@numba.njit(cache=True)
-def _event_loop(tile, task, core, depends_start, depends, reads_start, reads, latency):  # pragma: no cover
+@_compiled
+def _fill_tiles(tile, given, given_start, lengths, order, core_slot):  # pragma: no cover
+    """Write the tile table row by row: the given columns of each task's stream (tasks in ``order``), its
+    task and core, and the state columns' initial values."""
+    row = 0
+    for position in range(order.shape[0]):
+        for offset in range(lengths[position]):
+            source = given_start[position] + offset
+            tile[row, COMPUTE] = given[source, 0]
+            tile[row, LOAD_CYCLES] = given[source, 1]
+            tile[row, STORE_CYCLES] = given[source, 2]
+            tile[row, TILE_TASK] = order[position]
+            tile[row, TILE_CORE] = core_slot[position]
+            tile[row, ARRIVAL] = tile[row, STORE_END] = tile[row, PARKED_NEXT] = tile[row, PARKED_READY] = NONE
+            tile[row, COMPUTE_END] = 0
+            row += 1
+
+
+@_compiled
+def _event_loop(tile, task, core, depends_start, depends, reads_start, reads, latency, heap,
+                stack):  # pragma: no cover
     """Run every tile (the tables' state columns are filled in place)."""
-    capacity = 2 * tile.shape[0] + 1  # a load and a store per tile at most
-    heap = np.empty((capacity, 3), dtype=np.int64)  # columns: ready cycle, kind, tile
-    size = 0
+    size = 0  # requests in the heap; its columns: ready cycle, kind, tile
     channel_free = 0
-    stack = np.empty(core.shape[0] + 1, dtype=np.int64)  # every core is on it at most once
     for slot in range(core.shape[0]):
         for offset in range(min(2, core[slot, CORE_TILES])):
             size = _request_load(core[slot, CORE_FIRST] + offset, 0, tile, task, reads_start, reads, heap, size)
@@ -221,7 +271,7 @@ def _event_loop(tile, task, core, depends_start, depends, reads_start, reads, la
                              reads, heap, size)
 
 
-@numba.njit(cache=True)
+@_compiled
 def _request_load(number, ready, tile, task, reads_start, reads, heap, size):  # pragma: no cover
     """Queue a tile's load, or park it until the tasks it reads from have stored their outputs.
 
@@ -240,7 +290,7 @@ def _request_load(number, ready, tile, task, reads_start, reads, heap, size):  #
     return _heap_push(heap, size, ready, LOAD, number)
 
 
-@numba.njit(cache=True)
+@_compiled
 def _stored(number, done, tile, task, core, reads_start, reads, heap, size):  # pragma: no cover
     """A tile's output has left (or it had none); its task's last store releases the loads parked on it."""
     tile[number, STORE_END] = done
@@ -259,7 +309,7 @@ def _stored(number, done, tile, task, core, reads_start, reads, heap, size):  # 
     return size
 
 
-@numba.njit(cache=True)
+@_compiled
 def _advance_from(slot, stack, tile, task, core, depends_start, depends, reads_start, reads, heap,
                   size):  # pragma: no cover
     """Advance ``slot`` and, depth first, every core that a task it finishes releases."""
@@ -272,7 +322,7 @@ def _advance_from(slot, stack, tile, task, core, depends_start, depends, reads_s
     return size
 
 
-@numba.njit(cache=True)
+@_compiled
 def _advance(slot, pending, stack, tile, task, core, depends_start, depends, reads_start, reads, heap,
              size):  # pragma: no cover
     """Compute every tile of core ``slot`` whose data, buffers and dependencies are ready.
@@ -318,12 +368,21 @@ def _advance(slot, pending, stack, tile, task, core, depends_start, depends, rea
                     stack[pending + waiters] = waiter
                     waiters += 1
                     waiter = core[waiter, WAITING_NEXT]
-                stack[pending:pending + waiters] = stack[pending:pending + waiters][::-1].copy()
+                _reverse(stack, pending, pending + waiters - 1)
                 return size, pending + waiters
     return size, pending
 
 
-@numba.njit(cache=True)
+@_compiled
+def _reverse(values, low, high):  # pragma: no cover
+    """Reverse ``values[low..high]`` in place."""
+    while low < high:
+        values[low], values[high] = values[high], values[low]
+        low += 1
+        high -= 1
+
+
+@_compiled
 def _gate(slot, owner, number, task, core, depends_start, depends):  # pragma: no cover
     """When the dependencies of the task a core's next tile starts finished computing (0: none), or NONE
     after parking the core until the first unfinished one has."""
@@ -341,7 +400,7 @@ def _gate(slot, owner, number, task, core, depends_start, depends):  # pragma: n
     return gate
 
 
-@numba.njit(cache=True)
+@_compiled
 def _append(owners, owner, head, tail, nodes, node, following):  # pragma: no cover
     """Append ``node`` (a row of ``nodes``) to the list row ``owner`` of ``owners`` keeps in its ``head`` and
     ``tail`` columns, linked through the nodes' ``following`` column."""
@@ -353,7 +412,7 @@ def _append(owners, owner, head, tail, nodes, node, following):  # pragma: no co
     owners[owner, tail] = node
 
 
-@numba.njit(cache=True)
+@_compiled
 def _heap_less(heap, a, b):  # pragma: no cover
     for row in range(3):
         if heap[a, row] != heap[b, row]:
@@ -361,13 +420,13 @@ def _heap_less(heap, a, b):  # pragma: no cover
     return False
 
 
-@numba.njit(cache=True)
+@_compiled
 def _heap_swap(heap, a, b):  # pragma: no cover
     for row in range(3):
         heap[a, row], heap[b, row] = heap[b, row], heap[a, row]
 
 
-@numba.njit(cache=True)
+@_compiled
 def _heap_push(heap, size, ready, kind, number):  # pragma: no cover
     heap[size, 0], heap[size, 1], heap[size, 2] = ready, kind, number
     child = size
@@ -380,7 +439,7 @@ def _heap_push(heap, size, ready, kind, number):  # pragma: no cover
     return size + 1
 
 
-@numba.njit(cache=True)
+@_compiled
 def _heap_pop(heap, size):  # pragma: no cover
     """Move the first request to slot ``size - 1`` and restore the heap over the rest; returns the new size."""
     size -= 1

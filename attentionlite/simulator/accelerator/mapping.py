@@ -16,10 +16,9 @@ each op once per core design.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import fields
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from attentionlite.errors import InputError
 from attentionlite.simulator.accelerator import attention
@@ -107,25 +106,68 @@ Value = TypeVar("Value")
 
 
 class Memo(Generic[Value]):
-    """A bounded least-recently-used memo of a pure function's results, by key."""
+    """A bounded least-recently-used memo of a pure function's results, by key.
+
+    A plain dict keeps insertion order, so popping a hit and putting it back
+    makes it the most recent and leaves the least recent first: two hashes of
+    the key per hit (a sweep makes hundreds of hits per design point)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.values: OrderedDict[Hashable, Value] = OrderedDict()
+        self.values: dict[Hashable, Value] = {}
 
     def get(self, key: Hashable, compute: Callable[[], Value]) -> Value:
-        if key in self.values:
-            self.values.move_to_end(key)
-            return self.values[key]
-        value = self.values[key] = compute()
-        if len(self.values) > self.size:
-            self.values.popitem(last=False)
+        value = self.values.pop(key, _MISSING)
+        if value is _MISSING:
+            value = compute()
+            if len(self.values) >= self.size:
+                del self.values[next(iter(self.values))]
+        self.values[key] = value
         return value
 
 
-def core_design(config: HardwareConfig) -> tuple:
-    """What mapping an op depends on: every config field but :data:`NOT_READ_BY_MAPPING`."""
-    return tuple(getattr(config, item.name) for item in fields(config) if item.name not in NOT_READ_BY_MAPPING)
+_MISSING: Any = object()
+
+
+class CoreDesign:
+    """What mapping an op depends on, as a memo key: the config's fields but :data:`NOT_READ_BY_MAPPING`,
+    hashed once (they nest several dataclasses, and every op of every design point looks one up)."""
+
+    __slots__ = ("fields", "_hash")
+
+    def __init__(self, values: tuple) -> None:
+        self.fields = values
+        self._hash = hash(values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CoreDesign) and (self is other or self.fields == other.fields)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple:  # a hash holds for one process only (strings hash with a per-process seed)
+        return CoreDesign, (self.fields,)
+
+
+# The designs of the configs seen last, by identity (each entry keeps its config alive, so no other object
+# takes its id meanwhile): a simulation maps every op on the same few config objects.
+_RECENT_DESIGNS: dict[int, tuple[HardwareConfig, CoreDesign]] = {}
+_RECENT_SIZE = 8
+_DESIGNS: Memo[CoreDesign] = Memo(4096)
+
+
+def core_design(config: HardwareConfig) -> CoreDesign:
+    """What mapping an op on ``config`` depends on: every config field but :data:`NOT_READ_BY_MAPPING`."""
+    seen = _RECENT_DESIGNS.get(id(config))
+    if seen is not None and seen[0] is config:
+        return seen[1]
+    design = CoreDesign(tuple(getattr(config, item.name) for item in fields(config)
+                              if item.name not in NOT_READ_BY_MAPPING))
+    design = _DESIGNS.get(design, lambda: design)  # one object per design: memo keys then compare by identity
+    if len(_RECENT_DESIGNS) >= _RECENT_SIZE:
+        del _RECENT_DESIGNS[next(iter(_RECENT_DESIGNS))]
+    _RECENT_DESIGNS[id(config)] = (config, design)
+    return design
 
 
 _MAPPED: Memo[OpWork] = Memo(4096)  # a few models' ops on a few core designs

@@ -22,11 +22,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from statistics import fmean
+
+import numpy as np
 
 from attentionlite.files import json_text, rows_to_csv, write_text_folder
-from attentionlite.simulator.accelerator.energy import COMPONENTS, Energy, leakage_pj, op_energy
-from attentionlite.simulator.accelerator.engine import TaskTiming, Timeline
+from attentionlite.simulator.accelerator.energy import COMPONENTS, Energy, leakage_pj, op_energy, sram_pj_per_byte
+from attentionlite.simulator.accelerator.engine import Timeline
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
 from attentionlite.simulator.accelerator.memory import OpWork, Traffic
 from attentionlite.simulator.accelerator.schedules import Task
@@ -258,34 +259,71 @@ def summarise(ops: Sequence[Op], works: Sequence[OpWork], designs: Sequence[Hard
               timeline: Timeline, config: HardwareConfig, run: dict, provenance: dict) -> SimResult:
     """Fold the engine's per-task timings into per-op rows (one batch) and totals; ``designs[i]`` is the
     core design op i ran on (its array size and buffers)."""
-    by_op: dict[int, list[int]] = {}
-    for task_id, task in enumerate(tasks):
-        by_op.setdefault(task.op_index, []).append(task_id)
-    rows = tuple(_op_row(ops[i], works[i], [tasks[t] for t in ids], [timeline.tasks[t] for t in ids], designs[i])
-                 for i, ids in sorted(by_op.items()))
+    groups = _OpGroups(tasks, timeline)
+    prices = {id(design): sram_pj_per_byte(design) for design in designs}  # a few distinct designs
+    rows = tuple(_op_row(ops[i], works[i], groups, g, designs[i], prices[id(designs[i])])
+                 for g, i in enumerate(groups.ops))
     batch = int(provenance.get("graph", {}).get("batch", 1) or 1)
     useful = sum(work.useful_macs for work in works)
     return SimResult(rows, _totals(rows, useful, timeline, config, run["schedule"], batch),
                      config.to_dict(), run, provenance)
 
 
-def _op_row(op: Op, work: OpWork, tasks: list[Task], timings: list[TaskTiming], config: HardwareConfig) -> OpRow:
-    batches = sorted({task.batch for task in tasks})
-    per_batch = [[t for task, t in zip(tasks, timings) if task.batch == batch] for batch in batches]
-    compute = sum(t.compute for t in per_batch[0])
-    stall = round(fmean(sum(t.stall for t in group) for group in per_batch))
+class _OpGroups:
+    """The tasks' timings summed per op and batch, then per op, in numpy (a sweep summarises every point).
+
+    Tasks are sorted by (op, batch); every sum is of integers, so the means
+    taken from them (a float sum over a count) equal :func:`statistics.fmean`
+    over the same integers."""
+
+    def __init__(self, tasks: Sequence[Task], timeline: Timeline) -> None:
+        op_of = np.array([task.op_index for task in tasks], dtype=np.int64)
+        batch_of = np.array([task.batch for task in tasks], dtype=np.int64)
+        order = np.lexsort((batch_of, op_of))
+        start, end, compute, stall, first_transfer, stored = timeline.timings[order].T
+        first_active = np.where(first_transfer < 0, start, np.minimum(start, first_transfer))
+        last_active = np.maximum(end, stored)
+        op_of, batch_of = op_of[order], batch_of[order]
+        group = _run_starts(op_of, batch_of)  # first task of each (op, batch)
+        self.op_task = _run_starts(op_of)  # first task of each op
+        per_op = _run_starts(op_of[group])  # first (op, batch) group of each op
+        self.ops = op_of[self.op_task].tolist()
+        self.batches = np.diff(np.append(per_op, len(group))).tolist()
+        self.compute = np.add.reduceat(compute, group)[per_op].tolist()  # the op's first batch
+        self.stall_total = np.add.reduceat(np.add.reduceat(stall, group), per_op).tolist()
+        spans = np.maximum.reduceat(last_active, group) - np.minimum.reduceat(first_active, group)
+        self.span_total = np.add.reduceat(spans, per_op).tolist()
+        self.start = np.minimum.reduceat(start, self.op_task).tolist()
+        self.end = np.maximum.reduceat(end, self.op_task).tolist()
+        cores = np.array([task.core for task in tasks], dtype=np.int64)[order].tolist()
+        bounds = [*self.op_task.tolist(), len(order)]
+        self.cores = [sorted(set(cores[bounds[g]:bounds[g + 1]])) for g in range(len(self.ops))]
+
+
+def _run_starts(*keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal consecutive key tuples starts (keys sorted; at least one element)."""
+    changed = np.zeros(len(keys[0]), dtype=bool)
+    changed[0] = True
+    for key in keys:
+        changed[1:] |= key[1:] != key[:-1]
+    return np.flatnonzero(changed)
+
+
+def _op_row(op: Op, work: OpWork, groups: _OpGroups, g: int, config: HardwareConfig,
+            sram_prices: tuple[float, ...]) -> OpRow:
+    compute, batches = groups.compute[g], groups.batches[g]
+    stall = round(groups.stall_total[g] / batches)
     busy = compute + stall
-    spans = [max(t.active_span[1] for t in group) - min(t.active_span[0] for t in group) for group in per_batch]
     return OpRow(
         name=op.name,
         kind=op.kind.value,
-        cores=_core_list(sorted({task.core for task in tasks})),
-        start_cycle=min(t.start for t in timings),
-        end_cycle=max(t.end for t in timings),
+        cores=_core_list(groups.cores[g]),
+        start_cycle=groups.start[g],
+        end_cycle=groups.end[g],
         folds=work.folds,
         compute_cycles=compute,
         stall_cycles=stall,
-        active_cycles=fmean(spans),
+        active_cycles=groups.span_total[g] / batches,
         mapping_efficiency=work.mapping_efficiency,
         utilisation=work.useful_macs / (config.pes * busy) if busy and work.useful_macs else 0.0,
         macs=work.macs,
@@ -293,7 +331,7 @@ def _op_row(op: Op, work: OpWork, tasks: list[Task], timings: list[TaskTiming], 
         vector_ops=work.vector_ops,
         traffic=work.traffic,
         peak_bandwidth=work.peak_bandwidth,
-        energy=op_energy(work, busy, config),
+        energy=op_energy(work, busy, config, sram_prices),
     )
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,12 +44,13 @@ PIPELINE_BATCHES_PER_STAGE = 4
 DramInputs = Sequence[tuple[int, ...]]
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(NamedTuple):
     """One op (or one core's share of it) for one batch of images, on one core.
 
     ``depends_on``: tasks that must finish computing before this one computes;
     ``reads_from``: tasks whose stores this one's loads read (read after write).
+    (A named tuple: a schedule makes one per op per batch at every design point
+    of a sweep, and a tuple is made about three times faster than a frozen dataclass.)
     """
 
     op_index: int

@@ -1,5 +1,8 @@
 """The mapping memo: an op's mapping depends only on one core's design, so design points share it."""
 
+import os
+import subprocess
+import sys
 from dataclasses import fields, replace
 
 import numpy as np
@@ -71,3 +74,23 @@ def test_the_memo_forgets_the_least_recently_used_beyond_its_size():
     memo.get("a", compute(1))
     memo.get("b", compute(2))
     assert calls == [1, 2, 3, 2]
+
+
+def test_equal_designs_are_one_object_and_configs_are_not_confused():
+    config = load_hardware("paa-default")
+    twin = replace(config, cores=3)  # another object, the same core design
+    assert mapping.core_design(config) is mapping.core_design(twin)
+    assert mapping.core_design(config) != mapping.core_design(replace(config, word_bytes=2))
+
+
+def test_a_core_design_unpickled_in_another_process_is_hashed_there(tmp_path):
+    # strings hash with a per-process seed: a hash carried across processes would miss every memo lookup
+    pickled = tmp_path / "design.pickle"
+    dump = ("import pickle, sys; from attentionlite.simulator.accelerator import hardware, mapping; "
+            "open(sys.argv[1], 'wb').write(pickle.dumps(mapping.core_design(hardware.load_hardware('paa-default'))))")
+    load = ("import pickle, sys; from attentionlite.simulator.accelerator import mapping; "
+            "d = pickle.loads(open(sys.argv[1], 'rb').read()); print(hash(d) == hash(mapping.CoreDesign(d.fields)))")
+    for script, seed in ((dump, "1"), (load, "2")):
+        done = subprocess.run([sys.executable, "-c", script, str(pickled)], env={**os.environ, "PYTHONHASHSEED": seed},
+                              capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"
