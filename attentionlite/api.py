@@ -146,7 +146,7 @@ def sweep(
 
 def explore(
     targets: Sequence[str | Target], space: str | Path, hardware: str | Path | HardwareConfig = DEFAULT_HARDWARE, *,
-    trials: int = 500, objectives: Sequence[str] = ("latency", "energy", "pes"), constraints: Sequence[str] = (),
+    trials: int = 500, objectives: Sequence[str] = ("latency", "energy", "area"), constraints: Sequence[str] = (),
     sampler: str = "nsga2", seed: int = 0, density: float = DEFAULT_DENSITY, mask_seed: int = 0,
     workers: int | None = None, engine: str = "local", address: str | None = None, progress: bool = True,
 ) -> Exploration:

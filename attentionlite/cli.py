@@ -285,9 +285,12 @@ def hardware_list() -> None:
 @_overrides_named_by_flags(array="--array", dataflow="--dataflow", cores="--cores")
 def hardware_show(name, array, dataflow, cores) -> None:
     """One preset or TOML file, resolved (defaults filled in, overrides applied)."""
+    from attentionlite.simulator.accelerator.area import area_comment
     from attentionlite.simulator.accelerator.hardware import describe
 
-    click.echo(describe(api.hardware_config(name, array=array, dataflow=dataflow, cores=cores)))
+    config = api.hardware_config(name, array=array, dataflow=dataflow, cores=cores)
+    click.echo(describe(config))
+    click.echo("\n" + area_comment(config))
 
 
 @main.command()
@@ -395,7 +398,7 @@ def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers
     write_sweep(rows, out)
     journal.unlink(missing_ok=True)
     front = [row for row in with_pareto_flags(rows) if row["pareto"]]
-    click.echo(f"Pareto front ({len(front)} of {len(rows)} rows; latency, energy, PEs):")
+    click.echo(f"Pareto front ({len(front)} of {len(rows)} rows; latency, energy, area):")
     click.echo(text_table(front, SWEEP_COLUMNS))
     click.echo(f"wrote {out}/sweep.csv and {out}/pareto.csv")
 
@@ -406,11 +409,12 @@ def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers
               help="TOML file: every key a knob (as --set names it), every value the list it may take; the space "
                    "is their cross product.")
 @click.option("--trials", type=int, default=500, show_default=True, help="Trials per model.")
-@click.option("--objectives", default="latency,energy,pes", show_default=True,
-              help="Comma list of latency, energy, edp, dram, pes (PEs over all cores), cycles (minimised), "
+@click.option("--objectives", default="latency,energy,area", show_default=True,
+              help="Comma list of latency, energy, edp, dram, area (mm^2 of every core), pes (PEs over all "
+                   "cores), cycles (minimised), "
                    "throughput, utilisation (maximised).")
 @click.option("--constraint", "constraints", multiple=True, metavar="COLUMN<=V",
-              help="A limit on a result column, e.g. pes<=4096 or latency_s<=0.001.  Repeatable.")
+              help="A limit on a result column, e.g. area_mm2<=5 or latency_s<=0.001.  Repeatable.")
 @click.option("--sampler", type=click.Choice(["nsga2", "tpe"]), default="nsga2", show_default=True,
               help="NSGA-II (batches of 50, one generation) or multi-objective TPE.")
 @click.option("--seed", type=int, default=0, show_default=True, help="The sampler's seed.")

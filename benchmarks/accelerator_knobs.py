@@ -2,7 +2,7 @@
 
 The teacher (resnet50, dense) and both students (sasa26 hybrid and homogeneous at 10% weight density,
 their initial masks) on ``paa-default`` with weight zero-skipping (the report's default), batch 1:
-latency, energy, compute and stall cycles with the defaults (folds one after another, as SCALE-Sim runs
+latency, energy, area, compute and stall cycles with the defaults (folds one after another, as SCALE-Sim runs
 them; zero-skipping in lockstep), then with each knob changed in turn.  Beside each student's latency ratio against the teacher stands its MAC
 ratio (the teacher's MACs over the student's without its zero weights' work, a property of the models,
 not of the hardware): what a design that turned every saved MAC into saved time would reach.  Every number is simulated; nothing is timed, so the machine's load does not
@@ -32,9 +32,9 @@ def main() -> None:
     args = parser.parse_args()
     graphs = {name: api.trace(name, density=1.0 if name == MODELS[0] else DEFAULT_DENSITY) for name in MODELS}
     work = {name: nonzero_macs(graph) for name, graph in graphs.items()}
-    print("| knob | model | latency (ms) | energy (uJ) | compute cycles | stall cycles "
+    print("| knob | model | latency (ms) | energy (uJ) | area (mm^2) | compute cycles | stall cycles "
           "| latency ratio vs teacher | MAC ratio vs teacher |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for knob, overrides in KNOBS.items():
         results = {name: api.simulate(graph, args.hardware, sparsity="skip", **overrides)
                    for name, graph in graphs.items()}
@@ -42,6 +42,7 @@ def main() -> None:
         for name, result in results.items():
             totals, cost = result.totals, result.totals.per_image
             print(f"| {knob} | {name} | {totals.latency_s * 1e3:.3f} | {cost.energy_j * 1e6:,.1f} "
+                  f"| {totals.area_mm2:.3f} "
                   f"| {cost.compute_cycles:,.0f} | {cost.stall_cycles:,.0f} "
                   f"| {teacher.latency_s / totals.latency_s:.2f} "
                   f"| {work[MODELS[0]] / work[name]:.2f} |")

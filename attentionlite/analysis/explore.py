@@ -20,7 +20,7 @@ batches (one NSGA-II generation at a time) and simulated on the sweep's
 executors (this host's processes or a Ray cluster), so every trial's row is
 exactly the sweep's row for that point.  A combination the hardware cannot be
 (a buffer too small for the array's tile) is a failed trial, which the
-samplers skip.  Constraints (``pes<=4096``) are passed to the sampler as
+samplers skip.  Constraints (``area_mm2<=5``) are passed to the sampler as
 constraint values and mark a trial infeasible; the Pareto front is over the
 feasible trials.
 """
@@ -59,13 +59,14 @@ OBJECTIVES = {
     "edp": ("edp_per_image", "minimize"),
     "dram": ("dram_bytes_per_image", "minimize"),
     "pes": ("pes", "minimize"),
+    "area": ("area_mm2", "minimize"),
     "cycles": ("cycles", "minimize"),
     "throughput": ("throughput", "maximize"),
     "utilisation": ("utilisation", "maximize"),
 }
 SAMPLERS = ("nsga2", "tpe")
-DEFAULT_OBJECTIVES = ("latency", "energy", "pes")
-_CONSTRAINT = re.compile(r"^\s*([A-Za-z_.]+)\s*(<=|>=)\s*([-+0-9.eE]+)\s*$")
+DEFAULT_OBJECTIVES = ("latency", "energy", "area")
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_.][A-Za-z0-9_.]*)\s*(<=|>=)\s*([-+0-9.eE]+)\s*$")
 
 
 # ----------------------------------------------------------------------------- what is searched
@@ -119,9 +120,6 @@ def parse_objectives(names: Sequence[str]) -> list[Objective]:
         raise InputError(f"no objectives; expected some of {known}")
     objectives = []
     for name in names:
-        if name == "area":
-            raise InputError("objective 'area': the simulator has no area model yet; expected pes (PEs over all "
-                             f"cores, the silicon proxy) or another of {known}")
         if name not in OBJECTIVES:
             raise InputError(f"objective {name!r} is not known; expected some of {known}")
         objectives.append(Objective(name, *OBJECTIVES[name]))
@@ -152,7 +150,7 @@ def parse_constraint(text: str) -> Constraint:
     columns = sorted({column for column, _ in OBJECTIVES.values()} | {"stall_share"})
     if not match or match.group(1) not in columns:
         raise InputError(f"constraint {text!r}: expected COLUMN<=VALUE or COLUMN>=VALUE with COLUMN one of "
-                         f"{', '.join(columns)} (e.g. pes<=4096)")
+                         f"{', '.join(columns)} (e.g. area_mm2<=5)")
     try:
         limit = float(match.group(3))
     except ValueError:

@@ -138,7 +138,7 @@ def _measured(model: str, network: str, graph: OpGraph, config: HardwareConfig,
     batch_hz = totals.batch * config.clock_mhz * 1e6  # over cycles per batch: images per second
     return {
         "model": model, "network": network, "accelerator": config.name, "schedule": schedule,
-        "cores": config.cores, "pes": totals.pes, "latency_s": totals.latency_s,
+        "cores": config.cores, "pes": totals.pes, "area_mm2": totals.area_mm2, "latency_s": totals.latency_s,
         "throughput": totals.throughput, "energy_per_image_j": totals.per_image.energy_j,
         "dram_bytes_per_image": totals.per_image.dram_bytes, "utilisation": totals.utilisation,
         "array_ceiling": batch_hz / bounds.array if bounds.array else math.inf,
@@ -327,7 +327,7 @@ def accelerator_comparison(reference: Sequence[Mapping], others: Sequence[Mappin
         if ref is None:
             continue
         out.append({"model": row["model"], "network": row["network"], "schedule": row["schedule"],
-                    "reference": ref["accelerator"], "accelerator": row["accelerator"],
+                    "reference": ref["accelerator"], "accelerator": row["accelerator"], "area_mm2": row["area_mm2"],
                     "reference_throughput": ref["throughput"], "throughput": row["throughput"],
                     "throughput_ratio": row["throughput"] / ref["throughput"],
                     "energy_ratio": row["energy_per_image_j"] / ref["energy_per_image_j"],

@@ -14,10 +14,10 @@ order the pairs were listed, whichever the executor; a row is exactly what
 this).  A :class:`SweepJournal` keeps each row as it finishes, so that an
 interrupted sweep resumes without simulating those pairs again.
 
-The Pareto front is taken over all rows: latency, energy and processing
-elements (PEs over all cores, the silicon a design costs) are minimised
-together, so a row is on the front when no other row is at least as good on
-all three and better on one.
+The Pareto front is taken over all rows: latency, energy and silicon area
+(every core's arrays, vector units and buffers, :mod:`~attentionlite.simulator.accelerator.area`)
+are minimised together, so a row is on the front when no other row is at least
+as good on all three and better on one.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from attentionlite.simulator.accelerator.results import SimResult
 from attentionlite.simulator.accelerator.simulation import simulate
 from attentionlite.simulator.graph.graph import OpGraph
 
-PARETO_OBJECTIVES = ("latency_s", "energy_per_image_j", "pes")
+PARETO_OBJECTIVES = ("latency_s", "energy_per_image_j", "area_mm2")
 SIMULATE_KNOBS = ("schedule",)  # passed to simulate(); every other knob overrides the hardware config
 
 Point = Mapping[str, Any]
@@ -104,6 +104,7 @@ def result_columns(result: SimResult) -> dict:
     totals, image = result.totals, result.totals.per_image
     return {
         "pes": totals.pes,
+        "area_mm2": totals.area_mm2,
         "cycles": totals.cycles,
         "latency_s": totals.latency_s,
         "throughput": totals.throughput,

@@ -50,6 +50,7 @@ METRIC_FORMATS: dict[str, Callable[[float], str]] = {
     "throughput": lambda images_per_s: f"{images_per_s:.1f}",
     "edp_per_image": lambda joule_seconds: f"{1e6 * joule_seconds:.4g}",  # mJ*ms
     "dram_bytes_per_image": lambda size: f"{size / 1e6:.2f}",  # MB
+    "area_mm2": lambda mm2: f"{mm2:.2f}",
     "utilisation": _percent,
     "stall_share": _percent,
     "speedup_vs_teacher": _times(2),
@@ -71,6 +72,7 @@ SWEEP_COLUMNS: dict[str, Callable[[Mapping], str]] = {
     "model": lambda r: r["model"],
     "design point": point_label,
     "PEs": lambda r: str(r["pes"]),
+    "area mm2": metric_cell("area_mm2"),
     "latency ms": metric_cell("latency_s"),
     "energy mJ": metric_cell("energy_per_image_j"),
     "util %": metric_cell("utilisation"),
@@ -167,6 +169,7 @@ ACCELERATOR_COLUMNS: dict[str, Callable[[Mapping], str]] = {
     "model": lambda r: r["model"],
     "schedule": lambda r: r["schedule"],
     "accelerator": lambda r: r["accelerator"],
+    "area mm2": metric_cell("area_mm2"),
     "images/s": metric_cell("throughput"),
     "on the reference": lambda r: f"{r['reference_throughput']:.1f}",
     "throughput ratio": lambda r: f"{r['throughput_ratio']:.3f}x",

@@ -116,22 +116,22 @@ def kind_breakdown(shares: Mapping[str, Mapping[str, float]], groups: Sequence[s
 
 
 def pareto_front(rows: Sequence[Mapping], models: Sequence[str], on_front: Sequence[bool]) -> bytes:
-    """Latency against energy for every (model, design point); colour = PE count, ringed = on the front."""
+    """Latency against energy for every (model, design point); colour = area, ringed = on the front."""
     plt = _pyplot()
     from matplotlib.colors import LogNorm
 
     style = _style(models)
     figure, axis = plt.subplots(figsize=(8.5, 5.2), layout="constrained")
-    pes = [r["pes"] for r in rows]
-    norm = LogNorm(min(pes), max(max(pes), 2 * min(pes)))
+    areas = [r["area_mm2"] for r in rows]
+    norm = LogNorm(min(areas), max(max(areas), 2 * min(areas)))
     for model in models:
         chosen = [r for r in rows if r["model"] == model]
-        scatter = axis.scatter(*_ms_mj(chosen), c=[r["pes"] for r in chosen], cmap="viridis", norm=norm,
+        scatter = axis.scatter(*_ms_mj(chosen), c=[r["area_mm2"] for r in chosen], cmap="viridis", norm=norm,
                                marker=style[model][1], s=36, edgecolors="none")
     front = axis.scatter(*_ms_mj([r for r, keep in zip(rows, on_front) if keep]), s=110, facecolors="none",
                          edgecolors="#d62728", linewidths=1.4, label="Pareto front")
     _log_log(axis, "latency per image (ms)", "energy per image (mJ)")
-    figure.colorbar(scatter, ax=axis, label="processing elements (all cores)")
+    figure.colorbar(scatter, ax=axis, label="area, mm$^2$ (all cores)")
     axis.legend(handles=_marker_legend(models, style) + [front], fontsize=8)
     return _png(figure)
 
@@ -141,7 +141,7 @@ def _ms_mj(rows: Sequence[Mapping]) -> tuple[list[float], list[float]]:
 
 
 def _marker_legend(models: Sequence[str], style: Mapping[str, tuple[str, str]]) -> list:
-    """Grey marker swatches per model (colour encodes PE count in the scatter, so not the model)."""
+    """Grey marker swatches per model (colour encodes area in the scatter, so not the model)."""
     from matplotlib.lines import Line2D
 
     return [Line2D([], [], linestyle="none", marker=style[m][1], color="#666666", label=m) for m in models]

@@ -309,7 +309,7 @@ def _sweep_blocks(report: CodesignReport, on_front: list[bool]) -> list:
         Figure("figures/energy.png", "Energy per image against array size, per dataflow"),
         Figure("figures/edp.png", "Energy-delay product against array size, per dataflow"),
         Figure("figures/utilisation.png", "Array utilisation against array size, per dataflow"),
-        Heading("Pareto front: latency, energy, PE count", level=3),
+        Heading("Pareto front: latency, energy, area", level=3),
         Figure("figures/pareto.png", "Every (model, design point); ringed points are Pareto-optimal"),
         _pareto_table(report, on_front),
     ]
@@ -319,10 +319,12 @@ def _pareto_table(report: CodesignReport, on_front: list[bool]) -> Table:
     front = sorted((r for r, keep in zip(report.sweep, on_front) if keep), key=lambda r: r["latency_s"])
     rows = tuple(
         (f"`{r['model']}`", f"{r['array_rows']}x{r['array_cols']}", r["dataflow"], str(r["pes"]),
-         f"{1e3 * r['latency_s']:.3f}", f"{1e3 * r['energy_per_image_j']:.3f}", f"{100 * r['utilisation']:.1f}%")
+         metric_cell("area_mm2")(r), f"{1e3 * r['latency_s']:.3f}", f"{1e3 * r['energy_per_image_j']:.3f}",
+         f"{100 * r['utilisation']:.1f}%")
         for r in front
     )
-    columns = ("model", "array", "dataflow", "PEs (all cores)", "latency (ms)", "energy (mJ)", "utilisation")
+    columns = ("model", "array", "dataflow", "PEs (all cores)", "area (mm^2)", "latency (ms)", "energy (mJ)",
+               "utilisation")
     return Table(columns, rows, caption="Pareto-optimal design points, fastest first")
 
 
@@ -380,7 +382,7 @@ def _accelerator_blocks(report: CodesignReport) -> list:
                   "one image per main core and gives each op the kind that keeps the busiest kind least loaded "
                   "(a group's cores serve every image), `pipeline` cuts stages and gives "
                   "each a core of a kind exactly, `split` runs each op on the kind that finishes it first. Sizes "
-                  "are compared by PEs, vector lanes and SRAM until the accelerator has an area model."),
+                  "are compared by area (arrays, vector units and SRAM at the area table's node)."),
         _table(study.comparison, ACCELERATOR_COLUMNS, "throughput and energy per image over the reference's"),
     ]
 

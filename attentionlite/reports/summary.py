@@ -137,7 +137,7 @@ def pareto_sentence(sweep: Sequence[Mapping], on_front: Sequence[bool], models: 
     counts = ", ".join(f"`{m}` {sum(r['model'] == m for r in front)}" for m in models)
     return (
         f"{len(front)} of {len(sweep)} (model, design point) pairs are Pareto-optimal in latency, energy "
-        f"and PE count; by model: {counts}."
+        f"and area; by model: {counts}."
     )
 
 

@@ -23,11 +23,11 @@ def test_a_knob_without_values_is_an_input_error():
 
 def test_pareto_front_by_hand():
     rows = [
-        {"latency_s": 1.0, "energy_per_image_j": 5.0, "pes": 64},  # fastest: on the front
-        {"latency_s": 2.0, "energy_per_image_j": 2.0, "pes": 64},  # cheapest energy: on the front
-        {"latency_s": 2.0, "energy_per_image_j": 3.0, "pes": 64},  # dominated by row 1
-        {"latency_s": 3.0, "energy_per_image_j": 3.0, "pes": 16},  # fewest PEs: on the front
-        {"latency_s": 3.0, "energy_per_image_j": 3.0, "pes": 16},  # a tie dominates neither copy
+        {"latency_s": 1.0, "energy_per_image_j": 5.0, "area_mm2": 4.0},  # fastest: on the front
+        {"latency_s": 2.0, "energy_per_image_j": 2.0, "area_mm2": 4.0},  # cheapest energy: on the front
+        {"latency_s": 2.0, "energy_per_image_j": 3.0, "area_mm2": 4.0},  # dominated by row 1
+        {"latency_s": 3.0, "energy_per_image_j": 3.0, "area_mm2": 1.5},  # smallest: on the front
+        {"latency_s": 3.0, "energy_per_image_j": 3.0, "area_mm2": 1.5},  # a tie dominates neither copy
     ]
     assert pareto_mask(rows) == [True, True, False, True, True]
 

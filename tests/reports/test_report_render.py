@@ -30,6 +30,7 @@ def _sweep_row(model: str, side: int, dataflow: str) -> dict:
     latency = 1e-3 * 64 / (side * speed)
     energy = 1e-4 * (1 + side / 64) / speed
     return {"model": model, "array_rows": side, "array_cols": side, "dataflow": dataflow, "pes": 2 * side * side,
+            "area_mm2": 1.0 + 2e-3 * side * side,
             "cycles": int(latency * 1e9), "latency_s": latency, "throughput": 1 / latency, "energy_per_image_j": energy,
             "edp_per_image": energy * latency, "dram_bytes_per_image": 1000, "utilisation": 8 / side,
             "stall_share": 0.1}

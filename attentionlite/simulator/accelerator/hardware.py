@@ -7,7 +7,7 @@ dataflow (``os``, ``ws``, ``is``), a vector unit of L lanes, and
 double-buffered SRAM for inputs, weights and outputs.  The TOML file mirrors
 the dataclasses: a few top-level keys and one table per unit (``[array]``,
 ``[vector]``, ``[sram]``, ``[dram]``, ``[sparsity]``, ``[attention]``,
-``[energy]``); the last three may be left out and take the defaults below,
+``[energy]``, ``[area]``); the last four may be left out and take the defaults below,
 and each ``[[groups]]`` entry has its own ``[groups.array]``,
 ``[groups.vector]`` and ``[groups.sram]``.
 
@@ -157,6 +157,39 @@ class EnergyTable:
         return 8 * self.dram_pj_per_bit
 
 
+@dataclass(frozen=True)
+class AreaTable:
+    """Silicon area per component in um^2 at ``node_nm``; the defaults are 40 nm figures from named sources.
+
+    Aladdin (Shao et al., ISCA 2014), as Accelergy's hwcomponents-library
+    tabulates it (``hwcomponents_library/library/aladdin.py``), 40 nm:
+
+    * a 32 x 32-bit integer multiplier, 6350 um^2, scaling with the product of
+      its input widths (``multiplier_um2`` is the 32-bit figure);
+    * a 32-bit adder, 278 um^2, and a 32-bit comparator, 71 um^2, scaling with width;
+    * a register, 5.98 um^2 per bit.
+
+    SRAM from CACTI through Accelergy's CACTI plug-in, 40 nm, in the reference
+    output of the Eyeriss-like exercise (timeloop-accelergy-exercises,
+    ``exercises/accelergy/04_eyeriss_like/ref-output/ART.yaml``): a 100 KiB
+    buffer (25 banks of 512 x 64 bits) is 774,388 um^2 and an 8 KiB one (2
+    banks of 512 x 64 bits) 60,966 um^2, each with its two address generators:
+    0.945 and 0.930 um^2 per bit.  ``sram_um2_per_bit`` takes 0.94 at every
+    capacity, within 1% of both; outside 8-100 KiB it is an extrapolation.
+
+    The energy table is 45 nm (Horowitz); these areas are 40 nm, the node of
+    both sources, and are reported at it (``node_nm``).  For another node, set
+    every figure from that node's library.
+    """
+
+    node_nm: Annotated[float, POSITIVE] = 40.0
+    multiplier_um2: Annotated[float, NON_NEGATIVE] = 6350.0
+    adder_um2: Annotated[float, NON_NEGATIVE] = 278.0
+    comparator_um2: Annotated[float, NON_NEGATIVE] = 71.0
+    register_um2_per_bit: Annotated[float, NON_NEGATIVE] = 5.98
+    sram_um2_per_bit: Annotated[float, NON_NEGATIVE] = 0.94
+
+
 # The most cores a design may have: every core is simulated (data-parallel, one batch each), so a typo
 # such as 10000 would run for hours; 1024 is past any accelerator the presets describe.
 MAX_CORES = 1024
@@ -203,6 +236,7 @@ class HardwareConfig:
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     energy: EnergyTable = field(default_factory=EnergyTable)
+    area: AreaTable = field(default_factory=AreaTable)
     groups: tuple[CoreGroup, ...] = ()
 
     @property

@@ -9,7 +9,7 @@ which gives the GEMM the array actually runs and what its weights cost to move.
 Mapping is memoised per process (:class:`Memo`): it reads one core's design
 (array, vector unit, buffers, word size, sparsity, attention mapping) and
 nothing of :data:`NOT_READ_BY_MAPPING`, so design points that differ only in
-core count, DRAM, clock or energy share each op's mapping, and a sweep maps
+core count, DRAM, clock, energy or area share each op's mapping, and a sweep maps
 each op once per core design.
 """
 
@@ -100,7 +100,8 @@ MAPPERS: dict[OpKind, Mapper] = {
 
 # HardwareConfig fields no mapper reads (tests/simulator/accelerator/test_mapping_memo.py checks it on every
 # zoo model's ops): the rest of the config is one core's design, the key of a memoised mapping.
-NOT_READ_BY_MAPPING = frozenset({"name", "description", "cores", "clock_mhz", "dram", "energy", "fold_batch_norm"})
+NOT_READ_BY_MAPPING = frozenset({"name", "description", "cores", "clock_mhz", "dram", "energy", "area",
+                                 "fold_batch_norm"})
 
 Value = TypeVar("Value")
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from attentionlite.files import json_text, rows_to_csv, write_text_folder
+from attentionlite.simulator.accelerator.area import accelerator_area
 from attentionlite.simulator.accelerator.energy import COMPONENTS, Energy, leakage_pj, op_energy, sram_pj_per_byte
 from attentionlite.simulator.accelerator.engine import Timeline
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
@@ -148,6 +149,7 @@ class Totals:
     batch: int
     images: int
     pes: int  # MAC units over every core
+    area_mm2: float  # every core's arrays, vector units and buffers (area.py)
     cycles: int
     latency_s: float
     throughput: float
@@ -364,7 +366,7 @@ def _totals(rows: tuple[OpRow, ...], useful_macs: int, timeline: Timeline,
     makespan = timeline.makespan
     return Totals(
         schedule=schedule, batches=batches, batch=batch, images=batches * batch, pes=config.total_pes,
-        cycles=makespan,
+        area_mm2=accelerator_area(config).total_mm2, cycles=makespan,
         latency_s=latency_s, throughput=throughput,
         utilisation=useful_macs * batches / (config.total_pes * makespan) if makespan else 0.0,
         stall_share=stall / (compute + stall) if compute + stall else 0.0,

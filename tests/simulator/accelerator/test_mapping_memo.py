@@ -10,7 +10,13 @@ import pytest
 
 import attentionlite as al
 from attentionlite.simulator.accelerator import mapping
-from attentionlite.simulator.accelerator.hardware import DramConfig, EnergyTable, HardwareConfig, load_hardware
+from attentionlite.simulator.accelerator.hardware import (
+    AreaTable,
+    DramConfig,
+    EnergyTable,
+    HardwareConfig,
+    load_hardware,
+)
 from attentionlite.simulator.accelerator.memory import OnChip, OpWork, TileStream
 
 
@@ -29,7 +35,7 @@ def other_everything_mapping_ignores(config: HardwareConfig) -> HardwareConfig:
     """``config`` with a different value in every field of NOT_READ_BY_MAPPING."""
     changed = replace(config, name="other", description="other", cores=config.cores + 3, clock_mhz=123.0,
                       dram=DramConfig(bandwidth_gb_s=1.5, latency_ns=999.0),
-                      energy=EnergyTable(mac_pj=9.0, dram_pj_per_bit=1.0),
+                      energy=EnergyTable(mac_pj=9.0, dram_pj_per_bit=1.0), area=AreaTable(sram_um2_per_bit=9.0),
                       fold_batch_norm=not config.fold_batch_norm)
     assert {item.name for item in fields(config)
             if getattr(changed, item.name) != getattr(config, item.name)} == mapping.NOT_READ_BY_MAPPING
