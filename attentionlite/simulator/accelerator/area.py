@@ -57,17 +57,22 @@ def adder_um2(bits: int, table: AreaTable) -> float:
     return table.adder_um2 * bits / TABLE_BITS
 
 
+def mac_um2(bits: int, table: AreaTable) -> float:
+    """A ``bits x bits`` multiplier and the ``2 x bits`` adder it accumulates into (PE and vector lane alike)."""
+    return multiplier_um2(bits, table) + adder_um2(2 * bits, table)
+
+
 def pe_um2(config: HardwareConfig) -> float:
-    """One PE of ``config``'s array: multiplier, accumulator adder and registers."""
+    """One PE of ``config``'s array: its MAC and registers."""
     table, bits = config.area, 8 * config.word_bytes
     register_bits = 2 * bits + 2 * bits + (bits if config.array.overlap_folds else 0)
-    return multiplier_um2(bits, table) + adder_um2(2 * bits, table) + register_bits * table.register_um2_per_bit
+    return mac_um2(bits, table) + register_bits * table.register_um2_per_bit
 
 
 def lane_um2(config: HardwareConfig) -> float:
-    """One vector-unit lane: multiplier, adder and comparator."""
+    """One vector-unit lane: a MAC and a comparator."""
     table, bits = config.area, 8 * config.word_bytes
-    return multiplier_um2(bits, table) + adder_um2(2 * bits, table) + table.comparator_um2 * bits / TABLE_BITS
+    return mac_um2(bits, table) + table.comparator_um2 * bits / TABLE_BITS
 
 
 def core_area(config: HardwareConfig) -> Area:

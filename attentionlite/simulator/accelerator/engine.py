@@ -87,13 +87,10 @@ class TaskTiming:
         return first, max(self.end, self.stored)
 
 
-TIMING_COLUMNS = ("start", "end", "compute", "stall", "first_transfer", "stored")  # TaskTiming's fields
-
-
 @dataclass
 class Timeline:
-    """The engine's answer: per-task timings (one row per task, :data:`TIMING_COLUMNS`), when each core
-    went quiet, and when each batch was done (its last compute or store)."""
+    """The engine's answer: per-task timings (one row per task, one column per :class:`TaskTiming` field,
+    in its order), when each core went quiet, and when each batch was done (its last compute or store)."""
 
     timings: np.ndarray
     core_end: list[int]

@@ -150,25 +150,21 @@ class CoreDesign:
         return CoreDesign, (self.fields,)
 
 
-# The designs of the configs seen last, by identity (each entry keeps its config alive, so no other object
-# takes its id meanwhile): a simulation maps every op on the same few config objects.
-_RECENT_DESIGNS: dict[int, tuple[HardwareConfig, CoreDesign]] = {}
-_RECENT_SIZE = 8
-_DESIGNS: Memo[CoreDesign] = Memo(4096)
+# The designs of the configs seen last, by id: each entry keeps its config alive, so while it is here no
+# other object has that id.  A simulation maps every op on the same few config objects.
+_RECENT_DESIGNS: Memo[tuple[HardwareConfig, CoreDesign]] = Memo(8)
+_DESIGNS: Memo[CoreDesign] = Memo(4096)  # one object per design: memo keys then compare by identity
 
 
 def core_design(config: HardwareConfig) -> CoreDesign:
     """What mapping an op on ``config`` depends on: every config field but :data:`NOT_READ_BY_MAPPING`."""
-    seen = _RECENT_DESIGNS.get(id(config))
-    if seen is not None and seen[0] is config:
-        return seen[1]
+    return _RECENT_DESIGNS.get(id(config), lambda: (config, _interned_design(config)))[1]
+
+
+def _interned_design(config: HardwareConfig) -> CoreDesign:
     design = CoreDesign(tuple(getattr(config, item.name) for item in fields(config)
                               if item.name not in NOT_READ_BY_MAPPING))
-    design = _DESIGNS.get(design, lambda: design)  # one object per design: memo keys then compare by identity
-    if len(_RECENT_DESIGNS) >= _RECENT_SIZE:
-        del _RECENT_DESIGNS[next(iter(_RECENT_DESIGNS))]
-    _RECENT_DESIGNS[id(config)] = (config, design)
-    return design
+    return _DESIGNS.get(design, lambda: design)
 
 
 _MAPPED: Memo[OpWork] = Memo(4096)  # a few models' ops on a few core designs
