@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from attentionlite import api
@@ -143,12 +143,25 @@ def test_bounds_hold(ops, design, schedule):
     assert all(0 <= row.utilisation <= 1 for row in result.rows)
 
 
+# Found by hypothesis: faster DRAM lets the second stage's loads reach the channel just before the first stage's,
+# which then ends 14 cycles later over 8 batches; the pipeline ends 5,709 cycles after 5,708.
+FCFS_ANOMALY = {"ops": [replace(linear("x", 1, 4, 7), name="op0"), replace(linear("x", 41, 1, 22), name="op1")],
+                "design": {"array": (3, 1), "dataflow": "ws", "cores": 2, "bandwidth_gb_s": 21.0}, "factor": 3.0,
+                "schedule": "pipeline"}
+
+
 @PROPERTY
 @given(ops=gemm_ops, design=designs, factor=st.floats(1.0, 8.0), schedule=schedules)
-def test_more_bandwidth_is_never_slower(ops, design, factor, schedule):
+@example(**FCFS_ANOMALY)
+def test_more_bandwidth_is_never_slower_on_one_core_and_hardly_on_several(ops, design, factor, schedule):
+    """One core: never slower.  Several cores share one channel first come first served, which is not monotone:
+    faster transfers can reorder two cores' requests so that one waits longer (a scheduling anomaly, as in
+    Graham, "Bounds on multiprocessing timing anomalies", 1969).  Bounded here at 1%."""
     slow = load_hardware("paa-default", **design)
     fast = load_hardware("paa-default", **{**design, "bandwidth_gb_s": design["bandwidth_gb_s"] * factor})
-    assert simulate(ops, fast, schedule=schedule).totals.cycles <= simulate(ops, slow, schedule=schedule).totals.cycles
+    fast_cycles = simulate(ops, fast, schedule=schedule).totals.cycles
+    slow_cycles = simulate(ops, slow, schedule=schedule).totals.cycles
+    assert fast_cycles <= (slow_cycles if design["cores"] == 1 else 1.01 * slow_cycles)
 
 
 @PROPERTY
