@@ -404,10 +404,11 @@ def claim_sentences(verdict: Sequence[Mapping], plans: Sequence[StagePlan]) -> l
     ratios = [v["throughput_homogeneous_vs_hybrid"] for v in compared]
     faster = [v for v in compared if v["throughput_homogeneous_vs_hybrid"] > 1 + TIE]
     sentences = [
-        f"Over {len(compared)} multi-core points, the homogeneous student's parallel efficiency is higher than "
-        f"the hybrid's by more than {TIE:g} at {efficiency[0]}, within {TIE:g} at {efficiency[1]} and lower at "
-        f"{efficiency[2]}; its throughput is more than {TIE:.0%} higher at {throughput[0]}, within "
-        f"{TIE:.0%} at {throughput[1]} and lower at {throughput[2]} (homogeneous / hybrid "
+        f"Of {len(compared)} multi-core points, the homogeneous student's parallel efficiency is higher than "
+        f"the hybrid's by more than {TIE:g} at {_many(efficiency[0])}, within {TIE:g} at {_many(efficiency[1])} "
+        f"and lower at {_many(efficiency[2])}; its throughput is more than {TIE:.0%} higher at "
+        f"{_many(throughput[0])}, within {TIE:.0%} at {_many(throughput[1])} and lower at "
+        f"{_many(throughput[2])} (homogeneous / hybrid "
         f"{min(ratios):.3f}-{max(ratios):.3f}; higher at {_points(faster)})."]
     over_teacher = [v["throughput_best_student_vs_teacher"] for v in verdict if "throughput_best_student_vs_teacher" in v]
     if over_teacher:
@@ -415,6 +416,11 @@ def claim_sentences(verdict: Sequence[Mapping], plans: Sequence[StagePlan]) -> l
                          f"{max(over_teacher):.2f}x over all {len(over_teacher)} points.")
     balance = _balance_sentence(plans)
     return sentences + ([balance] if balance else [])
+
+
+def _many(count: int) -> str:
+    """A count of points in a sentence: "none", "1 of them", "3 of them" (a bare "at 3" reads as 3 cores)."""
+    return "none" if count == 0 else f"{count} of them"
 
 
 def _tally(differences: Sequence[float], tie: float) -> tuple[int, int, int]:
