@@ -22,6 +22,7 @@ need them, so ``import attentionlite`` and the CLI start fast.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,27 +147,26 @@ def sweep(
 
 def explore(
     targets: Sequence[str | Target], space: str | Path, hardware: str | Path | HardwareConfig = DEFAULT_HARDWARE, *,
-    trials: int = 500, objectives: Sequence[str] = ("latency", "energy", "area"), constraints: Sequence[str] = (),
-    sampler: str = "nsga2", seed: int = 0, density: float = DEFAULT_DENSITY, mask_seed: int = 0,
+    trials: int | None = None, objectives: Sequence[str] | None = None, constraints: Sequence[str] = (),
+    sampler: str | None = None, seed: int | None = None, density: float = DEFAULT_DENSITY, mask_seed: int = 0,
     workers: int | None = None, engine: str = "local", address: str | None = None, progress: bool = True,
 ) -> Exploration:
     """A multi-objective search of the design space in the TOML file ``space`` (knob = [values]), ``trials``
-    trials per model; every trial's row and each model's Pareto front (see analysis/explore.py)."""
+    trials per model (default 500, objectives latency, energy and area, NSGA-II seeded 0); every trial's row and
+    each model's Pareto front (see analysis/explore.py)."""
     from tqdm import tqdm
 
-    from attentionlite.analysis.explore import check_search, load_space, parse_constraint, parse_objectives
+    from attentionlite.analysis.explore import check_search, search_settings
     from attentionlite.analysis.explore import explore as run_explore
     from attentionlite.analysis.models import trace_models
 
     resolved, config = _targets(targets, density), hardware_config(hardware)
-    searched = load_space(space, config)  # everything checked before the slow steps
-    chosen, limits = parse_objectives(objectives), [parse_constraint(text) for text in constraints]
-    check_search(trials, sampler, engine, seed, workers, address)
+    search = search_settings(space, config, trials, objectives, constraints, sampler, seed)  # before the slow steps
+    check_search(search.trials, search.sampler, engine, search.seed, workers, address)
     _, graphs = trace_models(resolved, density, mask_seed)
-    with tqdm(total=trials * len(graphs), disable=None if progress else True, unit="trial", desc="exploring",
-              leave=False) as bar:
-        return run_explore(graphs, config, searched, trials, chosen, limits, sampler, seed, workers, engine, address,
-                           bar.update)
+    with tqdm(total=search.trials * len(graphs), disable=None if progress else True, unit="trial",
+              desc="exploring", leave=False) as bar:
+        return run_explore(graphs, config, search, workers, engine, address, bar.update)
 
 
 def parallelism(
@@ -200,9 +200,11 @@ def report(
     targets: Sequence[str | Target] = (), out: str | Path = "attentionlite-report", *,
     hardware: str | Path | HardwareConfig = DEFAULT_HARDWARE, cpu: str | Path | CpuConfig | None = None,
     arrays: Sequence[int] | None = None, dataflows: Sequence[str] | None = None, sparsity: str | None = None,
-    density: float = DEFAULT_DENSITY, workers: int | None = None, recalibrate: bool = False,
-    core_counts: Sequence[int] | None = None, schedules: Sequence[str] | None = None,
+    density: float = DEFAULT_DENSITY, workers: int | None = None, engine: str = "local", address: str | None = None,
+    recalibrate: bool = False, core_counts: Sequence[int] | None = None, schedules: Sequence[str] | None = None,
     against: Sequence[str | Path | HardwareConfig] = (DEFAULT_HETEROGENEOUS,), progress: bool = True,
+    space: str | Path | None = None, trials: int | None = None, objectives: Sequence[str] | None = None,
+    constraints: Sequence[str] = (), sampler: str | None = None, seed: int | None = None,
 ) -> Path:
     """Write the co-design report into the folder ``out`` (replaced whole); returns its ``index.html``.
 
@@ -210,6 +212,9 @@ def report(
     homogeneous students at ``density`` (initial masks, untrained).  ``cpu``
     None calibrates this host (quick, cached); ``arrays`` are square array sides; ``core_counts`` and
     ``schedules`` are the parallelism section's, ``against`` the accelerators it sets beside ``hardware``.
+    ``space`` (a TOML file, as :func:`explore` takes) replaces the grid of ``arrays`` x ``dataflows`` with a
+    search of that space from the reference point; ``trials`` to ``seed`` are that search's, as in :func:`explore`.
+    ``engine`` and ``address`` say where the grid's points or the search's trials run, as in :func:`sweep`.
     """
     from attentionlite.analysis.codesign import (
         CORE_COUNTS,
@@ -221,19 +226,35 @@ def report(
         ReportSettings,
         build_report,
     )
+    from attentionlite.analysis.explore import search_settings
     from attentionlite.files import check_writable
     from attentionlite.reports.render import render_report
 
     check_writable(out, "out", folder=True)  # before the slow steps
+    _check_grid_or_search(space, arrays, dataflows, trials, objectives, constraints, sampler, seed)
     settings = ReportSettings(  # an empty list given is refused by the checks, not taken for the default
         targets=_targets(targets or DEFAULT_TARGETS, density), hardware=hardware_config(hardware),
         cpu=None if cpu is None else cpu_config(cpu), arrays=tuple(_given(arrays, DEFAULT_ARRAYS)),
         dataflows=tuple(_given(dataflows, DEFAULT_DATAFLOWS)), sparsity=sparsity or DEFAULT_SPARSITY,
-        density=density, workers=workers, recalibrate=recalibrate,
+        density=density, workers=workers, engine=engine, address=address, recalibrate=recalibrate,
         core_counts=tuple(_given(core_counts, CORE_COUNTS)), schedules=tuple(_given(schedules, SCHEDULE_ORDER)),
         against=tuple(hardware_config(a) for a in against),
     )
+    if space is not None:
+        settings = replace(settings, search=search_settings(space, settings.reference_config(), trials, objectives,
+                                                            constraints, sampler, seed))
     return render_report(build_report(settings, progress), out) / "index.html"
+
+
+def _check_grid_or_search(space: str | Path | None, arrays: Sequence[int] | None, dataflows: Sequence[str] | None,
+                          *search: object) -> None:
+    """A report sweeps a grid or searches a space, not both: each one's settings only with it."""
+    if space is not None and (arrays is not None or dataflows is not None):
+        raise InputError("arrays and dataflows (--arrays, --dataflows) set the report's grid, which a space "
+                         "(--space) replaces; put array and dataflow knobs in the space file instead")
+    if space is None and any(value not in (None, ()) for value in search):
+        raise InputError("trials, objectives, constraints, sampler and seed (--trials ... --seed) are a "
+                         "search's settings; give the space to search as well (--space)")
 
 
 # ----------------------------------------------------------------------------- the door

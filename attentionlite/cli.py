@@ -355,6 +355,24 @@ def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, dens
         click.echo(f"wrote {out}/compare.csv and {out}/breakdown.csv")
 
 
+def _executor_options(command):
+    """``--workers``, ``--engine``, ``--address``: where a sweep's points or a search's trials run (sweep,
+    explore, report)."""
+    options = (
+        click.option("--workers", type=int,
+                     help="Worker processes (default: every core this process may use); with --engine ray and no "
+                          "--address, the CPUs of the local Ray instance."),
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="Where the design points run. local: processes on this host; ray: a Ray cluster "
+                          "(pip install -e '.[ray]')."),
+        click.option("--address", help="With --engine ray: the cluster to join, auto (the one `ray start` runs "
+                                       "here) or ray://host:port (default: start a local one for this run)."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("models", nargs=-1, required=True)
 @click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
@@ -366,13 +384,7 @@ def compare(models, hardware, array, dataflow, cores, sparsity, cpu_config, dens
               help="Sweep any hardware knob too, e.g. dram.bandwidth_gb_s=12.8,25.6, sram_kib=64,256, "
                    "sparsity=none,skip or schedule=data,pipeline. Repeatable.")
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
-@click.option("--workers", type=int,
-              help="Worker processes (default: every core this process may use); with --engine ray and no "
-                   "--address, the CPUs of the local Ray instance.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: processes on this host; ray: a Ray cluster (pip install -e '.[ray]').")
-@click.option("--address", help="With --engine ray: the cluster to join, auto (the one `ray start` runs here) or "
-                                "ray://host:port (default: start a local one for this sweep).")
+@_executor_options
 @click.option("--resume", is_flag=True,
               help="Continue the unfinished sweep whose journal (OUT.journal.jsonl) is beside --out: its finished "
                    "points are not simulated again.")
@@ -403,27 +415,39 @@ def sweep(models, hardware, arrays, dataflows, cores, settings, density, workers
     click.echo(f"wrote {out}/sweep.csv and {out}/pareto.csv")
 
 
+def _search_options(command):
+    """``--trials``, ``--objectives``, ``--constraint``, ``--sampler``, ``--seed``: how a search runs (explore,
+    report --space).  Defaults are None here, so that report can tell them given from not."""
+    options = (
+        click.option("--trials", type=int, help="Trials per model (default 500)."),
+        click.option("--objectives",
+                     help="Comma list of latency, energy, edp, dram, area (mm^2 of every core), pes (PEs over all "
+                          "cores), cycles (minimised), throughput, utilisation (maximised); default "
+                          "latency,energy,area."),
+        click.option("--constraint", "constraints", multiple=True, metavar="COLUMN<=V",
+                     help="A limit on a result column, e.g. area_mm2<=5 or latency_s<=0.001.  Repeatable."),
+        click.option("--sampler", type=click.Choice(["nsga2", "tpe"]),
+                     help="NSGA-II (batches of 50, one generation; the default) or multi-objective TPE."),
+        click.option("--seed", type=int, help="The search sampler's seed (default 0)."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _objectives(text: str | None) -> list[str] | None:
+    return None if text is None else parse_names(text)
+
+
 @main.command()
 @click.argument("models", nargs=-1, required=True)
 @click.option("--space", "space_file", required=True, type=_Path(dir_okay=False),
               help="TOML file: every key a knob (as --set names it), every value the list it may take; the space "
                    "is their cross product.")
-@click.option("--trials", type=int, default=500, show_default=True, help="Trials per model.")
-@click.option("--objectives", default="latency,energy,area", show_default=True,
-              help="Comma list of latency, energy, edp, dram, area (mm^2 of every core), pes (PEs over all "
-                   "cores), cycles (minimised), "
-                   "throughput, utilisation (maximised).")
-@click.option("--constraint", "constraints", multiple=True, metavar="COLUMN<=V",
-              help="A limit on a result column, e.g. area_mm2<=5 or latency_s<=0.001.  Repeatable.")
-@click.option("--sampler", type=click.Choice(["nsga2", "tpe"]), default="nsga2", show_default=True,
-              help="NSGA-II (batches of 50, one generation) or multi-objective TPE.")
-@click.option("--seed", type=int, default=0, show_default=True, help="The sampler's seed.")
+@_search_options
 @click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
-@click.option("--workers", type=int, help="Worker processes (default: every core this process may use).")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: processes on this host; ray: a Ray cluster (pip install -e '.[ray]').")
-@click.option("--address", help="With --engine ray: auto or ray://host:port (default: a local Ray instance).")
+@_executor_options
 @click.option("--out", callback=_output_folder, type=_Path(file_okay=False), default="explore", show_default=True,
               help="Folder for trials.csv (every trial) and pareto.csv (each model's front).")
 def explore(models, space_file, trials, objectives, constraints, sampler, seed, hardware, density, workers,
@@ -437,11 +461,12 @@ def explore(models, space_file, trials, objectives, constraints, sampler, seed, 
     """
     from attentionlite.analysis.tables import SWEEP_COLUMNS, text_table
 
-    result = api.explore(models, space_file, hardware, trials=trials, objectives=parse_names(objectives),
+    result = api.explore(models, space_file, hardware, trials=trials, objectives=_objectives(objectives),
                          constraints=constraints, sampler=sampler, seed=seed, density=density, workers=workers,
                          engine=engine, address=address)
     result.write(out)
-    click.echo(f"Pareto front ({len(result.front)} of {len(result.trials)} trials; {objectives}):")
+    named = ", ".join(objective.name for objective in result.search.objectives)
+    click.echo(f"Pareto front ({len(result.front)} of {len(result.trials)} trials; {named}):")
     click.echo(text_table(result.front, SWEEP_COLUMNS))
     click.echo(f"wrote {out}/trials.csv and {out}/pareto.csv")
 
@@ -468,13 +493,16 @@ def _study_options(command):
               help="Report folder (replaced as a whole).")
 @click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
 @click.option("--cpu", "cpu_config", help="CPU preset or TOML (default: a quick calibration of this host).")
-@click.option("--arrays", default="8,16,32,64,128,256", show_default=True,
-              help="Square array sides, comma-separated.")
-@click.option("--dataflows", default="os,ws,is", show_default=True, help="Dataflows, comma-separated.")
+@click.option("--arrays", help="Square array sides of the grid, comma-separated (default 8,16,32,64,128,256).")
+@click.option("--dataflows", help="Dataflows of the grid, comma-separated (default os,ws,is).")
+@click.option("--space", "space_file", type=_Path(dir_okay=False),
+              help="Instead of the grid of --arrays x --dataflows, search this space (a TOML file as explore takes) "
+                   "from the reference point, each model on its own; the report shows each model's Pareto front.")
+@_search_options
 @click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), default="skip", show_default=True,
               help="How the accelerator exploits weight sparsity (each model is also shown on dense hardware).")
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
-@click.option("--workers", type=int, help="Worker processes (default: every core this process may use).")
+@_executor_options
 @click.option("--recalibrate", is_flag=True,
               help="Calibrate this host again instead of reusing its cached calibration.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
@@ -482,22 +510,28 @@ def _study_options(command):
                    "(the sweep and the Parallelism section start from it too). Repeatable.")
 @_study_options
 @_overrides_named_by_flags(array="--arrays", dataflow="--dataflows", sparsity="--sparsity")
-def report(models, out, hardware, cpu_config, arrays, dataflows, sparsity, density, workers, recalibrate,
-           settings, core_counts, schedules, against) -> None:
+def report(models, out, hardware, cpu_config, arrays, dataflows, space_file, trials, objectives, constraints,
+           sampler, seed, sparsity, density, workers, engine, address, recalibrate, settings, core_counts, schedules,
+           against) -> None:
     """The co-design report (the main job).
 
     \b
     With no MODELS: the teacher resnet50 and the sasa26 hybrid and homogeneous
     students at 10% weight density (initial masks, untrained).  MODELS are
     checkpoints (their trained masks and accuracy) or model names, the teacher first.
+    With --space, a search of that space (as explore runs it) replaces the
+    grid of array sizes and dataflows.  --engine runs the grid's points or
+    the search's trials; the rest of the report runs in this process.
     """
     with _overrides_named_by_flags():  # the reference point's knobs all come from --set
         reference = api.hardware_config(hardware, **parse_overrides(settings))
-    index = api.report(models, out, hardware=reference,
-                       cpu=cpu_config, arrays=parse_sides(arrays),
-                       dataflows=parse_names(dataflows), sparsity=sparsity, density=density, workers=workers,
-                       recalibrate=recalibrate, core_counts=parse_counts(core_counts, "core counts"),
-                       schedules=parse_names(schedules), against=_accelerators(against))
+    index = api.report(models, out, hardware=reference, cpu=cpu_config,
+                       arrays=None if arrays is None else parse_sides(arrays),
+                       dataflows=None if dataflows is None else parse_names(dataflows), sparsity=sparsity,
+                       density=density, workers=workers, engine=engine, address=address, recalibrate=recalibrate,
+                       core_counts=parse_counts(core_counts, "core counts"), schedules=parse_names(schedules),
+                       against=_accelerators(against), space=space_file, trials=trials,
+                       objectives=_objectives(objectives), constraints=constraints, sampler=sampler, seed=seed)
     click.echo(f"wrote {index}")
 
 

@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import attentionlite as al  # noqa: E402
-from attentionlite.analysis.explore import Space, explore, hypervolume, parse_objectives  # noqa: E402
-from attentionlite.analysis.sweep import design_points, pareto_mask, point_columns, run_sweep  # noqa: E402
+from attentionlite.analysis.explore import Search, Space, explore, hypervolume, parse_objectives  # noqa: E402
+from attentionlite.analysis.sweep import design_points, pareto_mask, run_sweep  # noqa: E402
 
 SIDES = (8, 16, 32, 64, 128, 256)
 SPACE = {  # 36 arrays x 3 x 5 x 6 x 6 x 4 x 3 = 233,280 points
@@ -93,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for name, knobs in (("sub-space", SUBSPACE), ("full space", SPACE)):
             start = time.perf_counter()
-            found = explore(graphs, config, Space(knobs), args.trials, objectives, seed=seed, workers=args.workers)
+            search = Search(Space(knobs), args.trials, tuple(objectives), seed=seed)
+            found = explore(graphs, config, search, workers=args.workers)
             rows = [row for row in found.trials if row["feasible"]]
             front = front_values(rows)
             hv = normalised_hypervolume(front, low, high)
-            columns = list(point_columns({knob: values[0] for knob, values in knobs.items()}))
+            columns = Space(knobs).columns
             distinct = len({tuple(row[column] for column in columns) for row in found.trials})
             print(f"{seed:>4}  {name:<16} {len(found.trials):>6} {distinct:>8} {len(front):>5} {hv:>7.4f} "
                   f"{hv / grid_hv:>12.3f} {time.perf_counter() - start:>5.0f}")

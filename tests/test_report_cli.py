@@ -75,6 +75,39 @@ def test_sweep_command_writes_a_row_per_point(checkpoints, tmp_path):
         assert len(list(csv.DictReader(handle))) == 2 * 2 * 2
 
 
+SPACE = """
+array = ["8x8", "16x16", "32x32"]
+dataflow = ["os", "ws"]
+cores = [1, 2]
+"""
+
+
+def test_a_report_over_a_space_shows_the_explorations_front(checkpoints, tmp_path):
+    (tmp_path / "space.toml").write_text(SPACE)
+    search = ["--space", str(tmp_path / "space.toml"), "--trials", "10", "--seed", "4", "--workers", "1"]
+    explored = CliRunner().invoke(main, ["explore", *checkpoints, *search, "--out", str(tmp_path / "explore")])
+    assert explored.exit_code == 0, explored.output
+    # the report searches from paa-default with its own sparsity mode, none here: the same search as explore's
+    reported = CliRunner().invoke(main, ["report", *checkpoints, *search, "--sparsity", "none", "--cpu", CPU,
+                                         "--out", str(tmp_path / "report")])
+    assert reported.exit_code == 0, reported.output
+    for name in ("trials.csv", "pareto.csv"):
+        assert (tmp_path / "report" / name).read_text() == (tmp_path / "explore" / name).read_text(), name
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "NSGA-II ran 10 trials per model over a space of 12 designs." in markdown
+    assert not (tmp_path / "report" / "sweep.csv").exists()
+
+
+def test_a_search_with_no_feasible_design_is_one_error_and_no_report(checkpoints, tmp_path):
+    (tmp_path / "space.toml").write_text(SPACE)
+    args = ["report", *checkpoints, "--space", str(tmp_path / "space.toml"), "--trials", "4", "--constraint",
+            "area_mm2<=0.001", "--cpu", CPU, "--workers", "1", "--out", str(tmp_path / "report")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "no trial of the search was a feasible design (buildable and area_mm2<=0.001)" in result.output
+    assert not (tmp_path / "report").exists()
+
+
 def test_compare_command_prints_both_models_and_the_cpu(checkpoints):
     result = CliRunner().invoke(main, ["compare", *checkpoints, "--array", "32x16", "--cpu", CPU])
     assert result.exit_code == 0, result.output
@@ -85,6 +118,9 @@ def test_compare_command_prints_both_models_and_the_cpu(checkpoints):
     (["report", "--arrays", "8,zero", "--out", "{out}"], "8,zero"),
     (["report", "no_such_model", "--out", "{out}"], "no_such_model"),  # named before any CPU calibration
     (["report", "--density", "0", "--out", "{out}"], "density 0.0"),
+    (["report", "--space", "space.toml", "--arrays", "8", "--out", "{out}"], "--arrays"),
+    (["report", "--trials", "20", "--out", "{out}"], "--space"),
+    (["report", "--space", "no_such_space.toml", "--out", "{out}"], "no_such_space.toml"),
     (["compare", "missing.pt", "resnet26"], "missing.pt"),
     (["sweep", "resnet26", "--arrays", "8", "--set", "warp_drive=1", "--out", "{out}"], "warp_drive"),
 ])

@@ -3,7 +3,8 @@
 The pipeline, read as one list (:func:`build_report`): configure the CPU (a
 quick calibration of this host, or a preset); trace each model with its
 masks; predict each model on the CPU; simulate every model at the accelerator
-preset's own design point (the comparison); sweep array sizes and dataflows;
+preset's own design point (the comparison); sweep array sizes and dataflows,
+or search a space from that point (:mod:`attentionlite.analysis.explore`);
 vary the reference point's core count under each schedule and cut each model
 into pipeline stages (:mod:`attentionlite.analysis.parallelism`).
 :mod:`attentionlite.reports.render` turns the result into files.
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attentionlite.analysis.compare import add_sparsity_gains, compare
+from attentionlite.analysis.explore import Exploration, Search, explore
 from attentionlite.analysis.models import ModelEntry, trace_models
 from attentionlite.analysis.parallelism import (
     CORE_COUNTS,
@@ -34,6 +36,7 @@ from attentionlite.analysis.parallelism import (
 )
 from attentionlite.analysis.sweep import check_executor, design_points, run_sweep
 from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_MASK_SEED
+from attentionlite.errors import InputError
 from attentionlite.files import atomic_write_text, default_cache_dir
 from attentionlite.provenance import provenance
 from attentionlite.simulator.accelerator.hardware import HardwareConfig, with_overrides
@@ -70,10 +73,13 @@ class ReportSettings:
     density: float = DEFAULT_DENSITY
     seed: int = DEFAULT_MASK_SEED
     workers: int | None = None
+    engine: str = "local"  # where the grid's points or the search's trials run, and the Ray cluster's address
+    address: str | None = None
     core_counts: tuple[int, ...] = CORE_COUNTS  # the parallelism study's core counts and schedules
     schedules: tuple[str, ...] = SCHEDULE_ORDER
     against: tuple[HardwareConfig, ...] = ()  # accelerators set beside ``hardware`` in the parallelism section
     recalibrate: bool = False  # calibrate this host again instead of reusing the cached calibration
+    search: Search | None = None  # explore this space instead of sweeping arrays x dataflows
 
     def reference_config(self) -> HardwareConfig:
         """The comparison's design point: the preset itself, with the report's sparsity mode."""
@@ -89,9 +95,10 @@ class ReportSettings:
             "targets": [target.text for target in self.targets], "hardware": self.hardware.name,
             "cpu": None if self.cpu is None else self.cpu.name, "arrays": list(self.arrays),
             "dataflows": list(self.dataflows), "sparsity": self.sparsity, "density": self.density,
-            "seed": self.seed, "workers": self.workers, "core_counts": list(self.core_counts),
+            "seed": self.seed, "workers": self.workers, "engine": self.engine, "address": self.address,
+            "core_counts": list(self.core_counts),
             "schedules": list(self.schedules), "against": [config.name for config in self.against],
-            "recalibrate": self.recalibrate,
+            "recalibrate": self.recalibrate, "search": None if self.search is None else self.search.described(),
         }
 
 
@@ -106,12 +113,13 @@ class CodesignReport:
     cpu_config: dict
     comparison: list[dict]  # one row per model at the reference point
     breakdown: list[dict]  # one row per (model, op-kind group) at that point
-    sweep: list[dict]  # one row per (model, array, dataflow)
+    sweep: list[dict]  # one row per (model, array, dataflow); empty when the report explores a space instead
     cpu_ops: dict[str, list[dict]]  # per model, the CPU's per-op rows
     cpu_peak_flops: float
     cpu_bandwidths: dict[str, float]  # bytes/s per memory level, innermost first
     parallelism: ParallelismStudy  # the reference point's cores and schedules varied
     provenance: dict = field(default_factory=dict)
+    exploration: Exploration | None = None  # the search of ``settings.search``, from the reference point
 
     @property
     def model_labels(self) -> list[str]:
@@ -174,17 +182,19 @@ def cpu_bandwidths(cpu: CpuConfig) -> dict[str, float]:
 
 
 def build_report(settings: ReportSettings, progress: bool = True) -> CodesignReport:
-    """Trace, predict on the CPU, compare at the preset's design point, sweep; the first target is the teacher."""
+    """Trace, predict on the CPU, compare at the preset's design point, sweep (or explore); the first target is
+    the teacher."""
     reference = settings.reference_config()
-    points = design_points(settings.hardware, settings.sweep_knobs())  # bad knobs fail before the slow steps
+    # bad knobs fail before the slow steps (a search's space was checked as it was read)
+    points = [] if settings.search else design_points(settings.hardware, settings.sweep_knobs())
     check_study(settings.core_counts, settings.schedules)
-    check_executor("local", settings.workers)
+    check_executor(settings.engine, settings.workers, settings.address)
     with _progress_bar(settings, progress) as step:
         cpu_config, cpu_name = resolve_cpu(settings, step("CPU: "))  # calibrated host, or a preset
         entries, graphs = trace_models(settings.targets, settings.density, settings.seed, step("tracing "))
         cpu_results = {label: predict(graph, cpu_config) for label, graph in graphs.items()}
         comparison, breakdown = compare_reference(graphs, reference, cpu_results, step("comparing "))
-        sweep = run_sweep(graphs, settings.hardware, points, settings.workers, step("sweeping"))
+        sweep, exploration = _design_space(graphs, settings, points, step)
         others = [with_overrides(other, sparsity=settings.sparsity) for other in settings.against]
         parallelism = parallelism_study(graphs, reference, settings.core_counts, settings.schedules, others,
                                         step("parallelism: "))
@@ -193,8 +203,24 @@ def build_report(settings: ReportSettings, progress: bool = True) -> CodesignRep
         cpu_name=cpu_name, cpu_config=cpu_config.to_dict(), comparison=comparison, breakdown=breakdown,
         sweep=sweep, cpu_ops={label: [row.row() for row in r.rows] for label, r in cpu_results.items()},
         cpu_peak_flops=cpu_config.peak_flops, cpu_bandwidths=cpu_bandwidths(cpu_config), parallelism=parallelism,
-        provenance=provenance(settings=settings.described(), cpu=cpu_name),
+        provenance=provenance(settings=settings.described(), cpu=cpu_name), exploration=exploration,
     )
+
+
+def _design_space(graphs: Mapping[str, OpGraph], settings: ReportSettings, points: list[dict],
+                  step: Callable[[str], Callable[..., None]]) -> tuple[list[dict], Exploration | None]:
+    """(sweep rows, None) over the grid of ``points``, or ([], the exploration) when the settings search a space."""
+    if settings.search is None:
+        return run_sweep(graphs, settings.hardware, points, settings.workers, step("sweeping"), settings.engine,
+                         settings.address), None
+    searched = step("exploring")
+    found = explore(graphs, settings.reference_config(), settings.search, settings.workers, settings.engine,
+                    settings.address, lambda done: searched(count=done))
+    if not found.feasible:
+        limits = "".join(f" and {c}" for c in settings.search.constraints)
+        raise InputError(f"no trial of the search was a feasible design (buildable{limits}); expected a space "
+                         "or constraints that some design meets")
+    return [], found
 
 
 def compare_reference(
@@ -214,17 +240,17 @@ def compare_reference(
 
 @contextmanager
 def _progress_bar(settings: ReportSettings, enabled: bool) -> Iterator[Callable[[str], Callable[..., None]]]:
-    """One tqdm bar over every step; yields ``step(prefix)``, a callback that advances it by one."""
+    """One tqdm bar over every step; yields ``step(prefix)``, a callback that advances it (by ``count``)."""
     from tqdm import tqdm
 
-    points = len(settings.arrays) * len(settings.dataflows) * len(settings.targets)
+    per_model = settings.search.trials if settings.search else len(settings.arrays) * len(settings.dataflows)
     parallelism = (len(set(settings.core_counts)) + len(settings.against)) * len(settings.schedules) + 1
-    steps = len(settings.targets) + 2 + (settings.sparsity != "none") + points + parallelism
+    steps = len(settings.targets) * (1 + per_model) + 2 + (settings.sparsity != "none") + parallelism
     # disable=None: no bar when stderr is not a terminal (logs, CI), as tqdm decides
     with tqdm(total=steps, disable=None if enabled else True, unit="step", leave=False) as bar:
         def step(prefix: str) -> Callable[..., None]:
-            def advance(what: str = "") -> None:
+            def advance(what: str = "", count: int = 1) -> None:
                 bar.set_description(prefix + what)
-                bar.update(1)
+                bar.update(count)
             return advance
         yield step

@@ -32,7 +32,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,8 @@ OBJECTIVES = {
     "throughput": ("throughput", "maximize"),
     "utilisation": ("utilisation", "maximize"),
 }
-SAMPLERS = ("nsga2", "tpe")
+SAMPLER_NAMES = {"nsga2": "NSGA-II", "tpe": "MOTPE"}  # as their papers name them
+SAMPLERS = tuple(SAMPLER_NAMES)
 DEFAULT_OBJECTIVES = ("latency", "energy", "area")
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z_.][A-Za-z0-9_.]*)\s*(<=|>=)\s*([-+0-9.eE]+)\s*$")
 
@@ -81,6 +82,11 @@ class Space:
     @property
     def size(self) -> int:
         return math.prod(len(values) for values in self.knobs.values())
+
+    @property
+    def columns(self) -> list[str]:
+        """The CSV columns that name a point of this space (an array is two)."""
+        return list(point_columns({knob: values[0] for knob, values in self.knobs.items()}))
 
 
 def load_space(path: str | Path, config: HardwareConfig) -> Space:
@@ -158,53 +164,102 @@ def parse_constraint(text: str) -> Constraint:
     return Constraint(match.group(1), match.group(2), limit)
 
 
+@dataclass(frozen=True)
+class Search:
+    """What a search explores and how: the space, trials per model, objectives, constraints, sampler and seed."""
+
+    space: Space
+    trials: int = 500
+    objectives: tuple[Objective, ...] = field(default_factory=lambda: tuple(parse_objectives(DEFAULT_OBJECTIVES)))
+    constraints: tuple[Constraint, ...] = ()
+    sampler: str = "nsga2"
+    seed: int = 0
+
+    def described(self) -> dict:
+        """The search as plain data for a report's records."""
+        return {"space": {knob: [list(v) if isinstance(v, tuple) else v for v in values]
+                          for knob, values in self.space.knobs.items()},
+                "trials": self.trials, "objectives": [o.name for o in self.objectives],
+                "constraints": [str(c) for c in self.constraints], "sampler": self.sampler, "seed": self.seed}
+
+
+def search_settings(space: str | Path, config: HardwareConfig, trials: int | None = None,
+                    objectives: Sequence[str] | None = None, constraints: Sequence[str] = (),
+                    sampler: str | None = None, seed: int | None = None) -> Search:
+    """A search read and checked before anything slow; None takes each setting's default."""
+    defaults = Search(Space({}))
+    found = Search(load_space(space, config), trials=defaults.trials if trials is None else trials,
+                   objectives=defaults.objectives if objectives is None else tuple(parse_objectives(objectives)),
+                   constraints=tuple(parse_constraint(text) for text in constraints),
+                   sampler=sampler or defaults.sampler, seed=defaults.seed if seed is None else seed)
+    check_search(found.trials, found.sampler, "local", found.seed)
+    return found
+
+
 # ----------------------------------------------------------------------------- the search
 
 
 @dataclass(frozen=True)
 class Exploration:
-    """Every trial's row (with its model, trial number and feasibility) and each model's Pareto front."""
+    """Every trial's row (with its model, trial number and feasibility), each model's Pareto front, and the search
+    that found them."""
 
     trials: list[dict]
     front: list[dict]
+    search: Search
+
+    @property
+    def feasible(self) -> list[dict]:
+        """The trials that are buildable designs within every constraint, in trial order."""
+        return [row for row in self.trials if row["feasible"]]
+
+    def front_flags(self, rows: Sequence[Mapping]) -> list[bool]:
+        """For each row (a trial's), whether it is on its model's front."""
+        on_front = {(row["model"], row["trial"]) for row in self.front}
+        return [(row["model"], row["trial"]) in on_front for row in rows]
+
+    def files(self) -> dict[str, str]:
+        """``trials.csv`` (every trial) and ``pareto.csv`` (each model's front), as text."""
+        return {"trials.csv": rows_to_csv(self.trials), "pareto.csv": rows_to_csv(self.front)}
 
     def write(self, out_dir: str | Path) -> Path:
-        """``trials.csv`` and ``pareto.csv`` as one folder, replaced whole."""
-        return write_text_folder(out_dir, {"trials.csv": rows_to_csv(self.trials), "pareto.csv": rows_to_csv(self.front)})
+        """:meth:`files` as one folder, replaced whole."""
+        return write_text_folder(out_dir, self.files())
 
 
-def explore(graphs: Mapping[str, OpGraph], config: HardwareConfig, space: Space, trials: int,
-            objectives: Sequence[Objective], constraints: Sequence[Constraint] = (), sampler: str = "nsga2",
-            seed: int = 0, workers: int | None = None, engine: str = "local", address: str | None = None,
+def explore(graphs: Mapping[str, OpGraph], config: HardwareConfig, search: Search, workers: int | None = None,
+            engine: str = "local", address: str | None = None,
             on_done: Callable[[int], None] | None = None) -> Exploration:
-    """``trials`` trials per model, in batches of one NSGA-II generation (or of the workers, for TPE)."""
+    """``search.trials`` trials per model, in batches of one NSGA-II generation (or of the workers, for TPE)."""
     import optuna
 
-    check_search(trials, sampler, engine, seed, workers, address)
+    objectives = search.objectives
+    check_search(search.trials, search.sampler, engine, search.seed, workers, address)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions: list[Any] = [o.direction for o in objectives]
     studies = {model: optuna.create_study(directions=directions,
-                                          sampler=_sampler(sampler, seed)) for model in graphs}
-    batch = _batch_size(sampler, workers)
+                                          sampler=_sampler(search.sampler, search.seed)) for model in graphs}
+    batch = _batch_size(search.sampler, workers)
     rows: list[dict] = []
     with ray_cluster(workers, address) if engine == "ray" else nullcontext():
-        for start in range(0, trials, batch):
-            asked = {model: [study.ask() for _ in range(min(batch, trials - start))] for model, study in studies.items()}
+        for start in range(0, search.trials, batch):
+            asked = {model: [study.ask() for _ in range(min(batch, search.trials - start))]
+                     for model, study in studies.items()}
             tasks: list[SweepTask] = []
             trial_of: dict[int, tuple[str, Any, dict]] = {}
             for model, model_trials in asked.items():
                 for trial in model_trials:
-                    point = {knob: _suggest(trial, knob, values) for knob, values in space.knobs.items()}
+                    point = {knob: _suggest(trial, knob, values) for knob, values in search.space.knobs.items()}
                     trial_of[len(tasks)] = (model, trial, point)
                     tasks.append((len(tasks), model, point))
             feasible = _feasible(tasks, config)
             simulated = dict(finished_rows(graphs, config, [tasks[i] for i in feasible], workers, engine, address))
             for index, (model, trial, point) in trial_of.items():
                 rows.append(_tell(studies[model], trial, index, model, point, simulated.get(index), objectives,
-                                  constraints))
+                                  search.constraints))
             if on_done is not None:
                 on_done(len(tasks))
-    return Exploration(rows, _fronts(rows, objectives))
+    return Exploration(rows, _fronts(rows, objectives, search.space.columns), search)
 
 
 def check_search(trials: int, sampler: str, engine: str, seed: int = 0, workers: int | None = None,
@@ -269,12 +324,15 @@ def _tell(study: Any, trial: Any, index: int, model: str, point: dict, row: dict
     return {**head, **row, "buildable": True, "feasible": all(v <= 0 for v in violations)}
 
 
-def _fronts(rows: Sequence[dict], objectives: Sequence[Objective]) -> list[dict]:
-    """Per model, the feasible trials no other feasible trial of that model dominates."""
+def _fronts(rows: Sequence[dict], objectives: Sequence[Objective], design: Sequence[str]) -> list[dict]:
+    """Per model, the feasible trials no other feasible trial of that model dominates; a design the sampler
+    tried more than once (the same values of the ``design`` columns) appears once, as its first trial."""
     front = []
     columns = [o.column for o in objectives]
     for model in dict.fromkeys(row["model"] for row in rows):
-        candidates = [row for row in rows if row["model"] == model and row.get("feasible")]
+        distinct = {tuple(row[c] for c in design): row for row in reversed(rows)
+                    if row["model"] == model and row["feasible"]}  # reversed: the first trial of each wins
+        candidates = sorted(distinct.values(), key=lambda row: row["trial"])
         if not candidates:
             continue
         signed = [{c: _signed(row[c], o.direction) for c, o in zip(columns, objectives)} for row in candidates]

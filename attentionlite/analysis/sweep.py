@@ -371,8 +371,12 @@ def with_pareto_flags(rows: Sequence[Mapping]) -> list[dict]:
     return [{**row, "pareto": front} for row, front in zip(rows, pareto_mask(rows))]
 
 
-def write_sweep(rows: Sequence[Mapping], out_dir: str) -> None:
-    """``sweep.csv`` (every row, with its ``pareto`` flag) and ``pareto.csv`` (the front only), as one folder."""
+def sweep_files(rows: Sequence[Mapping]) -> dict[str, str]:
+    """``sweep.csv`` (every row, with its ``pareto`` flag) and ``pareto.csv`` (the front only), as text."""
     flagged = with_pareto_flags(rows)
-    front = [row for row in flagged if row["pareto"]]
-    write_text_folder(out_dir, {"sweep.csv": rows_to_csv(flagged), "pareto.csv": rows_to_csv(front)})
+    return {"sweep.csv": rows_to_csv(flagged), "pareto.csv": rows_to_csv(row for row in flagged if row["pareto"])}
+
+
+def write_sweep(rows: Sequence[Mapping], out_dir: str) -> None:
+    """:func:`sweep_files` as one folder."""
+    write_text_folder(out_dir, sweep_files(rows))

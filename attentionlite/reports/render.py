@@ -16,9 +16,10 @@ from pathlib import Path
 
 from attentionlite.analysis.codesign import CodesignReport
 from attentionlite.analysis.compare import GROUPS
+from attentionlite.analysis.explore import SAMPLER_NAMES, Exploration
 from attentionlite.analysis.models import INITIAL_MASKS_NOTE, ModelEntry
 from attentionlite.analysis.parallelism import GAIN_THAT_COUNTS, study_files
-from attentionlite.analysis.sweep import pareto_mask, with_pareto_flags
+from attentionlite.analysis.sweep import pareto_mask, sweep_files
 from attentionlite.analysis.tables import (
     ACCELERATOR_COLUMNS,
     BALANCE_COLUMNS,
@@ -43,11 +44,20 @@ from attentionlite.simulator.cpu.roofline import GEMM_KINDS, WINDOW_KINDS
 from attentionlite.simulator.graph.targets import INITIAL_MASK_MODE
 
 TITLE = "AttentionLite co-design report"
-DATA_FILES = (
+REFERENCE_FILES = (
     ("compare.csv", "one row per model at the reference design point, with ratios to the teacher and the CPU"),
     ("breakdown.csv", "busy cycles, MACs and utilisation per model and op-kind group at the reference point"),
+)
+GRID_FILES = (
     ("sweep.csv", "one row per (model, array size, dataflow), with its Pareto flag"),
     ("pareto.csv", "the Pareto-optimal rows of the sweep"),
+)
+EXPLORATION_FILES = (
+    ("trials.csv", "one row per trial of the exploration: model, trial, knobs, whether buildable and feasible, "
+                   "and its costs"),
+    ("pareto.csv", "each model's Pareto-optimal trials"),
+)
+OTHER_FILES = (
     ("cpu_ops.csv", "the CPU baseline's per-op prediction for every model"),
     ("scaling.csv", "one row per (model, schedule, core count): timing, cost, ceilings, speed-up, efficiency"),
     ("pipeline_balance.csv", "one row per (model, stage count): the optimal pipeline cut"),
@@ -60,7 +70,7 @@ DATA_FILES = (
 def render_report(report: CodesignReport, out_dir: str | Path, generated: str | None = None) -> Path:
     """Write the report folder; ``generated`` is the timestamp shown (default: now, UTC)."""
     generated = generated or datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    on_front = pareto_mask(report.sweep)
+    on_front = _front_flags(report)
     images = _figures(report, on_front)
     blocks = report_blocks(report, on_front, generated)
     with atomic_output_dir(out_dir) as staging:
@@ -77,14 +87,30 @@ def render_report(report: CodesignReport, out_dir: str | Path, generated: str | 
 # ----------------------------------------------------------------------------- data files
 
 
+def _designs(report: CodesignReport) -> list[dict]:
+    """The design points the Pareto figure draws: the sweep's rows, or the exploration's feasible trials."""
+    return report.sweep if report.exploration is None else report.exploration.feasible
+
+
+def _front_flags(report: CodesignReport) -> list[bool]:
+    """For each of :func:`_designs`, whether it is Pareto-optimal: on the sweep's front (every model together),
+    or on its own model's front (each model searched the space on its own)."""
+    if report.exploration is None:
+        return pareto_mask(report.sweep)
+    return report.exploration.front_flags(report.exploration.feasible)
+
+
+def _file_list(report: CodesignReport) -> tuple[tuple[str, str], ...]:
+    """(path, what it holds) of every data file, in the order the Files section lists them."""
+    return REFERENCE_FILES + (GRID_FILES if report.exploration is None else EXPLORATION_FILES) + OTHER_FILES
+
+
 def _data_files(report: CodesignReport, generated: str) -> dict[str, str]:
-    flagged = with_pareto_flags(report.sweep)
     cpu_rows = [{"model": model, **row} for model, rows in report.cpu_ops.items() for row in rows]
     return {
         "compare.csv": rows_to_csv(report.comparison),
         "breakdown.csv": rows_to_csv(report.breakdown),
-        "sweep.csv": rows_to_csv(flagged),
-        "pareto.csv": rows_to_csv(row for row in flagged if row["pareto"]),
+        **(sweep_files(report.sweep) if report.exploration is None else report.exploration.files()),
         "cpu_ops.csv": rows_to_csv(cpu_rows),
         **study_files(report.parallelism),
         "config.json": json.dumps(_config(report, generated), indent=2, sort_keys=True) + "\n",
@@ -106,12 +132,28 @@ def _config(report: CodesignReport, generated: str) -> dict:
 
 
 def _figures(report: CodesignReport, on_front: list[bool]) -> dict[str, bytes]:
-    models, dataflows, rows = report.model_labels, report.settings.dataflows, report.sweep
+    models = report.model_labels
     shares = {m: {r["group"]: r["share"] for r in report.breakdown if r["model"] == m} for m in models}
     stages = {"figures/stages.png": figures.pipeline_stages(
         _stage_cycles(report), GROUPS, f"optimal pipeline cut into {_stages_shown(report)} stages"),
     } if report.parallelism.plans else {}
-    return stages | {
+    return stages | _grid_figures(report) | {
+        "figures/breakdown.png": figures.kind_breakdown(
+            shares, GROUPS, "busy cycles by op kind on " + _point(report).replace("`", "")),
+        "figures/pareto.png": figures.pareto_front(_designs(report), models, on_front),
+        "figures/scaling.png": figures.scaling(report.parallelism.scaling, models,
+                                               list(dict.fromkeys(r["schedule"] for r in report.parallelism.scaling))),
+        "figures/roofline.png": figures.roofline(
+            report.cpu_peak_flops, report.cpu_bandwidths, _roofline_points(report), f"CPU: {report.cpu_name}"),
+    }
+
+
+def _grid_figures(report: CodesignReport) -> dict[str, bytes]:
+    """Each metric against array size, a line per (model, dataflow): only a grid has those lines."""
+    if report.exploration is not None:
+        return {}
+    models, dataflows, rows = report.model_labels, report.settings.dataflows, report.sweep
+    return {
         "figures/latency.png": figures.metric_vs_array(
             rows, models, dataflows, "latency_s", "latency per image (ms)", scale=1e3),
         "figures/energy.png": figures.metric_vs_array(
@@ -120,13 +162,6 @@ def _figures(report: CodesignReport, on_front: list[bool]) -> dict[str, bytes]:
             rows, models, dataflows, "edp_per_image", "energy x delay (mJ x ms)", scale=1e6),
         "figures/utilisation.png": figures.metric_vs_array(
             rows, models, dataflows, "utilisation", "array utilisation (%)", scale=100, log_y=False),
-        "figures/breakdown.png": figures.kind_breakdown(
-            shares, GROUPS, "busy cycles by op kind on " + _point(report).replace("`", "")),
-        "figures/pareto.png": figures.pareto_front(rows, models, on_front),
-        "figures/scaling.png": figures.scaling(report.parallelism.scaling, models,
-                                               list(dict.fromkeys(r["schedule"] for r in report.parallelism.scaling))),
-        "figures/roofline.png": figures.roofline(
-            report.cpu_peak_flops, report.cpu_bandwidths, _roofline_points(report), f"CPU: {report.cpu_name}"),
     }
 
 
@@ -171,32 +206,57 @@ def report_blocks(report: CodesignReport, on_front: list[bool], generated: str) 
     blocks += _summary_blocks(report, on_front)
     blocks += _model_blocks(report)
     blocks += _comparison_blocks(report)
-    blocks += _sweep_blocks(report, on_front)
+    found = report.exploration
+    blocks += _sweep_blocks(report, on_front) if found is None else _exploration_blocks(report, found)
     blocks += _parallelism_blocks(report)
     blocks += _cpu_blocks(report)
     blocks += _configuration_blocks(report)
-    blocks += [Heading("Files"), FileLinks(DATA_FILES + (("report.md", "this report as Markdown"),))]
+    blocks += [Heading("Files"), FileLinks(_file_list(report) + (("report.md", "this report as Markdown"),))]
     return blocks
 
 
 def _summary_blocks(report: CodesignReport, on_front: list[bool]) -> list:
-    labels = report.model_labels
     items = summary.reference_sentences(report.comparison, _point(report))
     if "speedup_from_sparsity" in report.comparison[0]:
         items.append(summary.sparsity_sentence(report.comparison, report.settings.sparsity))
     items.append(summary.breakdown_sentence(report.breakdown))
+    found = report.exploration
+    items += _grid_sentences(report, on_front) if found is None else _exploration_sentences(report, found)
+    items += report.parallelism.claims[:1]
+    items.append(summary.cpu_sentence(report.comparison, report.cpu_name))
+    if summary.cpu_caveat(report.cpu_bandwidths):
+        items.append(summary.cpu_caveat(report.cpu_bandwidths))
+    return [Heading("Summary"), BulletList(tuple(items), summary=True), Paragraph(_accuracy_note(report))]
+
+
+def _grid_sentences(report: CodesignReport, on_front: list[bool]) -> list[str]:
+    """The sweep's findings: every model at the same points, so head to head and by array size."""
+    labels = report.model_labels
+    items = []
     if len(labels) >= 3:  # the two students against each other (hybrid vs homogeneous by default)
         items.append(summary.head_to_head(report.sweep, labels[1], labels[2]))
     items.append(summary.winners_by_array(report.sweep, "latency_s", "latency"))
     items.append(summary.winners_by_array(report.sweep, "energy_per_image_j", "energy"))
     items += [summary.scaling_sentence(report.sweep, model) for model in labels]
     items.append(summary.best_edp_sentence(report.sweep, labels))
-    items += report.parallelism.claims[:1]
     items.append(summary.pareto_sentence(report.sweep, on_front, labels))
-    items.append(summary.cpu_sentence(report.comparison, report.cpu_name))
-    if summary.cpu_caveat(report.cpu_bandwidths):
-        items.append(summary.cpu_caveat(report.cpu_bandwidths))
-    return [Heading("Summary"), BulletList(tuple(items), summary=True), Paragraph(_accuracy_note(report))]
+    return items
+
+
+def _exploration_sentences(report: CodesignReport, found: Exploration) -> list[str]:
+    """The search's findings: each model searched on its own, so each at its own best designs."""
+    labels = report.model_labels
+    search, rows = found.search, found.feasible
+    knobs = list(search.space.knobs)
+    return [
+        summary.search_sentence(found.trials, found.front, labels, SAMPLER_NAMES[search.sampler], search.space.size,
+                                [o.name for o in search.objectives], [str(c) for c in search.constraints],
+                                search.space.columns),
+        summary.best_found_sentence(rows, labels, "latency_s", "Fastest design", "ms", knobs),
+        summary.best_found_sentence(rows, labels, "energy_per_image_j", "Lowest-energy design", "mJ", knobs),
+        summary.best_found_sentence(rows, labels, "edp_per_image", "Lowest energy-delay product", "mJ*ms", knobs),
+        summary.best_against_teacher(rows, labels),
+    ]
 
 
 def _accuracy_note(report: CodesignReport) -> str:
@@ -317,15 +377,51 @@ def _sweep_blocks(report: CodesignReport, on_front: list[bool]) -> list:
 
 def _pareto_table(report: CodesignReport, on_front: list[bool]) -> Table:
     front = sorted((r for r, keep in zip(report.sweep, on_front) if keep), key=lambda r: r["latency_s"])
-    rows = tuple(
-        (f"`{r['model']}`", f"{r['array_rows']}x{r['array_cols']}", r["dataflow"], str(r["pes"]),
-         metric_cell("area_mm2")(r), f"{1e3 * r['latency_s']:.3f}", f"{1e3 * r['energy_per_image_j']:.3f}",
-         f"{100 * r['utilisation']:.1f}%")
-        for r in front
-    )
-    columns = ("model", "array", "dataflow", "PEs (all cores)", "area (mm^2)", "latency (ms)", "energy (mJ)",
-               "utilisation")
+    rows = tuple((f"`{r['model']}`", f"{r['array_rows']}x{r['array_cols']}", r["dataflow"], str(r["pes"]),
+                  *_front_costs(r)) for r in front)
+    columns = ("model", "array", "dataflow", "PEs (all cores)", *FRONT_COST_COLUMNS)
     return Table(columns, rows, caption="Pareto-optimal design points, fastest first")
+
+
+FRONT_COST_COLUMNS = ("area (mm^2)", "latency (ms)", "energy (mJ)", "utilisation")
+
+
+def _front_costs(row: dict) -> tuple[str, ...]:
+    """A design's cells under :data:`FRONT_COST_COLUMNS`."""
+    return (metric_cell("area_mm2")(row), f"{1e3 * row['latency_s']:.3f}", f"{1e3 * row['energy_per_image_j']:.3f}",
+            f"{100 * row['utilisation']:.1f}%")
+
+
+def _exploration_blocks(report: CodesignReport, found: Exploration) -> list:
+    search = found.search
+    objectives = ", ".join(o.name for o in search.objectives)
+    limits = ", ".join(f"`{c}`" for c in search.constraints)
+    space = tuple((f"`{knob}`", ", ".join(summary.value_text(v) for v in values), str(len(values)))
+                  for knob, values in search.space.knobs.items())
+    return [
+        Heading("Design-space exploration"),
+        Paragraph(f"Each model searched the space below on its own, from the reference point ({_point(report)}; "
+                  f"every knob not in the space as there): {search.trials:,} trials of "
+                  f"{SAMPLER_NAMES[search.sampler]} (seed {search.seed}) with objectives {objectives}"
+                  + (f", within {limits}" if limits else "") + ". A trial the hardware cannot be (a buffer too "
+                  "small for the array's tile) is not buildable. Each model's front holds its own best designs, "
+                  "so the models are compared at their own best, not at equal points. Every trial is in "
+                  "`trials.csv`."),
+        Table(("knob", "values", "count"), space, caption=f"the space: {search.space.size:,} design points"),
+        Heading(f"Pareto fronts: {objectives}", level=3),
+        Figure("figures/pareto.png", "Every feasible trial; ringed points are on their own model's Pareto front"),
+        _front_table(found, report.model_labels),
+    ]
+
+
+def _front_table(found: Exploration, models: list[str]) -> Table:
+    knobs = list(found.search.space.knobs)
+    order = {model: index for index, model in enumerate(models)}
+    front = sorted(found.front, key=lambda r: (order[r["model"]], r["latency_s"]))
+    rows = tuple((f"`{r['model']}`", str(r["trial"]), *(summary.knob_value(r, knob) for knob in knobs),
+                  *_front_costs(r)) for r in front)
+    columns = ("model", "trial", *knobs, *FRONT_COST_COLUMNS)
+    return Table(columns, rows, caption="each model's Pareto-optimal designs, fastest first")
 
 
 def _parallelism_blocks(report: CodesignReport) -> list:

@@ -163,3 +163,72 @@ def cpu_caveat(bandwidths: Mapping[str, float]) -> str:
     return (f"**Check the CPU calibration**: it measured {inner} ({inner_rate / 1e9:.3g} GB/s) slower than "
             f"{outer} ({outer_rate / 1e9:.3g} GB/s), which a quiet machine does not do; the host was probably "
             "busy while it ran. Re-run with `--recalibrate` on a quiet machine, or give `--cpu PRESET`.")
+
+
+# ----------------------------------------------------------------------------- an exploration instead of a grid
+
+
+def value_text(value: object) -> str:
+    """A knob's value: an array (rows, cols) as RxC, a number without trailing zeros."""
+    if isinstance(value, tuple):
+        return f"{value[0]}x{value[1]}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def knob_value(row: Mapping, knob: str) -> str:
+    """A knob's value in a trial's row, where an array is two columns."""
+    return array_label(row) if knob == "array" else value_text(row[knob])
+
+
+def design_label(row: Mapping, knobs: Sequence[str]) -> str:
+    """A searched design in words: "32x32, os, cores 4, dram.bandwidth_gb_s 25.6"."""
+    return ", ".join(knob_value(row, knob) if knob in ("array", "dataflow") else f"{knob} {knob_value(row, knob)}"
+                     for knob in knobs)
+
+
+def search_sentence(trials: Sequence[Mapping], front: Sequence[Mapping], models: Sequence[str], sampler: str,
+                    space_size: int, objectives: Sequence[str], constraints: Sequence[str],
+                    design_columns: Sequence[str]) -> str:
+    """How many trials each model's search ran, how many distinct feasible designs they found, and how many
+    of those are on its front."""
+    parts = []
+    for model in models:
+        feasible = {tuple(r[c] for c in design_columns) for r in trials if r["model"] == model and r["feasible"]}
+        parts.append(f"`{model}` {sum(r['model'] == model for r in front)} of {len(feasible)}")
+    within = "".join(f" and {c}" for c in constraints)
+    return (f"{sampler} ran {len(trials) // len(models):,} trials per model over a space of {space_size:,} "
+            f"designs. Each model's Pareto front in {', '.join(objectives)}, of the distinct feasible designs "
+            f"(buildable{within}) its trials found: " + "; ".join(parts) + ".")
+
+
+def best_found_sentence(designs: Sequence[Mapping], models: Sequence[str], metric: str, noun: str, unit: str,
+                        knobs: Sequence[str]) -> str:
+    """Each model's best feasible design for ``metric`` (minimised; seconds, joules or their product, shown in
+    milli-units) and where it is."""
+    parts = []
+    for model in models:
+        rows = [r for r in designs if r["model"] == model]
+        if not rows:
+            parts.append(f"`{model}` none feasible")
+            continue
+        best = min(rows, key=lambda r: r[metric])
+        value = f"{1e6 * best[metric]:.3g}" if metric == "edp_per_image" else milli(best[metric])
+        parts.append(f"`{model}` {value} {unit} on {design_label(best, knobs)}")
+    return f"{noun} found per model: " + "; ".join(parts) + "."
+
+
+def best_against_teacher(designs: Sequence[Mapping], models: Sequence[str]) -> str:
+    """Each student at its own fastest and its own most frugal design, against the teacher at the teacher's."""
+    best = {}
+    for model in models:
+        rows = [r for r in designs if r["model"] == model]
+        if rows:
+            best[model] = (min(r["latency_s"] for r in rows), min(r["energy_per_image_j"] for r in rows))
+    teacher = models[0]
+    if teacher not in best or len(best) < 2:
+        return "No comparison with the teacher: a model has no feasible design."
+    parts = [f"`{model}` {speed_phrase(best[teacher][0] / latency)} and "
+             f"{energy_phrase(best[teacher][1] / energy)}" for model, (latency, energy) in best.items()
+             if model != teacher]
+    return (f"Each model at its own best design found (fastest for latency, most frugal for energy), against "
+            f"the teacher `{teacher}` at its own: " + "; ".join(parts) + ".")

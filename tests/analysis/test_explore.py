@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from test_analysis_compare import hand_graphs, tiny_hardware
 
 from attentionlite.analysis.explore import (
+    Search,
     explore,
     hypervolume,
     load_space,
@@ -39,7 +40,8 @@ def space(hardware, tmp_path_factory):
 @pytest.fixture(scope="module")
 def explored(hardware, space):
     objectives = parse_objectives(["latency", "energy", "pes"])
-    return explore(hand_graphs(), hardware, space, 60, objectives, [parse_constraint("pes<=32")], workers=1)
+    search = Search(space, 60, tuple(objectives), (parse_constraint("pes<=32"),))
+    return explore(hand_graphs(), hardware, search, workers=1)
 
 
 def test_hypervolume_by_hand():
@@ -92,10 +94,26 @@ def test_the_constraint_marks_feasibility_and_the_front_is_feasible_and_non_domi
                 assert any(all(f[c] <= row[c] for c in columns) for f in front)
 
 
+def test_a_design_tried_twice_is_on_the_front_once_as_its_first_trial(explored, space):
+    def design(row):
+        return tuple(row[column] for column in ("array_rows", "array_cols", "dataflow", "dram.bandwidth_gb_s",
+                                                 "sram_kib"))
+
+    assert space.columns == ["array_rows", "array_cols", "dataflow", "dram.bandwidth_gb_s", "sram_kib"]
+    for model in ("teacher", "student"):
+        trials = [row for row in explored.trials if row["model"] == model]
+        assert len({design(row) for row in trials}) < len(trials)  # NSGA-II repeated some designs in 60 trials
+        front = [row for row in explored.front if row["model"] == model]
+        assert len({design(row) for row in front}) == len(front)
+        for row in front:
+            assert row["trial"] == min(t["trial"] for t in trials if design(t) == design(row))
+
+
 def test_the_same_seed_gives_the_same_trials(hardware, space):
     objectives = parse_objectives(["latency", "pes"])
-    first = explore(hand_graphs(), hardware, space, 12, objectives, sampler="tpe", seed=3, workers=1)
-    second = explore(hand_graphs(), hardware, space, 12, objectives, sampler="tpe", seed=3, workers=1)
+    search = Search(space, 12, tuple(objectives), sampler="tpe", seed=3)
+    first = explore(hand_graphs(), hardware, search, workers=1)
+    second = explore(hand_graphs(), hardware, search, workers=1)
     assert first.trials == second.trials
 
 

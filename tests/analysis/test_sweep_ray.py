@@ -3,6 +3,7 @@
 import pytest
 from test_analysis_compare import hand_graphs, tiny_hardware
 
+from attentionlite.analysis.explore import Search, Space, explore, parse_objectives
 from attentionlite.analysis.sweep import SweepJournal, design_points, run_sweep
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
@@ -34,3 +35,12 @@ def test_a_ray_sweep_journals_its_rows_and_resumes_from_them(local_ray, tmp_path
     rows = run_sweep(hand_graphs(), hardware, points[:10], engine="ray", journal=journal)
     assert len(journal.path.read_text().splitlines()) == 20
     assert run_sweep(hand_graphs(), hardware, points[:10], engine="ray", journal=SweepJournal(journal.path)) == rows
+
+
+def test_a_search_on_ray_tries_the_local_searchs_trials(local_ray, tmp_path):
+    hardware = tiny_hardware(tmp_path)
+    space = Space({knob: list(values) for knob, values in FIFTY_POINTS.items()})
+    search = Search(space, trials=20, objectives=tuple(parse_objectives(["latency", "energy"])), seed=2)
+    local = explore(hand_graphs(), hardware, search, workers=2)
+    on_ray = explore(hand_graphs(), hardware, search, engine="ray")
+    assert on_ray.trials == local.trials and on_ray.front == local.front

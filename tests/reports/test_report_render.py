@@ -4,11 +4,13 @@
 """
 
 import re
+from pathlib import Path
 
 import pytest
 
 from attentionlite.analysis.codesign import CodesignReport, ReportSettings
 from attentionlite.analysis.compare import GROUPS
+from attentionlite.analysis.explore import Exploration, Search, Space, parse_constraint, parse_objectives
 from attentionlite.analysis.models import ModelEntry
 from attentionlite.analysis.parallelism import parallelism_study
 from attentionlite.reports.document import linked_paths
@@ -87,21 +89,29 @@ def tiny_report() -> CodesignReport:
     )
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
+def _render(report: CodesignReport, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report") / "report"
-    render_report(tiny_report(), out, generated="2026-01-01 00:00:00 UTC")
+    render_report(report, out, generated="2026-01-01 00:00:00 UTC")
     return out
 
 
-def test_every_linked_file_is_in_the_folder(rendered):
-    blocks = report_blocks(tiny_report(), [True] * 18, "now")
-    for path in linked_paths(blocks):
-        assert (rendered / path).is_file(), path
+def _every_link_resolves(report: CodesignReport, designs: int, folder: Path) -> None:
+    """Every path the blocks link, and every href, src and Markdown link of both pages, is a file in ``folder``."""
+    for path in linked_paths(report_blocks(report, [True] * designs, "now")):
+        assert (folder / path).is_file(), path
     for page in ("index.html", "report.md"):
-        text = (rendered / page).read_text()
+        text = (folder / page).read_text()
         for link in re.findall(r'(?:href|src)="([^"#:]+)"|\]\(([^)#:]+)\)', text):
-            assert (rendered / (link[0] or link[1])).is_file(), link
+            assert (folder / (link[0] or link[1])).is_file(), link
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    return _render(tiny_report(), tmp_path_factory)
+
+
+def test_every_linked_file_is_in_the_folder(rendered):
+    _every_link_resolves(tiny_report(), 18, rendered)
 
 
 def test_index_html_needs_nothing_beside_it(rendered):
@@ -148,3 +158,57 @@ def test_a_study_on_one_core_says_there_is_no_pipeline_and_draws_no_stage_figure
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "Not studied: one core is one stage, and the study has no core count above one" in markdown
     assert "stages.png" not in markdown and not (tmp_path / "out" / "figures" / "stages.png").exists()
+
+
+def _trial(model: str, trial: int, side: int, cores: int, feasible: bool = True) -> dict:
+    """A trial's row: the sweep's row for (side x side, os) with a core count, as explore writes it."""
+    row = {"model": model, "trial": trial, **_sweep_row(model, side, "os"), "cores": cores, "buildable": True,
+           "feasible": feasible}
+    del row["dataflow"]  # not a knob of this space
+    return row
+
+
+def explored_report() -> CodesignReport:
+    """The tiny report, its grid replaced by a search of arrays x cores: four trials per model, the third a
+    repeat of the first, the last infeasible (outside the constraint)."""
+    space = Space({"array": [(8, 8), (16, 16), (32, 32)], "cores": [1, 2]})
+    search = Search(space, trials=4, objectives=tuple(parse_objectives(["latency", "energy"])),
+                    constraints=(parse_constraint("area_mm2<=2"),))
+    trials = [row for m in MODELS for row in (_trial(m, 0, 16, 1), _trial(m, 1, 8, 2), _trial(m, 2, 16, 1),
+                                              _trial(m, 3, 32, 1, feasible=False))]
+    # latency falls with the array and energy rises with it: 16x16 and 8x8 are both on every model's front
+    front = [row for row in trials if row["trial"] in (0, 1)]
+    report = tiny_report()
+    report.sweep, report.exploration = [], Exploration(trials, front, search)
+    return report
+
+
+@pytest.fixture(scope="module")
+def explored(tmp_path_factory):
+    return _render(explored_report(), tmp_path_factory)
+
+
+def test_an_explored_report_shows_the_search_and_its_fronts_not_a_grid(explored):
+    files = {p.relative_to(explored).as_posix() for p in explored.rglob("*") if p.is_file()}
+    assert {"trials.csv", "pareto.csv"} <= files and "sweep.csv" not in files
+    assert not {"figures/latency.png", "figures/energy.png", "figures/edp.png", "figures/utilisation.png"} & files
+    markdown = (explored / "report.md").read_text()
+    assert "## Design-space exploration" in markdown and "## Array size and dataflow" not in markdown
+    assert "Lowest latency by array size" not in markdown  # a grid's sentence: a search has no equal points
+    assert len((explored / "trials.csv").read_text().splitlines()) == 1 + 4 * len(MODELS)
+    assert len((explored / "pareto.csv").read_text().splitlines()) == 1 + 2 * len(MODELS)
+    _every_link_resolves(explored_report(), 9, explored)
+
+
+def test_an_explored_reports_summary_follows_the_trials(explored):
+    markdown = (explored / "report.md").read_text()
+    # trials 0 and 2 are one design, trial 3 is outside area_mm2<=2: two distinct feasible designs each
+    assert ("NSGA-II ran 4 trials per model over a space of 6 designs. Each model's Pareto front in latency, "
+            "energy, of the distinct feasible designs (buildable and area_mm2<=2) its trials found: "
+            "`teacher` 2 of 2; `hybrid` 2 of 2; `homog` 2 of 2.") in markdown
+    # _sweep_row: latency 64e-3 / (side * speed); homog (speed 3) on 16x16: 64 / 48 ms = 1.33 ms
+    assert "`homog` 1.33 ms on 16x16, cores 1" in markdown
+    # energy 1e-4 (1 + side / 64) / speed: lowest on 8x8; teacher 0.1125 mJ, hybrid half of it
+    assert "`teacher` 0.113 mJ on 8x8, cores 2; `hybrid` 0.0563 mJ on 8x8, cores 2" in markdown
+    # each at its own best: hybrid 2x faster and 2x less energy than the teacher, homog 3x
+    assert "`hybrid` 2x faster and 2x less energy; `homog` 3x faster and 3x less energy." in markdown
