@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attentionlite.analysis.compare import add_sparsity_gains, compare
+from attentionlite.analysis.compare import add_sparsity_gains, compare, compare_results
 from attentionlite.analysis.explore import Exploration, Search, explore
 from attentionlite.analysis.models import ModelEntry, trace_models
 from attentionlite.analysis.parallelism import (
@@ -35,11 +35,13 @@ from attentionlite.analysis.parallelism import (
     parallelism_study,
 )
 from attentionlite.analysis.sweep import check_executor, design_points, run_sweep
+from attentionlite.analysis.waterfall import cycle_levels, has_waterfall, waterfall_rows
 from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_MASK_SEED
 from attentionlite.errors import InputError
 from attentionlite.files import atomic_write_text, default_cache_dir
 from attentionlite.provenance import provenance
 from attentionlite.simulator.accelerator.hardware import HardwareConfig, with_overrides
+from attentionlite.simulator.accelerator.simulation import simulate
 from attentionlite.simulator.cpu.config import CpuConfig, load_cpu
 from attentionlite.simulator.cpu.roofline import CpuResult, predict
 from attentionlite.simulator.graph.graph import OpGraph
@@ -113,6 +115,7 @@ class CodesignReport:
     cpu_config: dict
     comparison: list[dict]  # one row per model at the reference point
     breakdown: list[dict]  # one row per (model, op-kind group) at that point
+    waterfall: list[dict]  # per student, MAC ratio to latency ratio (waterfall.py); empty where not defined
     sweep: list[dict]  # one row per (model, array, dataflow); empty when the report explores a space instead
     cpu_ops: dict[str, list[dict]]  # per model, the CPU's per-op rows
     cpu_peak_flops: float
@@ -193,7 +196,7 @@ def build_report(settings: ReportSettings, progress: bool = True) -> CodesignRep
         cpu_config, cpu_name = resolve_cpu(settings, step("CPU: "))  # calibrated host, or a preset
         entries, graphs = trace_models(settings.targets, settings.density, settings.seed, step("tracing "))
         cpu_results = {label: predict(graph, cpu_config) for label, graph in graphs.items()}
-        comparison, breakdown = compare_reference(graphs, reference, cpu_results, step("comparing "))
+        comparison, breakdown, waterfall = compare_reference(graphs, reference, cpu_results, step("comparing "))
         sweep, exploration = _design_space(graphs, settings, points, step)
         others = [with_overrides(other, sparsity=settings.sparsity) for other in settings.against]
         parallelism = parallelism_study(graphs, reference, settings.core_counts, settings.schedules, others,
@@ -204,6 +207,7 @@ def build_report(settings: ReportSettings, progress: bool = True) -> CodesignRep
         sweep=sweep, cpu_ops={label: [row.row() for row in r.rows] for label, r in cpu_results.items()},
         cpu_peak_flops=cpu_config.peak_flops, cpu_bandwidths=cpu_bandwidths(cpu_config), parallelism=parallelism,
         provenance=provenance(settings=settings.described(), cpu=cpu_name), exploration=exploration,
+        waterfall=waterfall,
     )
 
 
@@ -226,16 +230,20 @@ def _design_space(graphs: Mapping[str, OpGraph], settings: ReportSettings, point
 def compare_reference(
     graphs: Mapping[str, OpGraph], reference: HardwareConfig, cpu_results: Mapping[str, CpuResult],
     step: Callable[[str], None],
-) -> tuple[list[dict], list[dict]]:
-    """(rows, breakdown) at the reference point, each row also against the same model on dense hardware."""
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """(rows, breakdown, waterfall) at the reference point, each row also against the same model on dense
+    hardware; the waterfall is empty where it is not defined (:func:`has_waterfall`)."""
     step(reference.name)
     latencies = {label: result.latency_s for label, result in cpu_results.items()}
-    rows, breakdown = compare(graphs, reference, latencies)
+    results = {label: simulate(graph, reference) for label, graph in graphs.items()}
+    rows, breakdown = compare_results(results, latencies)
+    waterfall = waterfall_rows({label: cycle_levels(graphs[label], result, reference)
+                                for label, result in results.items()}) if has_waterfall(reference) else []
     if reference.sparsity.mode == "none":
-        return rows, breakdown
+        return rows, breakdown, waterfall
     step(f"{reference.name}, dense hardware")
     dense_rows, _ = compare(graphs, with_overrides(reference, sparsity="none"))
-    return add_sparsity_gains(rows, dense_rows), breakdown
+    return add_sparsity_gains(rows, dense_rows), breakdown, waterfall
 
 
 @contextmanager

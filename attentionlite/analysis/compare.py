@@ -132,9 +132,14 @@ def compare(
 
     ``cpu_latencies`` are each model's CPU latency, when there is a CPU to compare with.
     """
+    return compare_results({model: simulate(graph, config) for model, graph in graphs.items()}, cpu_latencies)
+
+
+def compare_results(results: Mapping[str, SimResult], cpu_latencies: Mapping[str, float] | None = None,
+                    ) -> tuple[list[dict], list[dict]]:
+    """:func:`compare`'s rows and breakdown from each model's simulation at the design point."""
     rows, breakdown = [], []
-    for model, graph in graphs.items():
-        result = simulate(graph, config)
+    for model, result in results.items():
         rows.append(model_row(model, result, (cpu_latencies or {}).get(model)))
         breakdown.extend(kind_breakdown(model, result.rows))
     return add_reference_ratios(rows), breakdown

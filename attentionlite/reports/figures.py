@@ -236,3 +236,28 @@ def pipeline_stages(stage_cycles: Mapping[str, Sequence[Mapping[str, int]]], gro
     figure.suptitle(title, fontsize=10)
     figure.legend(*axes[0][0].get_legend_handles_labels(), ncol=len(groups), fontsize=8, loc="outside lower center")
     return _png(figure)
+
+
+def waterfall(rows: Sequence[Mapping], steps: Sequence[str]) -> bytes:
+    """One panel per student: its MAC ratio, each step's factor as a bar from the ratio before it to the ratio
+    after (green where the step favours the student, red where it costs it), and its latency ratio."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(rows), figsize=(5.2 * len(rows), 3.8), sharey=True, squeeze=False,
+                                layout="constrained")
+    for axis, row in zip(axes[0], rows):
+        ratio, labels = row["mac_ratio"], ["MAC ratio"]
+        axis.bar(0, ratio, color="#7f7f7f")
+        for index, step in enumerate(steps, start=1):
+            after = ratio * row[step]
+            axis.bar(index, abs(after - ratio), bottom=min(ratio, after),
+                     color="#3a9a5b" if after >= ratio else "#b8474c")
+            ratio = after
+            labels.append(step)
+        axis.bar(len(labels), row["latency_ratio"], color="#3b6ea8")
+        labels.append("latency ratio")
+        axis.axhline(1.0, color="black", linewidth=0.6)
+        axis.set_xticks(range(len(labels)), labels, rotation=40, ha="right", fontsize=8)
+        axis.set_title(row["model"], fontsize=10)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("teacher / student")
+    return _png(figure)

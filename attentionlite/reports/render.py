@@ -27,6 +27,7 @@ from attentionlite.analysis.tables import (
     VERDICT_COLUMNS,
     metric_cell,
 )
+from attentionlite.analysis.waterfall import LEVELS
 from attentionlite.files import atomic_output_dir, rows_to_csv
 from attentionlite.reports import figures, summary
 from attentionlite.reports.document import (
@@ -57,6 +58,8 @@ EXPLORATION_FILES = (
                    "and its costs"),
     ("pareto.csv", "each model's Pareto-optimal trials"),
 )
+WATERFALL_FILE = ("waterfall.csv", "per student, its MAC ratio to the teacher, each step's factor and its "
+                                    "latency ratio at the reference point")
 OTHER_FILES = (
     ("cpu_ops.csv", "the CPU baseline's per-op prediction for every model"),
     ("scaling.csv", "one row per (model, schedule, core count): timing, cost, ceilings, speed-up, efficiency"),
@@ -102,7 +105,9 @@ def _front_flags(report: CodesignReport) -> list[bool]:
 
 def _file_list(report: CodesignReport) -> tuple[tuple[str, str], ...]:
     """(path, what it holds) of every data file, in the order the Files section lists them."""
-    return REFERENCE_FILES + (GRID_FILES if report.exploration is None else EXPLORATION_FILES) + OTHER_FILES
+    waterfall = (WATERFALL_FILE,) if report.waterfall else ()
+    return (REFERENCE_FILES + waterfall + (GRID_FILES if report.exploration is None else EXPLORATION_FILES)
+            + OTHER_FILES)
 
 
 def _data_files(report: CodesignReport, generated: str) -> dict[str, str]:
@@ -110,6 +115,7 @@ def _data_files(report: CodesignReport, generated: str) -> dict[str, str]:
     return {
         "compare.csv": rows_to_csv(report.comparison),
         "breakdown.csv": rows_to_csv(report.breakdown),
+        **({"waterfall.csv": rows_to_csv(report.waterfall)} if report.waterfall else {}),
         **(sweep_files(report.sweep) if report.exploration is None else report.exploration.files()),
         "cpu_ops.csv": rows_to_csv(cpu_rows),
         **study_files(report.parallelism),
@@ -137,7 +143,8 @@ def _figures(report: CodesignReport, on_front: list[bool]) -> dict[str, bytes]:
     stages = {"figures/stages.png": figures.pipeline_stages(
         _stage_cycles(report), GROUPS, f"optimal pipeline cut into {_stages_shown(report)} stages"),
     } if report.parallelism.plans else {}
-    return stages | _grid_figures(report) | {
+    waterfall = {"figures/waterfall.png": figures.waterfall(report.waterfall, STEPS)} if report.waterfall else {}
+    return stages | waterfall | _grid_figures(report) | {
         "figures/breakdown.png": figures.kind_breakdown(
             shares, GROUPS, "busy cycles by op kind on " + _point(report).replace("`", "")),
         "figures/pareto.png": figures.pareto_front(_designs(report), models, on_front),
@@ -220,6 +227,8 @@ def _summary_blocks(report: CodesignReport, on_front: list[bool]) -> list:
     if "speedup_from_sparsity" in report.comparison[0]:
         items.append(summary.sparsity_sentence(report.comparison, report.settings.sparsity))
     items.append(summary.breakdown_sentence(report.breakdown))
+    if report.waterfall:
+        items.append(summary.waterfall_sentence(report.waterfall, STEPS))
     found = report.exploration
     items += _grid_sentences(report, on_front) if found is None else _exploration_sentences(report, found)
     items += report.parallelism.claims[:1]
@@ -345,7 +354,38 @@ def _comparison_blocks(report: CodesignReport) -> list:
         _group_table(report, "share", "share of busy cycles"),
         _group_table(report, "utilisation", "array utilisation within each group (useful MACs / busy "
                      "PE-cycles; - where the group has no array work)"),
+        *_waterfall_blocks(report),
     ]
+
+
+STEPS = LEVELS[1:]  # the waterfall's steps after the MAC ratio
+
+
+def _waterfall_blocks(report: CodesignReport) -> list:
+    if not report.waterfall:
+        return [Heading("From MAC ratio to latency ratio", level=3),
+                Paragraph("Not computed: the accelerator has core groups, so no one array size to count "
+                          "ideal cycles on.")]
+    columns = {"model": lambda r: f"`{r['model']}`", "MAC ratio": lambda r: f"{r['mac_ratio']:.3g}x",
+               **{step: _factor(step) for step in STEPS}, "latency ratio": lambda r: f"{r['latency_ratio']:.3g}x"}
+    return [
+        Heading("From MAC ratio to latency ratio", level=3),
+        Paragraph("Each student's cycles per image and the teacher's are built up step by step on one core "
+                  "of P PEs: the graph's MACs over P; less the MACs the hardware skipped (**sparsity**); the "
+                  "folds' streamed cycles, PEs a fold leaves empty and window halo work included (**mapping**); "
+                  "the array ops' compute cycles (**fill and drain**: skew, drain, preload); plus the vector "
+                  "unit's cycles (**vector work**); plus every stall (**memory stalls**); the latency itself "
+                  "(**overlap and gaps**). The teacher's over the student's is the MAC ratio at the first step "
+                  "and the latency ratio at the last; each factor is a step's ratio over the one before, so they "
+                  "multiply from one to the other. Below 1, a step costs the student more than the teacher: "
+                  "that is where its savings go."),
+        Figure("figures/waterfall.png", "Each student's MAC ratio, step by step, to its latency ratio"),
+        _table(report.waterfall, columns, "factor of each step (teacher / student)"),
+    ]
+
+
+def _factor(step: str):
+    return lambda row: f"{row[step]:.3g}"
 
 
 def _group_table(report: CodesignReport, field: str, caption: str) -> Table:

@@ -81,6 +81,17 @@ def breakdown_sentence(breakdown: Sequence[Mapping]) -> str:
     return "Largest share of busy cycles at the reference point: " + "; ".join(parts) + "."
 
 
+def waterfall_sentence(rows: Sequence[Mapping], steps: Sequence[str]) -> str:
+    """Each student's MAC ratio against its latency ratio, and the step that costs it most."""
+    parts = []
+    for row in rows:
+        worst = min(steps, key=lambda step: row[step])
+        loss = f"; the largest loss is {worst} ({row[worst]:.3g}x)" if row[worst] < 1 else ""
+        parts.append(f"`{row['model']}` has {times(row['mac_ratio'])} fewer MACs than the teacher and "
+                     f"is {speed_phrase(row['latency_ratio'])}{loss}")
+    return "From MACs to latency at the reference point: " + "; ".join(parts) + "."
+
+
 def winners_by_array(sweep: Sequence[Mapping], metric: str, noun: str) -> str:
     """Which model has the lowest ``metric`` (at its best dataflow) for each array size, as runs of sizes."""
     sides = sorted({(r["array_rows"], r["array_cols"]) for r in sweep})

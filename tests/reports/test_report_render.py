@@ -13,6 +13,7 @@ from attentionlite.analysis.compare import GROUPS
 from attentionlite.analysis.explore import Exploration, Search, Space, parse_constraint, parse_objectives
 from attentionlite.analysis.models import ModelEntry
 from attentionlite.analysis.parallelism import parallelism_study
+from attentionlite.analysis.waterfall import LEVELS
 from attentionlite.reports.document import linked_paths
 from attentionlite.reports.render import render_report, report_blocks
 from attentionlite.simulator.accelerator.hardware import load_hardware
@@ -52,6 +53,13 @@ def _breakdown() -> list[dict]:
              "utilisation": 0.5} for m in MODELS for i, g in enumerate(GROUPS)]
 
 
+def _waterfall() -> list[dict]:
+    """hybrid: 4x fewer MACs, half of it lost to fill and drain, 2x faster; homog: 3x fewer, 3x faster."""
+    steps = dict.fromkeys(LEVELS[1:], 1.0)
+    return [{"model": "hybrid", "mac_ratio": 4.0, **steps, "fill and drain": 0.5, "latency_ratio": 2.0},
+            {"model": "homog", "mac_ratio": 3.0, **steps, "latency_ratio": 3.0}]
+
+
 def _cpu_ops() -> dict[str, list[dict]]:
     return {m: [{"name": "conv1", "kind": "conv", "seconds": 0.004, "bound": "compute", "work": 2e8,
                  "arithmetic_intensity": 30.0},
@@ -80,7 +88,7 @@ def tiny_report() -> CodesignReport:
                               arrays=(8, 16, 32), dataflows=("os", "ws"), sparsity="none")
     return CodesignReport(
         settings=settings, models=entries, hardware_config=HARDWARE, cpu_name="tiny-cpu", cpu_config={"cores": 1},
-        comparison=_comparison(), breakdown=_breakdown(),
+        comparison=_comparison(), breakdown=_breakdown(), waterfall=_waterfall(),
         sweep=[_sweep_row(m, s, d) for m in MODELS for s in (8, 16, 32) for d in ("os", "ws")],
         cpu_ops=_cpu_ops(), cpu_peak_flops=1e11, cpu_bandwidths={"L1": 1e12, "DRAM": 1e10},
         parallelism=parallelism_study({m: _gemm_chain(3 + i) for i, m in enumerate(MODELS)},
@@ -116,7 +124,7 @@ def test_every_linked_file_is_in_the_folder(rendered):
 
 def test_index_html_needs_nothing_beside_it(rendered):
     page = (rendered / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 9
+    assert page.count("data:image/png;base64,") == 10
     assert not re.search(r'<img[^>]+src="(?!data:)', page)
     assert "<script" not in page and "<link" not in page
 
@@ -127,6 +135,9 @@ def test_summary_is_generated_from_the_numbers(rendered):
     assert "`homog` takes" in text and "3x faster" in text
     assert "Lowest latency by array size (best dataflow each): 8x8 to 32x32: `homog`." in text
     assert "**Accuracy is not known** for `teacher`, `hybrid`, `homog`" in text
+    assert ("`hybrid` has 4x fewer MACs than the teacher and is 2x faster; the largest loss is fill and drain "
+            "(0.5x); `homog` has 3x fewer MACs than the teacher and is 3x faster.") in text
+    assert "| `hybrid` | 4x | 1 | 1 | 0.5 | 1 | 1 | 1 | 2x |" in text
 
 
 def test_a_failed_render_leaves_no_folder(tmp_path):
@@ -212,3 +223,13 @@ def test_an_explored_reports_summary_follows_the_trials(explored):
     assert "`teacher` 0.113 mJ on 8x8, cores 2; `hybrid` 0.0563 mJ on 8x8, cores 2" in markdown
     # each at its own best: hybrid 2x faster and 2x less energy than the teacher, homog 3x
     assert "`hybrid` 2x faster and 2x less energy; `homog` 3x faster and 3x less energy." in markdown
+
+
+def test_without_a_waterfall_the_report_says_why_and_draws_none(tmp_path):
+    report = tiny_report()
+    report.waterfall = []  # as build_report leaves it for an accelerator with core groups
+    render_report(report, tmp_path / "out", generated="2026-01-01 00:00:00 UTC")
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "Not computed: the accelerator has core groups" in markdown and "From MACs to latency" not in markdown
+    assert not (tmp_path / "out" / "figures" / "waterfall.png").exists()
+    assert not (tmp_path / "out" / "waterfall.csv").exists()
