@@ -156,13 +156,14 @@ def explore(
     each model's Pareto front (see analysis/explore.py)."""
     from tqdm import tqdm
 
-    from attentionlite.analysis.explore import check_search, search_settings
     from attentionlite.analysis.explore import explore as run_explore
+    from attentionlite.analysis.explore import search_settings
     from attentionlite.analysis.models import trace_models
+    from attentionlite.analysis.sweep import check_executor
 
     resolved, config = _targets(targets, density), hardware_config(hardware)
     search = search_settings(space, config, trials, objectives, constraints, sampler, seed)  # before the slow steps
-    check_search(search.trials, search.sampler, engine, search.seed, workers, address)
+    check_executor(engine, workers, address)
     _, graphs = trace_models(resolved, density, mask_seed)
     with tqdm(total=search.trials * len(graphs), disable=None if progress else True, unit="trial",
               desc="exploring", leave=False) as bar:

@@ -197,7 +197,7 @@ def build_report(settings: ReportSettings, progress: bool = True) -> CodesignRep
         entries, graphs = trace_models(settings.targets, settings.density, settings.seed, step("tracing "))
         cpu_results = {label: predict(graph, cpu_config) for label, graph in graphs.items()}
         comparison, breakdown, waterfall = compare_reference(graphs, reference, cpu_results, step("comparing "))
-        sweep, exploration = _design_space(graphs, settings, points, step)
+        sweep, exploration = _design_space(graphs, settings, reference, points, step)
         others = [with_overrides(other, sparsity=settings.sparsity) for other in settings.against]
         parallelism = parallelism_study(graphs, reference, settings.core_counts, settings.schedules, others,
                                         step("parallelism: "))
@@ -211,19 +211,20 @@ def build_report(settings: ReportSettings, progress: bool = True) -> CodesignRep
     )
 
 
-def _design_space(graphs: Mapping[str, OpGraph], settings: ReportSettings, points: list[dict],
-                  step: Callable[[str], Callable[..., None]]) -> tuple[list[dict], Exploration | None]:
-    """(sweep rows, None) over the grid of ``points``, or ([], the exploration) when the settings search a space."""
+def _design_space(graphs: Mapping[str, OpGraph], settings: ReportSettings, reference: HardwareConfig,
+                  points: list[dict], step: Callable[[str], Callable[..., None]],
+                  ) -> tuple[list[dict], Exploration | None]:
+    """(sweep rows, None) over the grid of ``points``, or ([], the exploration from ``reference``) when the
+    settings search a space."""
     if settings.search is None:
         return run_sweep(graphs, settings.hardware, points, settings.workers, step("sweeping"), settings.engine,
                          settings.address), None
     searched = step("exploring")
-    found = explore(graphs, settings.reference_config(), settings.search, settings.workers, settings.engine,
+    found = explore(graphs, reference, settings.search, settings.workers, settings.engine,
                     settings.address, lambda done: searched(count=done))
     if not found.feasible:
-        limits = "".join(f" and {c}" for c in settings.search.constraints)
-        raise InputError(f"no trial of the search was a feasible design (buildable{limits}); expected a space "
-                         "or constraints that some design meets")
+        raise InputError(f"no trial of the search was a feasible design ({settings.search.feasible_means}); "
+                         "expected a space or constraints that some design meets")
     return [], found
 
 

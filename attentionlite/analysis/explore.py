@@ -182,6 +182,11 @@ class Search:
                 "trials": self.trials, "objectives": [o.name for o in self.objectives],
                 "constraints": [str(c) for c in self.constraints], "sampler": self.sampler, "seed": self.seed}
 
+    @property
+    def feasible_means(self) -> str:
+        """What a feasible trial is, in words: "buildable and area_mm2<=5"."""
+        return " and ".join(["buildable", *(str(c) for c in self.constraints)])
+
 
 def search_settings(space: str | Path, config: HardwareConfig, trials: int | None = None,
                     objectives: Sequence[str] | None = None, constraints: Sequence[str] = (),
@@ -192,7 +197,7 @@ def search_settings(space: str | Path, config: HardwareConfig, trials: int | Non
                    objectives=defaults.objectives if objectives is None else tuple(parse_objectives(objectives)),
                    constraints=tuple(parse_constraint(text) for text in constraints),
                    sampler=sampler or defaults.sampler, seed=defaults.seed if seed is None else seed)
-    check_search(found.trials, found.sampler, "local", found.seed)
+    _check_settings(found.trials, found.sampler, found.seed)
     return found
 
 
@@ -264,8 +269,12 @@ def explore(graphs: Mapping[str, OpGraph], config: HardwareConfig, search: Searc
 
 def check_search(trials: int, sampler: str, engine: str, seed: int = 0, workers: int | None = None,
                  address: str | None = None) -> None:
-    """The search's own settings, checked before anything slow."""
+    """The search's own settings and where it runs, checked before anything slow."""
     check_executor(engine, workers, address)
+    _check_settings(trials, sampler, seed)
+
+
+def _check_settings(trials: int, sampler: str, seed: int) -> None:
     if sampler not in SAMPLERS:
         raise InputError(f"sampler {sampler!r} is not known; expected one of {', '.join(SAMPLERS)}")
     if trials < 1:

@@ -259,8 +259,7 @@ def _exploration_sentences(report: CodesignReport, found: Exploration) -> list[s
     knobs = list(search.space.knobs)
     return [
         summary.search_sentence(found.trials, found.front, labels, SAMPLER_NAMES[search.sampler], search.space.size,
-                                [o.name for o in search.objectives], [str(c) for c in search.constraints],
-                                search.space.columns),
+                                [o.name for o in search.objectives], search.feasible_means, search.space.columns),
         summary.best_found_sentence(rows, labels, "latency_s", "Fastest design", "ms", knobs),
         summary.best_found_sentence(rows, labels, "energy_per_image_j", "Lowest-energy design", "mJ", knobs),
         summary.best_found_sentence(rows, labels, "edp_per_image", "Lowest energy-delay product", "mJ*ms", knobs),

@@ -198,7 +198,7 @@ def design_label(row: Mapping, knobs: Sequence[str]) -> str:
 
 
 def search_sentence(trials: Sequence[Mapping], front: Sequence[Mapping], models: Sequence[str], sampler: str,
-                    space_size: int, objectives: Sequence[str], constraints: Sequence[str],
+                    space_size: int, objectives: Sequence[str], feasible_means: str,
                     design_columns: Sequence[str]) -> str:
     """How many trials each model's search ran, how many distinct feasible designs they found, and how many
     of those are on its front."""
@@ -206,10 +206,9 @@ def search_sentence(trials: Sequence[Mapping], front: Sequence[Mapping], models:
     for model in models:
         feasible = {tuple(r[c] for c in design_columns) for r in trials if r["model"] == model and r["feasible"]}
         parts.append(f"`{model}` {sum(r['model'] == model for r in front)} of {len(feasible)}")
-    within = "".join(f" and {c}" for c in constraints)
     return (f"{sampler} ran {len(trials) // len(models):,} trials per model over a space of {space_size:,} "
             f"designs. Each model's Pareto front in {', '.join(objectives)}, of the distinct feasible designs "
-            f"(buildable{within}) its trials found: " + "; ".join(parts) + ".")
+            f"({feasible_means}) its trials found: " + "; ".join(parts) + ".")
 
 
 def best_found_sentence(designs: Sequence[Mapping], models: Sequence[str], metric: str, noun: str, unit: str,
