@@ -34,7 +34,8 @@ def test_topology_file_to_ops_csv_and_summary(tmp_path):
     assert "Avg IFMAP DRAM BW (B/cycle)" in bandwidth[0] and "Peak FILTER DRAM BW (B/cycle)" in bandwidth[0]
     assert len(compute) == len(bandwidth) == 3
     summary = json.loads((tmp_path / "sim" / "summary.json").read_text())
-    assert summary["hardware"]["array"] == {"rows": 8, "cols": 8, "dataflow": "ws", "overlap_folds": False}
+    assert summary["hardware"]["array"] == {"rows": 8, "cols": 8, "dataflow": "ws", "overlap_folds": False,
+                                          "fuse_post_ops": False}
     assert summary["run"]["schedule"] == "data" and summary["provenance"]["package_version"]
     assert summary["totals"]["cycles"] > 0
 

@@ -10,6 +10,9 @@ components at the word width ``b`` (``8 x word_bytes``) scaled from the table's 
   fold's operand is preloaded under the stream);
 * a vector-unit lane: a ``b x b`` multiplier, a ``2b``-bit adder and a ``b``-bit comparator (max);
   the exponential's lookup table and the reciprocal are not counted;
+* the array's output path (``array.fuse_post_ops``): one such lane per array column, counted with
+  the array (its multiplier scales a batch norm, its adder shifts it or adds the residual, its
+  comparator clamps a ReLU);
 * SRAM: every operand buffer at its full (double-buffered) capacity.
 
 Not counted: the DRAM controller and PHY, the on-chip network, and control; so the figure is a lower
@@ -78,8 +81,9 @@ def lane_um2(config: HardwareConfig) -> float:
 def core_area(config: HardwareConfig) -> Area:
     """One core of the design ``config`` describes (its main kind's)."""
     sram_bits = (config.sram.input_kib + config.sram.weight_kib + config.sram.output_kib) * 1024 * 8
-    return Area(config.pes * pe_um2(config), config.vector.lanes * lane_um2(config),
-                sram_bits * config.area.sram_um2_per_bit)
+    output_path_lanes = config.array.cols if config.array.fuse_post_ops else 0
+    return Area(config.pes * pe_um2(config) + output_path_lanes * lane_um2(config),
+                config.vector.lanes * lane_um2(config), sram_bits * config.area.sram_um2_per_bit)
 
 
 def accelerator_area(config: HardwareConfig) -> Area:

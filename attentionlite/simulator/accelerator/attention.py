@@ -97,7 +97,7 @@ def _logit_elements(window: Window) -> int:
 
 def map_window_logits(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
     """Content logits on the array, relative logits as a shared-embedding GEMM, their sum on the vector unit."""
-    window = _require_window(op)
+    window = require_window(op)
     gemm, key_rereads = WINDOW_MAPPINGS[config.attention.window_mapping][0](window, config)
     relative_macs = int(dict(op.attrs).get("relative_macs", 0))
     content = GemmMapping(
@@ -123,7 +123,7 @@ def _relative_logits(op: Op, window: Window) -> GemmMapping:
 
 def map_weighted_sum(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
     """Softmax-weighted sum of each window's values on the array (stem mixing on the vector unit)."""
-    window = _require_window(op)
+    window = require_window(op)
     gemm, value_rereads = WINDOW_MAPPINGS[config.attention.window_mapping][1](window, config)
     mapping = GemmMapping(
         gemm=gemm,
@@ -146,12 +146,30 @@ def map_softmax(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> 
     return vector_work(softmax_cycles(elements, config), op.vector_ops, op, config, on_chip, parts)
 
 
+def own_vector_cycles(op: Op, config: HardwareConfig) -> int:
+    """Cycles of a logits or weighted-sum op's own vector work (relative-logit adds, stem value mixing)."""
+    return math.ceil(op.vector_ops / config.vector.lanes)
+
+
 def _vector_on_chip(op: Op, config: HardwareConfig, parts: int) -> OpWork:
-    """The op's own vector work (relative-logit adds, stem value mixing) on data already on chip."""
-    return on_chip_vector_work(math.ceil(op.vector_ops / config.vector.lanes), op.vector_ops, parts)
+    """The op's own vector work on data already on chip."""
+    return on_chip_vector_work(own_vector_cycles(op, config), op.vector_ops, parts)
 
 
-def _require_window(op: Op) -> Window:
+def fused_blocks(window: Window, config: HardwareConfig) -> tuple[int, int]:
+    """How fused attention cuts a layer: (blocks, run one after another; words of one block's probabilities).
+
+    A block is one head's b x b query block (blocked: its whole halo, masked
+    positions included, as the weighted sum's GEMM reads it) or one row fold
+    of a head's queries (gathered: their own windows).  A block's logits are
+    at most as many words as its probabilities, so these words bound both.
+    """
+    gemm, _ = WINDOW_MAPPINGS[config.attention.window_mapping][1](window, config)
+    rows = gemm.m if config.attention.window_mapping == "blocked" else min(gemm.m, config.array.rows)
+    return gemm.batch * math.ceil(gemm.m / rows), rows * gemm.k
+
+
+def require_window(op: Op) -> Window:
     if op.window is None:
         raise InputError(f"op {op.name!r} ({op.kind.value}) has no window geometry; expected one for local attention")
     return op.window

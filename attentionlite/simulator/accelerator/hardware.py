@@ -55,6 +55,7 @@ class ArrayConfig:
     cols: Annotated[int, POSITIVE]
     dataflow: Annotated[str, OneOf(DATAFLOWS)]
     overlap_folds: bool = False  # pipeline folds (fill under the last drain, preload under the stream); systolic.py
+    fuse_post_ops: bool = False  # batch norm, ReLU and residual add in the output path as outputs drain; fusion.py
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class VectorConfig:
 
     lanes: Annotated[int, POSITIVE]
     exp_cycles: Annotated[int, POSITIVE] = 4  # an exp costs this many lane-cycles (max, sum, divide cost one each)
+    overlaps_array: bool = False  # fused attention's softmax of one block runs while the array computes others; fusion.py
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class AttentionConfig:
 
     window_mapping: Annotated[str, OneOf(WINDOW_MAPPINGS)] = "blocked"
     block: Annotated[int, POSITIVE] = 4  # query block edge for blocked windows (block x block queries share a halo)
+    fused: bool = False  # logits -> softmax -> weighted sum block by block on chip, when a block fits; fusion.py
 
 
 @dataclass(frozen=True)
@@ -418,7 +421,9 @@ def _dotted_values(key: str, value: Any, where: str) -> dict[str, Any]:
 def _check(config: HardwareConfig, where: str) -> None:
     _check_groups(config, where)
     for index, kind in enumerate(core_kinds(config)):
-        _check_buffers_hold_a_tile(kind.design, where, f"groups[{index - 1}]." if index else "")
+        prefix = f"groups[{index - 1}]." if index else ""
+        _check_buffers_hold_a_tile(kind.design, where, prefix)
+        _check_overlap_has_fused_attention(kind.design, where, prefix)
 
 
 def _check_groups(config: HardwareConfig, where: str) -> None:
@@ -433,6 +438,14 @@ def _check_groups(config: HardwareConfig, where: str) -> None:
         if unknown or not group.runs:
             raise InputError(f"{where}: 'groups[{index}].runs' is {list(group.runs)}; expected op kinds "
                              f"among {', '.join(known)}")
+
+
+def _check_overlap_has_fused_attention(config: HardwareConfig, where: str, prefix: str) -> None:
+    """The vector unit overlaps the array block by block, which only fused attention's blocks allow."""
+    if config.vector.overlaps_array and not config.attention.fused:
+        raise InputError(f"{where}: '{prefix}vector.overlaps_array' is true while 'attention.fused' is false; "
+                         "expected attention.fused = true too (the softmax overlaps the array only on blocks "
+                         "that stay on chip)")
 
 
 def _check_buffers_hold_a_tile(config: HardwareConfig, where: str, prefix: str = "") -> None:

@@ -73,7 +73,9 @@ def vector_cycles(op: Op, config: HardwareConfig) -> int:
 
 
 def _map_vector(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
-    return vector_work(vector_cycles(op, config), op.vector_ops, op, config, on_chip, parts)
+    """On the vector unit, or free of cycles in the array's output path as its producer's outputs drain."""
+    cycles = 0 if on_chip.output_path else vector_cycles(op, config)
+    return vector_work(cycles, op.vector_ops, op, config, on_chip, parts)
 
 
 Mapper = Callable[[Op, HardwareConfig, OnChip, int], OpWork]

@@ -33,10 +33,12 @@ by operand (:class:`Traffic`):
   slice (each fold paying its own fill and drain), and a reduction on the
   vector unit of core 0 reads the partial sums back, adds them and stores the
   result.
-* Reuse across ops (:func:`on_chip_reuse`).  When an op consumes the output of
-  the op just before it on the same core and that tensor fits half of the
-  output and input buffers, it is read on chip instead of from DRAM; if that
-  op is its only consumer, the producer does not store it either.
+* Reuse across ops (:class:`OnChip`, decided in fusion.py).  When an op
+  consumes the output of the op just before it on the same core and that
+  tensor stays on chip (it fits half of the output and input buffers, or a
+  fused attention block does, or it streams through the array's output
+  path), it is read on chip instead of from DRAM; if that op is its only
+  consumer, the producer does not store it either.
 * SRAM accesses.  The array reads its operand tiles (gathered attention windows
   re-read keys and values per PE row), writes its outputs and, under ws/is,
   reads back the partial sums it accumulates; every byte from DRAM is also
@@ -57,7 +59,6 @@ import numpy as np
 
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
 from attentionlite.simulator.accelerator.systolic import OPERAND_DIMS, FoldPlan, fold_plan
-from attentionlite.simulator.graph.graph import OpGraph
 from attentionlite.simulator.graph.ops import Gemm, Op
 
 OPERANDS = tuple(OPERAND_DIMS)
@@ -65,38 +66,15 @@ OPERANDS = tuple(OPERAND_DIMS)
 
 @dataclass(frozen=True)
 class OnChip:
-    """Which of an op's tensors stay on chip: input positions read from the previous op, and its output."""
+    """Which of an op's tensors stay on chip: input positions read from the previous op, and its output;
+    ``output_path``: the op itself is applied in its producer's output path, as the outputs drain (fusion.py)."""
 
     inputs: frozenset[int] = frozenset()
     output: bool = False
+    output_path: bool = False
 
 
 NOTHING_ON_CHIP = OnChip()  # every tensor crosses DRAM
-
-
-def on_chip_reuse(ops: Sequence[Op], graph: OpGraph | Sequence[Op], same_core: Sequence[bool],
-                  designs: Sequence[HardwareConfig]) -> list[OnChip]:
-    """Per op, what never crosses DRAM because the neighbouring op on the same core keeps it.
-
-    ``same_core[i]`` says op i runs right after op i - 1 on the same core with
-    the whole tensor (false across pipeline stages and in tile-split);
-    ``designs[i]`` is the core design op i runs on.  Without a graph (a bare
-    list of ops) nothing is assumed to connect.
-    """
-    if not isinstance(graph, OpGraph):
-        return [OnChip() for _ in ops]
-    inputs: list[set[int]] = [set() for _ in ops]
-    outputs = [False] * len(ops)
-    for i in range(1, len(ops)):
-        producer, consumer, config = ops[i - 1], ops[i], designs[i]
-        capacity = min(config.half_buffer_bytes("output"), config.half_buffer_bytes("input"))
-        if not same_core[i] or producer.output_bytes(config.word_bytes) > capacity:
-            continue
-        consumers = graph.consumers(producer.name)
-        if consumer.name in consumers and producer.output_shape in consumer.input_shapes:
-            inputs[i].add(consumer.input_shapes.index(producer.output_shape))
-            outputs[i - 1] = consumers == [consumer.name]
-    return [OnChip(frozenset(kept), output) for kept, output in zip(inputs, outputs)]
 
 
 # ----------------------------------------------------------------------------- what an op moves

@@ -4,8 +4,9 @@
     formats = weight_formats(ops, kind, parts)  # per kind of core, per layer: sparse or dense weights, and
                                                 # its tiles + access counts with every tensor via DRAM (mapping.py)
     layout = plan.layout(costs, kinds)          # which kind of core (and, pipelined, which core) runs each op
-    kept = on_chip_reuse(ops, graph, ...)       # tensors the next op on the same core reads on chip
+    kept = on_chip_reuse(ops, graph, ...)       # tensors the next op on the same core reads on chip (fusion.py)
     works = [map_op(op, hw, on_chip, parts) ...]  # again, without those tensors' DRAM traffic
+    works = overlap_softmax(ops, works, ...)    # a fused softmax beside the array: only what it does not hide
     reads = dram_inputs(ops, graph, kept)       # which producers each op reads from DRAM (read after write)
     tasks = plan.tasks(works, layout, kinds, reads)  # tiles -> cores, with dependencies (schedules.py)
     timeline = run(tasks, hw)                   # every load, compute and store at an exact cycle (engine.py)
@@ -20,9 +21,10 @@ from dataclasses import dataclass, replace
 from attentionlite.errors import InputError
 from attentionlite.provenance import provenance
 from attentionlite.simulator.accelerator.engine import Timeline, run
+from attentionlite.simulator.accelerator.fusion import on_chip_reuse, overlap_softmax
 from attentionlite.simulator.accelerator.hardware import CoreKind, HardwareConfig, core_kinds
 from attentionlite.simulator.accelerator.mapping import Memo, core_design, has_sparse_form, map_op
-from attentionlite.simulator.accelerator.memory import NOTHING_ON_CHIP, OnChip, OpWork, on_chip_reuse
+from attentionlite.simulator.accelerator.memory import NOTHING_ON_CHIP, OnChip, OpWork
 from attentionlite.simulator.accelerator.results import SimResult, summarise
 from attentionlite.simulator.accelerator.schedules import SCHEDULES, Schedule, Task, split_tasks
 from attentionlite.simulator.graph.graph import OpGraph, fold_batch_norms
@@ -82,6 +84,7 @@ def schedule_and_run(graph: OpGraph | Sequence[Op], config: HardwareConfig, sche
     kept = on_chip_reuse(ops, graph, plan.follows_on_same_core(layout, kinds), designs)  # what stays on chip
     works = [map_op(op, hw, on_chip, plan.parts(kinds[kind])) if on_chip != NOTHING_ON_CHIP else work
              for op, (hw, work), on_chip, kind in zip(ops, chosen, kept, layout.kind_of)]
+    works = overlap_softmax(ops, works, kept, designs)
     tasks = plan.tasks(works, layout, kinds, dram_inputs(ops, graph, kept))  # tiles -> cores, with dependencies
     return Scheduled(graph, ops, designs, works, kept, tasks, run(tasks, config))  # every transfer and tile at a cycle
 
