@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from attentionlite.simulator.graph.lowering import RELATIVE_ADDS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
-from attentionlite.simulator.graph.ops import IN_PLACE, Gemm, Op, OpKind, Window
+from attentionlite.simulator.graph.lowering import RELATIVE_ADDS_PER_ELEMENT
+from attentionlite.simulator.graph.ops import IN_PLACE, SOFTMAX_OPS_PER_ELEMENT, Gemm, Op, OpKind, Window
 
 
 def _shape_op(name: str, kind: OpKind, inputs: tuple, output: tuple, **counts) -> Op:

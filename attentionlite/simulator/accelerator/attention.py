@@ -23,8 +23,24 @@ Either way each tensor crosses DRAM once (the on-chip halo or gather is
 SRAM's business).  SASA's relative logits ``q . r`` use embeddings shared by
 every query, so they are a plain GEMM (M = queries, N = k, K = head channels);
 adding them to the content logits, like the stem's value mixing, is vector
-work.  The softmax (max, exp, sum, divide over each window) runs on the vector
-unit: ``(3 + exp_cycles)`` lane-cycles per element on L lanes.
+work.
+
+Every softmax (over each window here, over the keys in global attention) runs
+on the vector unit of L lanes, one row (the axis it normalises) at a time:
+
+* a row of n elements takes ``p = ceil(n / L)`` lane-wide passes; rows shorter
+  than half the lanes share a pass, ``floor(L / n)`` side by side (segmented
+  trees), so a row of 49 on 32 lanes uses 49 of 64 lane slots and one of 9
+  uses 27 of 32;
+* per pass: a max, an exp (``exp_cycles``: a table lookup and interpolation,
+  or a polynomial's steps), an add into the row's sum and a multiply by the
+  sum's reciprocal: ``p x (3 + exp_cycles)`` cycles per group of rows;
+* the max and the sum each end in a reduction tree over the lanes a row
+  occupies, ``ceil(log2(min(n, L)))`` levels, and the sum's reciprocal (a
+  seed table and Newton-Raphson steps) takes ``reciprocal_cycles``.  The trees
+  and the reciprocal are pipelined and rows interleave (one row's exp while
+  the next row's max drains its tree), so their latency shows once per op,
+  not once per row.
 """
 
 from __future__ import annotations
@@ -43,9 +59,7 @@ from attentionlite.simulator.accelerator.memory import (
     on_chip_vector_work,
     vector_work,
 )
-from attentionlite.simulator.graph.ops import Gemm, Op, Window
-
-SOFTMAX_OPS_PER_ELEMENT = 4  # max, exp, sum, divide: how the graph counts a softmax's vector_ops
+from attentionlite.simulator.graph.ops import AXIS_LENGTH, SOFTMAX_OPS_PER_ELEMENT, Gemm, Op, Window
 
 
 def _blocks(window: Window, block: int) -> int:
@@ -135,15 +149,27 @@ def map_weighted_sum(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int
                     _vector_on_chip(op, config, parts)])
 
 
-def softmax_cycles(elements: int, config: HardwareConfig) -> int:
-    """Max, exp, sum and divide per element on ``lanes`` lanes; an exp costs ``exp_cycles``."""
-    return math.ceil(elements * (3 + config.vector.exp_cycles) / config.vector.lanes)
+def softmax_cycles(rows: int, length: int, config: HardwareConfig) -> int:
+    """``rows`` softmaxes of ``length`` elements each on the vector unit (the module doc derives it)."""
+    lanes = config.vector.lanes
+    passes = math.ceil(length / lanes)
+    rows_per_pass = max(1, lanes // length)
+    tree_levels = math.ceil(math.log2(min(length, lanes)))
+    streamed = math.ceil(rows / rows_per_pass) * passes * (3 + config.vector.exp_cycles)
+    return streamed + 2 * tree_levels + config.vector.reciprocal_cycles
+
+
+def softmax_rows(op: Op) -> tuple[int, int]:
+    """(rows, elements per row) of a softmax: a window's positions, else its ``axis_length`` attr, else
+    the last axis."""
+    elements = op.vector_ops // SOFTMAX_OPS_PER_ELEMENT
+    length = op.window.window_size if op.window else int(dict(op.attrs).get(AXIS_LENGTH, op.output_shape[-1]))
+    return max(1, elements // length), length
 
 
 def map_softmax(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
-    """Softmax over each window on the vector unit, streaming logits in and probabilities out."""
-    elements = op.vector_ops // SOFTMAX_OPS_PER_ELEMENT
-    return vector_work(softmax_cycles(elements, config), op.vector_ops, op, config, on_chip, parts)
+    """Softmax row by row on the vector unit, streaming logits in and probabilities out."""
+    return vector_work(softmax_cycles(*softmax_rows(op), config), op.vector_ops, op, config, on_chip, parts)
 
 
 def own_vector_cycles(op: Op, config: HardwareConfig) -> int:

@@ -41,7 +41,9 @@ of the other's, the fill and drain of a two-stage pipeline.  (The true
 three-step order, logits, softmax, weighted sum, ends sooner when the array
 is the slower unit, by up to one block's softmax less its weighted sum: the
 formula is an upper bound.)  The softmax op is given what is left of that
-after its neighbours' own cycles, so the layer's total is the formula's.
+after its neighbours' own cycles, so the layer's total is the formula's, or
+those cycles where they are longer: the relative-logit adds and the value
+mixing stay in the logits' and weighted sum's own cycles.
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ class VectorConfig:
 
     lanes: Annotated[int, POSITIVE]
     exp_cycles: Annotated[int, POSITIVE] = 4  # an exp costs this many lane-cycles (max, sum, divide cost one each)
+    reciprocal_cycles: Annotated[int, NON_NEGATIVE] = 4  # latency of a softmax row's 1 / sum (attention.py)
     overlaps_array: bool = False  # fused attention's softmax of one block runs while the array computes others; fusion.py
 
 

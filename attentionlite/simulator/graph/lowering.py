@@ -79,12 +79,11 @@ from attentionlite.simulator.graph.lowered import (
     window_attrs,
     with_attrs,
 )
-from attentionlite.simulator.graph.ops import Gemm, Op, OpKind, Window
+from attentionlite.simulator.graph.ops import AXIS_LENGTH, SOFTMAX_OPS_PER_ELEMENT, Gemm, Op, OpKind, Window
 from attentionlite.simulator.graph.shapes import pair
 
 Shape = tuple[int, ...]
 AttentionLayer = LocalSelfAttention | AttentionStem
-SOFTMAX_OPS_PER_ELEMENT = 4  # max, exp, sum, divide
 NORM_OPS_PER_ELEMENT = 2  # scale, shift
 RELATIVE_ADDS_PER_ELEMENT = 2  # row + column, then + content logit
 
@@ -130,8 +129,11 @@ def lower_group_norm(ctx: NodeContext) -> Lowered:
 
 
 def lower_softmax(ctx: NodeContext) -> Lowered:
-    """A softmax over any axis: max, exp, sum and divide per element."""
-    return elementwise(ctx, OpKind.SOFTMAX, SOFTMAX_OPS_PER_ELEMENT)
+    """A softmax over any axis: max, exp, sum and divide per element; the axis's length (how long each
+    row the vector unit reduces is) in the ``axis_length`` attr.  Without a ``dim``: the last axis."""
+    dim = ctx.module.dim if ctx.module is not None else ctx.argument(1, "dim")
+    length = ctx.input_shapes[0][-1 if dim is None else dim]
+    return elementwise(ctx, OpKind.SOFTMAX, SOFTMAX_OPS_PER_ELEMENT, attrs=((AXIS_LENGTH, length),))
 
 
 def lower_reduction(mode: str) -> Handler:

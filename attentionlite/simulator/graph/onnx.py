@@ -42,8 +42,8 @@ from attentionlite.simulator.graph.lowered import (
     transposed_conv_gemm,
     window_attrs,
 )
-from attentionlite.simulator.graph.lowering import INTERPOLATION_OPS, NORM_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
-from attentionlite.simulator.graph.ops import Gemm, Op, OpKind
+from attentionlite.simulator.graph.lowering import INTERPOLATION_OPS, NORM_OPS_PER_ELEMENT
+from attentionlite.simulator.graph.ops import AXIS_LENGTH, SOFTMAX_OPS_PER_ELEMENT, Gemm, Op, OpKind
 
 Shape = tuple[int, ...]
 
@@ -268,6 +268,15 @@ def _vector(kind: OpKind, per_element: int, transcendentals: int = 0, **attrs) -
     return lower
 
 
+def _softmax(node: OnnxNode) -> Op:
+    """Max, exp, sum and divide per element over ``axis`` (by default the last, as from opset 13).  Before
+    opset 13 a softmax normalised the axis and all after it as one row (default axis 1); such a model's
+    rows are priced at the one axis it names, or at the last."""
+    length = node.output_shape[node.attribute("axis", -1)]
+    return _op(node, OpKind.SOFTMAX, vector_ops=SOFTMAX_OPS_PER_ELEMENT * _elements(node),
+               attrs=((AXIS_LENGTH, length),))
+
+
 def _activation(function: str) -> Callable[[OnnxNode], Op]:
     def lower(node: OnnxNode) -> Op:
         vector_ops, attrs = activation_work(function, _elements(node))
@@ -351,7 +360,7 @@ NODE_LOWERINGS: dict[str, Callable[[OnnxNode], Op | None]] = {
     "Sub": _vector(OpKind.ELEMENTWISE, 1, function="sub"),
     "Mul": _vector(OpKind.ELEMENTWISE, 1, function="mul"),
     "Div": _vector(OpKind.ELEMENTWISE, 1, function="div"),
-    "Softmax": _vector(OpKind.SOFTMAX, SOFTMAX_OPS_PER_ELEMENT),
+    "Softmax": _softmax,
     "MaxPool": _pool("max"),
     "AveragePool": _pool("avg"),
     "GlobalAveragePool": _reduction("mean"),

@@ -180,6 +180,8 @@ class Op:
 
 
 IN_PLACE: tuple[tuple[str, int], ...] = (("in_place", 1),)  # the attrs that mark an op as in place
+SOFTMAX_OPS_PER_ELEMENT = 4  # how a softmax's vector_ops are counted: max, exp, sum, divide per element
+AXIS_LENGTH = "axis_length"  # a softmax's attr: the length of the axis it normalises over
 
 
 def op_from_dict(data: dict) -> Op:

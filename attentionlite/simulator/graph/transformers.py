@@ -42,10 +42,9 @@ from attentionlite.simulator.graph.lowered import (
     statistics_norm_op,
     vector_op,
 )
-from attentionlite.simulator.graph.ops import Gemm, Op, OpKind
+from attentionlite.simulator.graph.ops import SOFTMAX_OPS_PER_ELEMENT, Gemm, Op, OpKind
 
 Shape = tuple[int, ...]
-SOFTMAX_OPS_PER_ELEMENT = 4  # max, exp, sum, divide
 NODE_INPUT = ""  # in a _Parts chain: the node's own input
 # Marks the three parts of an attention PyTorch runs as one kernel (the CPU baseline prices them so).
 FUSED = (("fused_attention", 1),)

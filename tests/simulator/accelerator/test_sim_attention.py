@@ -1,10 +1,12 @@
 """Local attention on the array: the two window mappings and the softmax, counted by hand."""
 
+import math
+
 import pytest
 
 from attentionlite.simulator.accelerator.hardware import load_hardware
 from attentionlite.simulator.accelerator.simulation import simulate
-from attentionlite.simulator.graph.ops import Op, OpKind, Window
+from attentionlite.simulator.graph.ops import AXIS_LENGTH, Op, OpKind, Window
 
 WINDOW = Window(images=1, height=8, width=8, kernel=3, heads=2, head_channels=4)
 FEATURE = (1, 8, 8, 8)
@@ -49,12 +51,35 @@ def test_each_tensor_crosses_dram_once_whatever_the_mapping():
         assert row.dram_write_bytes == 2 * 9 * 64  # one logit per query, head and window position
 
 
+def _softmax(shape: tuple, **fields) -> Op:
+    return Op("softmax", OpKind.SOFTMAX, (shape,), shape, vector_ops=4 * math.prod(shape), **fields)
+
+
 def test_softmax_on_the_vector_unit_by_hand():
-    elements = 2 * 9 * 64
-    op = Op("softmax", OpKind.SOFTMAX, (LOGITS,), LOGITS, vector_ops=4 * elements, window=WINDOW)
+    # 128 rows (2 heads x 64 queries) of 9 window positions on 4 lanes: 3 passes each of max, sum, multiply
+    # and a 4-cycle exp: 128 x 3 x 7; then the max and sum trees, ceil(log2 4) = 2 levels each; the reciprocal, 4
+    op = _softmax(LOGITS, window=WINDOW)
     row = simulate([op], load_hardware("paa-default", cores=1, vector_lanes=4, exp_cycles=4)).rows[0]
-    assert row.compute_cycles == elements * (3 + 4) // 4  # max, sum, divide + a 4-cycle exp, on 4 lanes
-    assert row.utilisation == 0.0 and row.vector_ops == 4 * elements
+    assert row.compute_cycles == 128 * 3 * 7 + 2 * 2 + 4
+    assert row.utilisation == 0.0 and row.vector_ops == 4 * 2 * 9 * 64
+
+
+def test_short_softmax_rows_share_the_lanes():
+    # rows of 9 on 32 lanes: 3 side by side, so ceil(128 / 3) = 43 passes of 7; trees of ceil(log2 9) = 4 levels
+    row = simulate([_softmax(LOGITS, window=WINDOW)], load_hardware("paa-default", cores=1)).rows[0]
+    assert row.compute_cycles == 43 * 7 + 2 * 4 + 4
+
+
+def test_a_global_softmax_normalises_its_named_axis():
+    # 4 heads x 65 query rows of 65 keys (the last axis) on 32 lanes: 3 passes per row, trees of 5 levels
+    shape = (1, 4, 65, 65)
+    config = load_hardware("paa-default", cores=1)
+    rows = [simulate([op], config).rows[0].compute_cycles
+            for op in (_softmax(shape), _softmax(shape, attrs=((AXIS_LENGTH, 65),)))]
+    assert rows == [260 * 3 * 7 + 2 * 5 + 4] * 2
+    # over the heads axis instead: 1 x 65 x 65 rows of 4, 8 side by side on 32 lanes, trees of 2 levels
+    heads = simulate([_softmax(shape, attrs=((AXIS_LENGTH, 4),))], config).rows[0]
+    assert heads.compute_cycles == math.ceil(4225 / 8) * 7 + 2 * 2 + 4
 
 
 def test_relative_logits_add_a_shared_embedding_gemm():

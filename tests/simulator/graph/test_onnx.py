@@ -94,3 +94,22 @@ def test_the_cli_reads_onnx_and_a_damaged_file_is_one_line(tmp_path):
     convolutional = export(fm.MobileNetV2(), tmp_path / "mobilenet.onnx")
     result = runner.invoke(main, ["cpu", convolutional, "--measure", "--cpu", "cpu-host-default"])
     assert result.exit_code == 2 and "not a torch module" in result.output
+
+
+class SoftmaxAxes(nn.Module):
+    """Softmaxes over the channels (3, not the last axis), the rows of 5 columns (32, a module; the last axis
+    is 5) and the last axis (32, no dim named)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.over_rows = nn.Softmax(dim=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = self.over_rows(x[..., :5]).sum(dim=-1, keepdim=True)
+        return x.softmax(dim=1) + rows + torch.softmax(x[:, :2], -1).sum(dim=1, keepdim=True)
+
+
+def test_a_softmax_knows_the_length_of_the_axis_it_normalises(tmp_path):
+    for graph in (trace_model(SoftmaxAxes(), IMAGE), load_onnx_graph(export(SoftmaxAxes(), tmp_path / "s.onnx"))):
+        lengths = sorted(dict(op.attrs)["axis_length"] for op in graph.ops_in_order() if op.kind is OpKind.SOFTMAX)
+        assert lengths == [3, 32, 32]
