@@ -29,6 +29,8 @@ KNOBS: dict[str, dict] = {
     "array.fuse_post_ops": {"array.fuse_post_ops": True},
     "all four above": FUSED | {"vector.overlaps_array": True, "array.fuse_post_ops": True, "array.overlap_folds": True},
     "sparsity.lockstep = false (idealised)": {"sparsity.lockstep": False},
+    "precision.weight_bits = 4": {"precision.weight_bits": 4},
+    "precision.softmax_bits = 16": {"precision.softmax_bits": 16},
 }
 
 

@@ -39,6 +39,7 @@ from attentionlite.analysis.compare import GROUPS, KIND_GROUPS
 from attentionlite.errors import InputError
 from attentionlite.files import rows_to_csv
 from attentionlite.simulator.accelerator.hardware import HardwareConfig, with_overrides
+from attentionlite.simulator.accelerator.precision import output_bytes
 from attentionlite.simulator.accelerator.schedules import SCHEDULES
 from attentionlite.simulator.accelerator.simulation import Scheduled, schedule_and_run, summarise_run
 from attentionlite.simulator.graph.graph import OpGraph
@@ -289,7 +290,7 @@ def plan_of(model: str, graph: OpGraph, done: Scheduled, config: HardwareConfig)
         cycles[stage][KIND_GROUPS[op.kind]] += int(work.tiles.compute.sum())
         weights[stage] += work.traffic.dram_read_weight + work.traffic.dram_read_index
         if any(stage_of[index[c]] != stage for c in folded.consumers(op.name)):
-            handed[stage] += math.prod(op.output_shape) * config.word_bytes
+            handed[stage] += math.ceil(output_bytes(op, config))
     batch = int(graph.metadata.get("batch", 1) or 1)
     return StagePlan(model, network_kind(graph), batch, count, tuple(cycles), tuple(weights), tuple(handed),
                      tuple(first))

@@ -1,15 +1,18 @@
 """Silicon area of an accelerator: its cores' arrays, vector units and buffers, from the ``[area]`` table.
 
 ``area = sum over kinds of core: cores x (PEs x PE + lanes x lane + SRAM bits x um^2 per bit)``, with
-components at the word width ``b`` (``8 x word_bytes``) scaled from the table's 32-bit figures
-(:class:`~attentionlite.simulator.accelerator.hardware.AreaTable` names the sources):
+components at the widths of ``[precision]`` (each the word size, ``8 x word_bytes``, unless set) scaled
+from the table's 32-bit figures (:class:`~attentionlite.simulator.accelerator.hardware.AreaTable` names
+the sources):
 
-* a PE: a ``b x b`` multiplier, an accumulator adder of ``2b`` bits (Aladdin's integer MAC pairs an
-  adder twice the multiplier's width), and registers for its input, weight and ``2b``-bit
-  accumulator, plus a second weight register where folds overlap (``array.overlap_folds``: the next
-  fold's operand is preloaded under the stream);
-* a vector-unit lane: a ``b x b`` multiplier, a ``2b``-bit adder and a ``b``-bit comparator (max);
-  the exponential's lookup table and the reciprocal are not counted;
+* a PE: a multiplier of the weight width by the activation width ``a x w``, an accumulator adder of
+  the accumulator width (unset: twice the wider input, as Aladdin's integer MAC pairs an adder twice
+  the multiplier's width), and registers for its input, weight and accumulator, plus a second weight
+  register where folds overlap (``array.overlap_folds``: the next fold's operand is preloaded under
+  the stream);
+* a vector-unit lane at ``b``, the wider of the activation and softmax widths: a ``b x b``
+  multiplier, a ``2b``-bit adder and a ``b``-bit comparator (max); the exponential's lookup table and
+  the reciprocal are not counted;
 * the array's output path (``array.fuse_post_ops``): one such lane per array column, counted with
   the array (its multiplier scales a batch norm, its adder shifts it or adds the residual, its
   comparator clamps a ReLU);
@@ -52,8 +55,10 @@ class Area:
         return Area(self.array_um2 * count, self.vector_um2 * count, self.sram_um2 * count)
 
 
-def multiplier_um2(bits: int, table: AreaTable) -> float:
-    return table.multiplier_um2 * (bits / TABLE_BITS) ** 2
+def multiplier_um2(bits: int, table: AreaTable, other_bits: int | None = None) -> float:
+    """A ``bits x other_bits`` multiplier (square unless ``other_bits`` is given): area scales with the
+    product of its input widths."""
+    return table.multiplier_um2 * bits * (other_bits or bits) / TABLE_BITS ** 2
 
 
 def adder_um2(bits: int, table: AreaTable) -> float:
@@ -65,16 +70,23 @@ def mac_um2(bits: int, table: AreaTable) -> float:
     return multiplier_um2(bits, table) + adder_um2(2 * bits, table)
 
 
+def accumulator_bits(config: HardwareConfig) -> int:
+    """The PE's accumulator width: the precision's, or twice the multiplier's wider input."""
+    return config.precision.accumulator_bits or 2 * max(config.bits("weight"), config.bits("activation"))
+
+
 def pe_um2(config: HardwareConfig) -> float:
-    """One PE of ``config``'s array: its MAC and registers."""
-    table, bits = config.area, 8 * config.word_bytes
-    register_bits = 2 * bits + 2 * bits + (bits if config.array.overlap_folds else 0)
-    return mac_um2(bits, table) + register_bits * table.register_um2_per_bit
+    """One PE of ``config``'s array: its multiplier, accumulator adder and registers."""
+    table, weight, activation = config.area, config.bits("weight"), config.bits("activation")
+    accumulator = accumulator_bits(config)
+    register_bits = activation + weight + accumulator + (weight if config.array.overlap_folds else 0)
+    return (multiplier_um2(weight, table, activation) + adder_um2(accumulator, table)
+            + register_bits * table.register_um2_per_bit)
 
 
 def lane_um2(config: HardwareConfig) -> float:
-    """One vector-unit lane: a MAC and a comparator."""
-    table, bits = config.area, 8 * config.word_bytes
+    """One vector-unit lane: a MAC and a comparator, as wide as the activations and logits it works on."""
+    table, bits = config.area, max(config.bits("activation"), config.bits("softmax"))
     return mac_um2(bits, table) + table.comparator_um2 * bits / TABLE_BITS
 
 

@@ -59,6 +59,7 @@ from attentionlite.simulator.accelerator.memory import (
     on_chip_vector_work,
     vector_work,
 )
+from attentionlite.simulator.accelerator.precision import gemm_element_bytes
 from attentionlite.simulator.graph.ops import AXIS_LENGTH, SOFTMAX_OPS_PER_ELEMENT, Gemm, Op, Window
 
 
@@ -117,22 +118,26 @@ def map_window_logits(op: Op, config: HardwareConfig, on_chip: OnChip, parts: in
     content = GemmMapping(
         gemm=gemm,
         tensor_elements={"input": _feature_elements(window), "weight": _feature_elements(window), "output": _logit_elements(window)},
+        element_bytes=gemm_element_bytes(op, config, "activation"),  # the keys
+        partial_sum_bytes=config.element_bytes("accumulator"),
         useful_macs=op.macs - relative_macs,
         sram_reads_per_element={"weight": key_rereads},
     )
     works = [gemm_work(content.kept_on_chip(on_chip), config, parts, may_split_k=False)]
     if relative_macs:
-        works.append(gemm_work(_relative_logits(op, window), config, parts, may_split_k=False))
+        works.append(gemm_work(_relative_logits(op, window, config), config, parts, may_split_k=False))
     return combine(works + [_vector_on_chip(op, config, parts)])
 
 
-def _relative_logits(op: Op, window: Window) -> GemmMapping:
-    """q . r: row and column embeddings are shared by every query; results stay on chip."""
+def _relative_logits(op: Op, window: Window, config: HardwareConfig) -> GemmMapping:
+    """q . r: row and column embeddings (weights) are shared by every query; results stay on chip."""
     relative_macs = int(dict(op.attrs)["relative_macs"])
     per_query = relative_macs // (window.queries * window.heads * window.head_channels)
     gemm = Gemm(m=window.queries, n=max(1, per_query), k=window.head_channels, batch=window.heads)
     weights = op.weight_params or gemm.batch * gemm.k * gemm.n
-    return GemmMapping(gemm=gemm, tensor_elements={"input": 0, "weight": weights, "output": 0}, useful_macs=gemm.macs)
+    return GemmMapping(gemm=gemm, tensor_elements={"input": 0, "weight": weights, "output": 0},
+                       element_bytes=gemm_element_bytes(op, config, "weight"),
+                       partial_sum_bytes=config.element_bytes("accumulator"), useful_macs=gemm.macs)
 
 
 def map_weighted_sum(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
@@ -142,6 +147,8 @@ def map_weighted_sum(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int
     mapping = GemmMapping(
         gemm=gemm,
         tensor_elements={"input": _logit_elements(window), "weight": _feature_elements(window) * window.mixtures, "output": _feature_elements(window)},
+        element_bytes=gemm_element_bytes(op, config, "activation"),  # the values
+        partial_sum_bytes=config.element_bytes("accumulator"),
         useful_macs=op.macs,
         sram_reads_per_element={"weight": value_rereads},
     )

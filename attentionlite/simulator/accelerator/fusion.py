@@ -55,6 +55,7 @@ from dataclasses import replace
 from attentionlite.simulator.accelerator.attention import fused_blocks, own_vector_cycles, require_window
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
 from attentionlite.simulator.accelerator.memory import OnChip, OpWork, on_chip_vector_work
+from attentionlite.simulator.accelerator.precision import output_bytes
 from attentionlite.simulator.graph.graph import OpGraph
 from attentionlite.simulator.graph.ops import Op, OpKind
 
@@ -96,7 +97,7 @@ def on_chip_reuse(ops: Sequence[Op], graph: OpGraph | Sequence[Op], same_core: S
 
 def _fits_whole(producer: Op, config: HardwareConfig) -> bool:
     capacity = min(config.half_buffer_bytes("output"), config.half_buffer_bytes("input"))
-    return producer.output_bytes(config.word_bytes) <= capacity
+    return output_bytes(producer, config) <= capacity
 
 
 def _is_post_op(op: Op) -> bool:
@@ -119,7 +120,7 @@ def _fused_attention_edge(producer: Op, consumer: Op, config: HardwareConfig) ->
         return False
     _, block_words = fused_blocks(window, config)
     capacity = min(config.half_buffer_bytes("output"), config.half_buffer_bytes("input"))
-    return block_words * config.word_bytes <= capacity
+    return block_words * config.element_bytes("softmax") <= capacity
 
 
 def overlap_softmax(ops: Sequence[Op], works: Sequence[OpWork], kept: Sequence[OnChip],

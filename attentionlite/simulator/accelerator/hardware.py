@@ -6,8 +6,8 @@ channel, identical unless ``[[groups]]`` make it heterogeneous (see
 dataflow (``os``, ``ws``, ``is``), a vector unit of L lanes, and
 double-buffered SRAM for inputs, weights and outputs.  The TOML file mirrors
 the dataclasses: a few top-level keys and one table per unit (``[array]``,
-``[vector]``, ``[sram]``, ``[dram]``, ``[sparsity]``, ``[attention]``,
-``[energy]``, ``[area]``); the last four may be left out and take the defaults below,
+``[vector]``, ``[sram]``, ``[dram]``, ``[precision]``, ``[sparsity]``, ``[attention]``,
+``[energy]``, ``[area]``); the last five may be left out and take the defaults below,
 and each ``[[groups]]`` entry has its own ``[groups.array]``,
 ``[groups.vector]`` and ``[groups.sram]``.
 
@@ -83,6 +83,27 @@ class DramConfig:
 
     bandwidth_gb_s: Annotated[float, POSITIVE]
     latency_ns: Annotated[float, NON_NEGATIVE]
+
+
+TENSOR_KINDS = ("weight", "activation", "softmax", "accumulator")
+
+
+@dataclass(frozen=True)
+class PrecisionConfig:
+    """Bits per element of each kind of tensor; 0 takes the word size (8 x ``word_bytes``, SCALE-Sim's one
+    width for every operand).  Bytes moved and held, buffer fits, area and MAC energy follow them (see
+    precision.py for which tensor is which kind).
+
+    ``softmax_bits`` is the width of logits and probabilities; ``accumulator_bits`` that of partial sums
+    wherever they leave a PE (ws/is accumulation in the output buffer, spills, split-K); an unset
+    accumulator moves partial sums at the word size and gives the PE an adder twice the multiplier's
+    widest input (Aladdin's MAC pairing).
+    """
+
+    weight_bits: Annotated[int, NON_NEGATIVE] = 0
+    activation_bits: Annotated[int, NON_NEGATIVE] = 0
+    softmax_bits: Annotated[int, NON_NEGATIVE] = 0
+    accumulator_bits: Annotated[int, NON_NEGATIVE] = 0
 
 
 @dataclass(frozen=True)
@@ -237,6 +258,7 @@ class HardwareConfig:
     dram: DramConfig
     # Inference hardware folds each batch norm into the convolution before it (scaled weights, a bias).
     fold_batch_norm: bool = True
+    precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     energy: EnergyTable = field(default_factory=EnergyTable)
@@ -274,6 +296,14 @@ class HardwareConfig:
     @property
     def dram_latency_cycles(self) -> int:
         return math.ceil(self.dram.latency_ns * self.clock_mhz / 1e3)
+
+    def bits(self, kind: str) -> int:
+        """Bits per element of a kind of tensor (:data:`TENSOR_KINDS`): its precision, or the word size."""
+        return getattr(self.precision, f"{kind}_bits") or 8 * self.word_bytes
+
+    def element_bytes(self, kind: str) -> float:
+        """Bytes per element of a kind of tensor (a fraction below 8 bits: 4-bit weights pack two to a byte)."""
+        return self.bits(kind) / 8
 
     def half_buffer_bytes(self, operand: str) -> int:
         """Bytes of one half of an operand's double buffer ('input', 'weight' or 'output')."""
@@ -329,8 +359,10 @@ def parse_array(text: str) -> tuple[int, int]:
 
 
 def describe(config: HardwareConfig) -> str:
-    """The resolved config as TOML, one table per unit, for ``attentionlite hardware show``."""
-    return to_toml(config).rstrip("\n")
+    """The resolved config as TOML, one table per unit, for ``attentionlite hardware show``, with the
+    width each kind of tensor resolves to as a comment (the output stays a loadable config)."""
+    widths = ", ".join(f"{kind} {config.bits(kind)}" for kind in TENSOR_KINDS)
+    return to_toml(config).rstrip("\n") + f"\n\n# bits per element: {widths} (a 0 in [precision] is the word size)"
 
 
 def load_hardware(name_or_path: str | Path, **overrides: Any) -> HardwareConfig:
@@ -449,10 +481,16 @@ def _check_overlap_has_fused_attention(config: HardwareConfig, where: str, prefi
                          "that stay on chip)")
 
 
+# The kinds of tensor each buffer holds (precision.py): the input buffer also takes probabilities, the
+# weight buffer a product's second activation, the output buffer logits and partial sums.
+BUFFER_TENSORS = {"input": ("activation", "softmax"), "weight": ("weight", "activation"),
+                  "output": ("activation", "softmax", "accumulator")}
+
+
 def _check_buffers_hold_a_tile(config: HardwareConfig, where: str, prefix: str = "") -> None:
-    """Each half buffer must hold one array-sized tile (R x C words) of its operand."""
-    tile_bytes = config.pes * config.word_bytes
-    for operand in ("input", "weight", "output"):
+    """Each half buffer must hold one array-sized tile (R x C elements of the widest tensor it holds)."""
+    for operand, kinds in BUFFER_TENSORS.items():
+        tile_bytes = math.ceil(config.pes * max(config.element_bytes(kind) for kind in kinds))
         if config.half_buffer_bytes(operand) < tile_bytes:
             raise InputError(
                 f"{where}: '{prefix}sram.{operand}_kib' is {getattr(config.sram, f'{operand}_kib')}; expected at "

@@ -33,6 +33,7 @@ from attentionlite.simulator.accelerator.memory import (
     on_chip_vector_work,
     vector_work,
 )
+from attentionlite.simulator.accelerator.precision import gemm_element_bytes
 from attentionlite.simulator.accelerator.sparsity import SPARSITY, dense
 from attentionlite.simulator.graph.ops import Op, OpKind
 
@@ -48,6 +49,8 @@ def _map_gemm(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int, may_s
         gemm=gemm,
         tensor_elements={"input": min(raw_input, input_matrix), "weight": sparse.weight_elements,
                          "output": gemm.batch * gemm.m * gemm.n},
+        element_bytes=gemm_element_bytes(op, config, "weight" if op.weight_params else "activation"),
+        partial_sum_bytes=config.element_bytes("accumulator"),
         useful_macs=gemm.macs,
         skipped_macs=op.gemm.macs - gemm.macs,
         index_bytes_per_weight=sparse.index_bytes_per_weight,

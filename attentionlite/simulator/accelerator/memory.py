@@ -58,6 +58,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
+from attentionlite.simulator.accelerator.precision import input_bytes, output_bytes
 from attentionlite.simulator.accelerator.systolic import OPERAND_DIMS, FoldPlan, fold_plan
 from attentionlite.simulator.graph.ops import Gemm, Op
 
@@ -201,7 +202,9 @@ class GemmMapping:
     """A GEMM as the array runs it, with the real tensors behind its operands.
 
     ``tensor_elements[operand]`` is how many elements of that tensor exist
-    (the DRAM footprint); ``sram_reads_per_element`` multiplies on-chip reads
+    (the DRAM footprint) and ``element_bytes[operand]`` how wide each is
+    (precision.py); ``partial_sum_bytes`` is the width of a partial sum
+    outside the PEs; ``sram_reads_per_element`` multiplies on-chip reads
     where a mapping re-reads an operand per PE (gathered attention windows);
     ``index_bytes_per_weight`` is the metadata each stored weight carries
     (zero-skipping formats).
@@ -209,6 +212,8 @@ class GemmMapping:
 
     gemm: Gemm
     tensor_elements: dict[str, int]
+    element_bytes: dict[str, float]
+    partial_sum_bytes: float
     useful_macs: int
     skipped_macs: int = 0
     sram_reads_per_element: dict[str, float] = field(default_factory=dict)
@@ -279,14 +284,16 @@ def _k_slices(mapping: GemmMapping, slices: int, config: HardwareConfig) -> list
 
 def _k_slice(mapping: GemmMapping, start: int, stop: int) -> GemmMapping:
     """The GEMM over K columns ``start:stop``: that share of the input and weight tensors (the slices'
-    shares sum to the whole), and the whole output."""
+    shares sum to the whole), and the whole output, as partial sums."""
     k = mapping.gemm.k
 
     def share(count: int) -> int:
         return count * stop // k - count * start // k
 
     tensors = {name: count if name == "output" else share(count) for name, count in mapping.tensor_elements.items()}
-    return replace(mapping, gemm=replace(mapping.gemm, k=stop - start), tensor_elements=tensors)
+    partial_sums = mapping.element_bytes | {"output": mapping.partial_sum_bytes}
+    return replace(mapping, gemm=replace(mapping.gemm, k=stop - start), tensor_elements=tensors,
+                   element_bytes=partial_sums)
 
 
 def _core_runs(slices: list[_Slice], parts: int) -> list[list[tuple[_Slice, np.ndarray]]]:
@@ -339,7 +346,7 @@ def _assemble(mapping: GemmMapping, config: HardwareConfig, slices: list[_Slice]
 def _run_stream(plan: FoldPlan, mapping: GemmMapping,
                 config: HardwareConfig) -> tuple[TileStream, Traffic, dict[str, float]]:
     """One core's run of folds: its tiles (split to fit the buffers), what it moves, its peak rates."""
-    word = config.word_bytes
+    width, psum = mapping.element_bytes, mapping.partial_sum_bytes
     loads, stores = _fold_traffic(plan, mapping, config)
     # weights and their index share the weight buffer; partial sums read back and stored are one tile
     fill = np.maximum.reduce([loads["input"] / config.half_buffer_bytes("input"),
@@ -348,11 +355,13 @@ def _run_stream(plan: FoldPlan, mapping: GemmMapping,
     load_total = sum(loads.values())
     tiles = _split_to_fit(plan.cycles, load_total, stores, fill)
     rereads = mapping.sram_reads_per_element
-    weight_word = word + mapping.index_bytes_per_weight
+    weight_word = width["weight"] + mapping.index_bytes_per_weight
     array_reads = {
-        "input": plan.operand_elements["input"].sum() * rereads.get("input", 1.0) * word,
+        "input": plan.operand_elements["input"].sum() * rereads.get("input", 1.0) * width["input"],
         "weight": plan.operand_elements["weight"].sum() * rereads.get("weight", 1.0) * weight_word,
     }
+    # os finishes its sums in the PEs; ws/is accumulate partial sums in the output buffer
+    array_output_bytes = width["output"] if plan.dataflow.rows in OPERAND_DIMS["output"] else psum
     traffic = Traffic(
         dram_read_input=float(loads["input"].sum()),
         dram_read_weight=float(loads["weight"].sum()),
@@ -361,10 +370,10 @@ def _run_stream(plan: FoldPlan, mapping: GemmMapping,
         dram_write_output=float(stores.sum()),
         sram_read_input=float(array_reads["input"]),
         sram_read_weight=float(array_reads["weight"]),
-        sram_read_output=float(_accumulated_reads(plan).sum() * word + stores.sum()),
+        sram_read_output=float(_accumulated_reads(plan).sum() * psum + stores.sum()),
         sram_write_input=float(loads["input"].sum()),
         sram_write_weight=float(loads["weight"].sum() + loads["index"].sum()),
-        sram_write_output=float(plan.operand_elements["output"].sum() * word + loads["psum"].sum()),
+        sram_write_output=float(plan.operand_elements["output"].sum() * array_output_bytes + loads["psum"].sum()),
     )
     peaks = _peak_rates({f"dram_read_{name}": loads[name] for name in loads} | {"dram_write_output": stores},
                         plan.cycles)
@@ -373,19 +382,20 @@ def _run_stream(plan: FoldPlan, mapping: GemmMapping,
 
 def _fold_traffic(plan: FoldPlan, mapping: GemmMapping, config: HardwareConfig) -> tuple[dict, np.ndarray]:
     """DRAM bytes each fold of one core's run loads (input, weight, index, psum) and stores, after reuse."""
-    word = config.word_bytes
+    width = mapping.element_bytes
     share = {name: mapping.tensor_share(name) for name in OPERANDS}
     per_batch = {name: mapping.tensor_elements[name] / mapping.gemm.batch for name in OPERANDS}
-    weight_bytes = word + mapping.index_bytes_per_weight
+    weight_bytes = width["weight"] + mapping.index_bytes_per_weight
     loads = {
-        "input": _operand_loads(plan, "input", plan.operand_elements["input"] * share["input"] * word,
-                                per_batch["input"] * word, config.half_buffer_bytes("input")),
+        "input": _operand_loads(plan, "input", plan.operand_elements["input"] * share["input"] * width["input"],
+                                per_batch["input"] * width["input"], config.half_buffer_bytes("input")),
         "weight": _operand_loads(plan, "weight", plan.operand_elements["weight"] * share["weight"] * weight_bytes,
                                  per_batch["weight"] * weight_bytes, config.half_buffer_bytes("weight")),
     }
     loads["index"] = loads["weight"] * (mapping.index_bytes_per_weight / weight_bytes)
     loads["weight"] = loads["weight"] - loads["index"]
-    loads["psum"], stores = _output_traffic(plan, plan.operand_elements["output"] * share["output"] * word,
+    loads["psum"], stores = _output_traffic(plan, plan.operand_elements["output"] * share["output"],
+                                            width["output"], mapping.partial_sum_bytes,
                                             config.half_buffer_bytes("output"))
     return loads, stores
 
@@ -406,17 +416,19 @@ def _operand_loads(plan: FoldPlan, name: str, tile: np.ndarray, operand_bytes: f
     return tile
 
 
-def _output_traffic(plan: FoldPlan, tile: np.ndarray, half_buffer: int) -> tuple[np.ndarray, np.ndarray]:
-    """(partial sums read back, outputs stored) per fold."""
+def _output_traffic(plan: FoldPlan, elements: np.ndarray, output_bytes: float, psum_bytes: float,
+                    half_buffer: int) -> tuple[np.ndarray, np.ndarray]:
+    """(partial sums read back, outputs stored) per fold, from the output elements each fold's tile moves."""
     if plan.dataflow.rows in OPERAND_DIMS["output"]:
-        return np.zeros_like(tile), tile  # every fold completes its outputs
+        return np.zeros_like(elements), elements * output_bytes  # every fold completes its outputs
     # A spilled tile is larger than half the output buffer, so its fold is cut into p >= 2 pieces
     # (_split_to_fit); a piece reads back what the same piece of the previous fold stored, p >= 2
     # tiles earlier, whose store the channel serves before this piece's load is even requested
     # (at the end of the tile two before it): the spill needs no read-after-write gate.
-    spills = tile > half_buffer
-    stores = np.where(plan.ends_column_fold() | spills, tile, 0.0)
-    return np.where(spills & ~plan.starts_column_fold(), tile, 0.0), stores
+    partial = elements * psum_bytes
+    spills = partial > half_buffer
+    stores = np.where(plan.ends_column_fold(), elements * output_bytes, np.where(spills, partial, 0.0))
+    return np.where(spills & ~plan.starts_column_fold(), partial, 0.0), stores
 
 
 def _accumulated_reads(plan: FoldPlan) -> np.ndarray:
@@ -444,14 +456,16 @@ def _partial_sum_reduction(mapping: GemmMapping, slices: int, config: HardwareCo
     """Core 0's vector unit adds the ``slices`` partial-sum tensors the cores stored.
 
     They stream from DRAM into the output buffer and are read out once each;
-    the sum is written there and drained to DRAM: (slices + 1) x outputs
-    written to and read from the output buffer.
+    the sum is written there and drained to DRAM: the slices' partial sums
+    and the outputs written to and read from the output buffer.
     """
-    outputs = mapping.tensor_elements["output"] * config.word_bytes
-    tiles = vector_tiles(_reduction_cycles(mapping, slices, config), slices * outputs, outputs, config,
+    partials = mapping.tensor_elements["output"] * mapping.partial_sum_bytes
+    outputs = mapping.tensor_elements["output"] * mapping.element_bytes["output"]
+    tiles = vector_tiles(_reduction_cycles(mapping, slices, config), slices * partials, outputs, config,
                          load_buffer="output")
-    traffic = Traffic(dram_read_psum=slices * outputs, dram_write_output=outputs,
-                      sram_read_output=(slices + 1) * outputs, sram_write_output=(slices + 1) * outputs)
+    sram = slices * partials + outputs
+    traffic = Traffic(dram_read_psum=slices * partials, dram_write_output=outputs,
+                      sram_read_output=sram, sram_write_output=sram)
     return _Reduction(tiles, (slices - 1) * mapping.tensor_elements["output"], traffic)
 
 
@@ -471,10 +485,9 @@ def _split_to_fit(compute: np.ndarray, loads: np.ndarray, stores: np.ndarray, fi
 # ----------------------------------------------------------------------------- the vector unit
 
 
-def dram_tensor_bytes(op: Op, word_bytes: int, on_chip: OnChip) -> tuple[int, int]:
+def dram_tensor_bytes(op: Op, config: HardwareConfig, on_chip: OnChip) -> tuple[float, float]:
     """(input bytes, output bytes) a vector-unit op moves over DRAM, given what stays on chip."""
-    loaded = sum(math.prod(shape) for index, shape in enumerate(op.input_shapes) if index not in on_chip.inputs)
-    return loaded * word_bytes, 0 if on_chip.output else op.output_bytes(word_bytes)
+    return input_bytes(op, config, on_chip.inputs), 0.0 if on_chip.output else output_bytes(op, config)
 
 
 def _stream_peaks(stream: TileStream, load_field: str) -> dict[str, float]:
@@ -517,11 +530,10 @@ def split_evenly(stream: TileStream, parts: int) -> tuple[TileStream, ...]:
 def vector_work(cycles: int, vector_ops: int, op: Op, config: HardwareConfig, on_chip: OnChip,
                 parts: int = 1) -> OpWork:
     """``op`` on the vector unit: it reads its inputs from the input buffer and writes its output."""
-    word = config.word_bytes
-    load_bytes, store_bytes = dram_tensor_bytes(op, word, on_chip)
+    load_bytes, store_bytes = dram_tensor_bytes(op, config, on_chip)
     traffic = Traffic(dram_read_input=load_bytes, dram_write_output=store_bytes,
-                      sram_read_input=op.input_bytes(word), sram_read_output=store_bytes,
-                      sram_write_input=load_bytes, sram_write_output=op.output_bytes(word))
+                      sram_read_input=input_bytes(op, config), sram_read_output=store_bytes,
+                      sram_write_input=load_bytes, sram_write_output=output_bytes(op, config))
     tiles = vector_tiles(cycles, load_bytes, store_bytes, config)
     return OpWork(parts=split_evenly(tiles, parts), vector_ops=vector_ops, traffic=traffic,
                   peak_bandwidth=_max_rates([_stream_peaks(tiles, "dram_read_input")]))

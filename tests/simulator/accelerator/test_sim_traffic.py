@@ -136,7 +136,8 @@ def test_weights_and_their_index_metadata_share_the_weight_buffer():
     from attentionlite.simulator.accelerator.memory import GemmMapping, gemm_work
 
     gemm = Gemm(m=32, n=32, k=120)
-    mapping = GemmMapping(gemm, {"input": 32 * 120, "weight": 120 * 32, "output": 32 * 32}, gemm.macs,
+    mapping = GemmMapping(gemm, {"input": 32 * 120, "weight": 120 * 32, "output": 32 * 32},
+                          dict.fromkeys(("input", "weight", "output"), 1.0), 1.0, gemm.macs,
                           index_bytes_per_weight=0.5)
     work = gemm_work(mapping, load_hardware("paa-default", cores=1, weight_kib=4))
     assert len(work.tiles) == 3
