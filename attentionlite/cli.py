@@ -20,6 +20,7 @@ import click
 from attentionlite import api
 from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_HARDWARE, DEFAULT_HETEROGENEOUS
 from attentionlite.errors import InputError, OverrideError
+from attentionlite.simulator.accelerator.hardware import SPARSITY_MODES
 from attentionlite.version import __version__
 
 _HARDWARE_HELP = "Accelerator preset name or TOML path."
@@ -132,7 +133,8 @@ def models(dataset: str, width: float, as_json: bool) -> None:
 @click.option("--weight-decay", default=5e-4, show_default=True, help="L2 weight decay on all parameters.")
 @click.option("--teacher", type=_Path(dir_okay=False), default=None, help="Teacher checkpoint to distil from (KD + attention transfer); omit to train with cross-entropy alone.")
 @click.option("--density", default=1.0, show_default=True, help="Fraction of maskable weights (conv, projection, classifier) kept; 1 = dense.")
-@click.option("--prune", type=click.Choice(["unstructured", "column"]), default="unstructured", show_default=True, help="Pruning unit when density < 1: single weights, or whole columns of the (out, in*k*k) weight matrix (compactable).")
+@click.option("--prune", type=click.Choice(["unstructured", "column", "nm"]), default="unstructured", show_default=True, help="Pruning unit when density < 1: single weights, whole columns of the (out, in*k*k) weight matrix (compactable), or N:M (N = density x --nm-block of every --nm-block weights along a row, for N:M arrays: --sparsity nm).")
+@click.option("--nm-block", default=4, show_default=True, help="M of --prune nm: the group along a weight row that keeps density x M weights (0.5 -> 2:4).")
 @click.option("--prune-rate", default=0.5, show_default=True, help="Fraction of active weights pruned and regrown after the first epoch; decays with a cosine to 0.")
 @click.option("--alpha", default=0.9, show_default=True, help="KD weight a: loss = (1-a) CE + a T^2 KL + b/2 AT.")
 @click.option("--temperature", default=4.0, show_default=True, help="KD softmax temperature T.")
@@ -231,7 +233,7 @@ def trace(target, dataset, batch, image_size, fold_bn, graph_format, out, word_b
 @click.option("--bandwidth", "bandwidth_gb_s", type=float, help="Shared DRAM bandwidth in GB/s.")
 @click.option("--window-mapping", type=click.Choice(["blocked", "gathered"]), help="How attention windows map onto the array.")
 @click.option("--schedule", type=click.Choice(["data", "pipeline", "split"]), default="data", show_default=True)
-@click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), help="How weight sparsity is exploited.")
+@click.option("--sparsity", type=click.Choice(SPARSITY_MODES), help="How weight sparsity is exploited.")
 @click.option("--dataset", help="Dataset that sets classes and image size when tracing a model name.")
 @click.option("--batch", type=_BATCH, default=None, help=_BATCH_HELP)
 @click.option("--fold-bn/--no-fold-bn", "fold_batch_norm", default=None,
@@ -336,7 +338,7 @@ def cpu(target: str, cpu_name: str | None, batch: int | None, dataset: str | Non
 @click.option("--array", help="Array size RxC (or N for NxN), instead of the preset's.")
 @click.option("--dataflow", type=click.Choice(["os", "ws", "is"]), help="Dataflow, instead of the preset's.")
 @click.option("--cores", type=int, help="Cores, instead of the preset's.")
-@click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]),
+@click.option("--sparsity", type=click.Choice(SPARSITY_MODES),
               help="How the accelerator exploits weight sparsity, instead of the preset's.")
 @click.option("--cpu", "cpu_config", help="CPU preset or TOML (see `calibrate`): adds each model's CPU latency.")
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
@@ -499,7 +501,7 @@ def _study_options(command):
               help="Instead of the grid of --arrays x --dataflows, search this space (a TOML file as explore takes) "
                    "from the reference point, each model on its own; the report shows each model's Pareto front.")
 @_search_options
-@click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), default="skip", show_default=True,
+@click.option("--sparsity", type=click.Choice(SPARSITY_MODES), default="skip", show_default=True,
               help="How the accelerator exploits weight sparsity (each model is also shown on dense hardware).")
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
 @_executor_options
@@ -539,7 +541,7 @@ def report(models, out, hardware, cpu_config, arrays, dataflows, space_file, tri
 @click.argument("models", nargs=-1)
 @click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
 @_study_options
-@click.option("--sparsity", type=click.Choice(["none", "skip", "columns"]), default="skip", show_default=True,
+@click.option("--sparsity", type=click.Choice(SPARSITY_MODES), default="skip", show_default=True,
               help="How the accelerators exploit weight sparsity.")
 @click.option("--density", type=float, default=DEFAULT_DENSITY, show_default=True, help=_DENSITY_HELP)
 @click.option("--out", callback=_output_folder, type=_Path(file_okay=False),

@@ -253,3 +253,47 @@ def test_sparse_momentum_rejects_masks_for_other_tensors():
 
 def test_cosine_rate_is_half_cosine():
     assert cosine_prune_rate(1.0, 1, 3) == pytest.approx((1 + math.cos(math.pi / 3)) / 2)
+
+
+def _groups_of(mask: torch.Tensor, block: int) -> torch.Tensor:
+    """Kept weights in each group of ``block`` along each row of the (out, in*kh*kw) matrix, by hand."""
+    rows = mask.flatten(1).int()
+    return torch.stack([rows[:, start:start + block].sum(1) for start in range(0, rows.shape[1], block)], 1)
+
+
+def _small_convnet() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(4, 8, 3), nn.Flatten(), nn.Linear(8 * 4, 10))  # K = 36 and 32
+
+
+def test_n_of_m_masks_keep_n_of_every_group():
+    masks = initial_masks(_small_convnet(), 0.5, mode="nm", seed=0)  # 2:4
+    conv, linear = masks.values()
+    assert torch.all(_groups_of(conv, 4) == 2) and torch.all(_groups_of(linear, 4) == 2)
+    assert int(conv.sum()) == 8 * 18 and int(linear.sum()) == 10 * 16  # 9 and 8 groups of 4 per row
+
+
+def test_a_short_last_group_keeps_at_most_n():
+    conv = initial_masks(_small_convnet(), 0.25, mode="nm", seed=0, block=8)["0.weight"]  # 2:8
+    # K = 36: four groups of 8 keep 2 each, the last group of 4 keeps 2
+    assert _groups_of(conv, 8).tolist() == [[2, 2, 2, 2, 2]] * 8
+
+
+@pytest.mark.parametrize("fraction, block", [(0.1, 4), (0.5, 1), (1 / 3, 4)])
+def test_a_density_that_is_not_n_of_m_is_refused(fraction, block):
+    with pytest.raises(InputError, match=f"expected a density of N/{block}"):
+        initial_masks(_small_convnet(), fraction, mode="nm", block=block)
+
+
+def test_n_of_m_sparse_momentum_stays_n_of_m():
+    model = _small_convnet()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sparse = SparseMomentum(model, initial_masks(model, 0.5, mode="nm", seed=0), mode="nm")
+    before = {name: mask.clone() for name, mask in sparse.masks.items()}
+    generator = torch.Generator().manual_seed(0)
+    for epoch in range(3):
+        for weight in model.parameters():
+            optimizer.state[weight]["momentum_buffer"] = torch.randn(weight.shape, generator=generator)
+            weight.data.add_(torch.randn(weight.shape, generator=generator))
+        sparse.prune_and_regrow(optimizer, epoch, epochs=4)
+        assert all(torch.all(_groups_of(mask, 4) == 2) for mask in sparse.masks.values())
+    assert any(not torch.equal(before[name], mask) for name, mask in sparse.masks.items())  # it did move

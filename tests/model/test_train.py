@@ -118,7 +118,7 @@ def test_existing_run_folder_needs_resume(tiny_cifar, tmp_path):
     ({"epochs": 0}, "training option epochs is 0; expected at least 1"),
     ({"density": 1.5}, "training option density is 1.5; expected a fraction in (0, 1]"),
     ({"lr": -0.1}, "training option lr is -0.1; expected a positive learning rate"),
-    ({"prune": "rows"}, "training option prune is 'rows'; expected unstructured or column"),
+    ({"prune": "rows"}, "training option prune is 'rows'; expected one of unstructured, column, nm"),
     ({"model": "resnet27"}, "model 'resnet27' is not registered; expected one of"),
     ({"device": "tpu"}, "device 'tpu' is not known; expected cpu or cuda"),
     ({"validation": 0}, "training option validation is 0; expected at least 1 image per class"),
@@ -253,3 +253,22 @@ def test_a_vit_student_distils_from_the_cnn_teacher_and_prunes_to_exact_density(
     maskable = sum(mask.numel() for mask in checkpoint.masks.values())
     assert sum(int(m.sum()) for m in checkpoint.masks.values()) == round(0.1 * maskable)
     assert abs(metrics["density"] - 0.1) <= 0.001
+
+
+def test_an_n_of_m_student_traces_as_n_of_m(tiny_cifar, tmp_path):
+    import attentionlite as al
+
+    train(_config(tiny_cifar, tmp_path, density=0.25, prune="nm", nm_block=8, epochs=2))  # 2:8
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert checkpoint.prune_mode == "nm" and checkpoint.train_config["nm_block"] == 8
+    for mask in checkpoint.masks.values():
+        rows = mask.flatten(1).int()
+        assert max(int(rows[:, start:start + 8].sum(1).max()) for start in range(0, rows.shape[1], 8)) <= 2
+    masked = [op for op in al.trace(str(tmp_path / "checkpoint.pt")).ops_in_order() if op.weight_params
+              and op.kind.value in ("conv", "linear")]
+    assert masked and {(op.nm_kept, op.nm_block) for op in masked} == {(2, 8)}
+
+
+def test_an_n_of_m_density_must_be_n_over_m(tiny_cifar, tmp_path):
+    with pytest.raises(InputError, match="density 0.1 with N:M groups of 4: expected a density of N/4"):
+        train(_config(tiny_cifar, tmp_path, density=0.1, prune="nm"))

@@ -30,7 +30,7 @@ from attentionlite.provenance import provenance
 
 FORMAT = "attentionlite-checkpoint"
 FORMAT_VERSION = 1
-PRUNE_MODES = ("dense", "unstructured", "column")
+PRUNE_MODES = ("dense", "unstructured", "column", "nm")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Weight masks and sparse momentum: unstructured and column pruning at a fixed density.
+"""Weight masks and sparse momentum: unstructured, column and N:M pruning at a fixed density.
 
 Sparse momentum (Dettmers & Zettlemoyer 2019, "Sparse Networks from Scratch:
 Faster Training without Losing Performance", Algorithm 1):
@@ -42,6 +42,18 @@ layer can be compacted into a smaller dense GEMM
 convolutions (``groups > 1``) have no single weight matrix and stay dense in
 column mode.  Densities are always counted in weights, so a column of a
 layer with ``out`` outputs costs ``out`` weights of the budget.
+
+N:M.  In ``"nm"`` mode (:class:`NMUnits`) the unit is one weight, and every
+group of ``block`` (M) consecutive weights along a row of the ``(out, in * kh *
+kw)`` matrix (the reduction axis an N:M array compresses) keeps exactly
+``density * block`` (N) of them (a row's last, shorter group keeps at most N).
+This is the structure of NVIDIA's 2:4 sparsity (Mishra et al., "Accelerating
+Sparse Deep Neural Networks", 2021) trained from scratch as N:M networks are
+(Zhou et al., "Learning N:M Fine-grained Structured Sparse Neural Networks From
+Scratch", ICLR 2021), here with sparse momentum's own step: each layer prunes
+its smallest-magnitude active weights as in unstructured mode, then each group
+regrows to N from its inactive weights of largest momentum.  Every layer stays
+at N/M, so nothing is redistributed between layers.
 """
 
 from __future__ import annotations
@@ -104,8 +116,16 @@ class ColumnUnits:
         return columns.reshape(weight.shape).clone()
 
 
+class NMUnits(UnstructuredUnits):
+    """Prune single weights, keeping N of every M along each row of the (out, in * kh * kw) matrix."""
+
+    name: ClassVar[str] = "nm"
+
+
 PruningUnits = UnstructuredUnits | ColumnUnits
-PRUNING_UNITS: dict[str, PruningUnits] = {units.name: units for units in (UnstructuredUnits(), ColumnUnits())}
+PRUNING_UNITS: dict[str, PruningUnits] = {units.name: units
+                                          for units in (UnstructuredUnits(), ColumnUnits(), NMUnits())}
+NM_BLOCK = 4  # the default group size M of N:M pruning
 PRUNE_MODES = tuple(PRUNING_UNITS)
 
 
@@ -135,14 +155,20 @@ def masked_parameters(model: nn.Module, mode: str = "unstructured") -> dict[str,
 
 
 def initial_masks(
-    model: nn.Module, density: float, mode: str = "unstructured", seed: int = 0
+    model: nn.Module, density: float, mode: str = "unstructured", seed: int = 0, block: int = NM_BLOCK
 ) -> dict[str, torch.Tensor]:
     """Random masks at ``density`` with a uniform per-layer allocation (see the module docstring).
 
     Returns bool tensors shaped like each masked weight; the overall kept count
-    is ``round(density * total)`` up to one column's worth of weights.
+    is ``round(density * total)`` up to one column's worth of weights (in N:M
+    mode, ``density * block`` of every group of ``block``).
     """
     _check_density(density)
+    if mode == NMUnits.name:
+        per_group = nm_kept(density, block)
+        generator = torch.Generator().manual_seed(seed)
+        return {name: _random_groups(weight, per_group, block, generator)
+                for name, weight in masked_parameters(model, mode).items()}
     units = pruning_units(mode)
     weights = masked_parameters(model, mode)
     costs = [units.cost(w) for w in weights.values()]
@@ -154,6 +180,58 @@ def initial_masks(
         name: units.to_weight_mask(_random_units(n_units, n_kept, generator), weight)
         for (name, weight), n_units, n_kept in zip(weights.items(), counts, kept)
     }
+
+
+def nm_kept(density: float, block: int) -> int:
+    """N of N:M: the weights kept in every group of ``block``; ``density * block`` must be a whole number
+    from 1 to ``block - 1``."""
+    kept = round(density * block)
+    if block < 2 or not 1 <= kept < block or abs(kept - density * block) > 1e-9:
+        raise InputError(f"density {density} with N:M groups of {block}: expected a density of N/{block} for a "
+                         f"whole N from 1 to {block - 1} (and groups of at least 2)")
+    return kept
+
+
+def most_kept_per_group(mask: torch.Tensor, block: int) -> int:
+    """The most non-zeros any group of ``block`` consecutive entries along a row of the mask, as an
+    (out, in * kh * kw) matrix, holds (a row's last group may be shorter)."""
+    return int(_grouped(mask.bool().view(1, -1) if mask.dim() == 1 else mask.bool(), block, False).sum(-1).max())
+
+
+def _grouped(tensor: torch.Tensor, block: int, fill: float | bool) -> torch.Tensor:
+    """A weight-shaped tensor as (out, groups, block) along its rows, the last group padded with ``fill``."""
+    rows = tensor.flatten(1)
+    return torch.nn.functional.pad(rows, (0, -rows.shape[1] % block), value=fill).view(rows.shape[0], -1, block)
+
+
+def _ungrouped(groups: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`_grouped`: padding dropped, the weight's shape back."""
+    columns = weight[0].numel()
+    return groups.reshape(groups.shape[0], -1)[:, :columns].reshape(weight.shape).clone()
+
+
+def _random_groups(weight: torch.Tensor, kept: int, block: int, generator: torch.Generator) -> torch.Tensor:
+    """``kept`` random positions of every group of ``block`` (fewer in a shorter last group)."""
+    real = _grouped(torch.ones(weight.shape, dtype=torch.bool), block, False)
+    scores = torch.rand(real.shape, generator=generator).masked_fill(~real, -1.0)
+    ranks = _ranks(scores)
+    return _ungrouped((ranks < kept) & real, weight).to(weight.device)
+
+
+def _ranks(scores: torch.Tensor) -> torch.Tensor:
+    """Each entry's place in its group, largest score first (stable: ties go to the lower index)."""
+    return torch.sort(scores, dim=-1, descending=True, stable=True).indices.argsort(-1)
+
+
+def _refill_groups(mask: torch.Tensor, momentum: torch.Tensor, kept: int, block: int) -> torch.Tensor:
+    """``mask`` with every group regrown to ``kept`` (or its size) by its inactive weights of largest
+    |momentum| (stable: ties go to the lower index)."""
+    active = _grouped(mask, block, False)
+    real = _grouped(torch.ones_like(mask), block, False)
+    deficit = torch.minimum(real.sum(-1), torch.tensor(kept)) - active.sum(-1)
+    scores = _grouped(momentum.abs().float(), block, 0.0).masked_fill(active | ~real, -1.0)
+    ranks = _ranks(scores)
+    return _ungrouped(active | ((ranks < deficit.unsqueeze(-1)) & real & ~active), mask)
 
 
 @torch.no_grad()
@@ -236,6 +314,7 @@ class SparseMomentum:
     masks: dict[str, torch.Tensor]
     mode: str = "unstructured"
     prune_rate: float = 0.5
+    block: int = NM_BLOCK  # N:M mode's group size
 
     def __post_init__(self) -> None:
         self.units = pruning_units(self.mode)
@@ -247,6 +326,8 @@ class SparseMomentum:
         # The regrowth tops the count back up to this, so column rounding never accumulates.
         self.target_count = self.kept_count()
         self.floor_units = {n: math.ceil(MIN_KEPT_FRACTION * int(self._active(m).sum())) for n, m in self.masks.items()}
+        if self.mode == NMUnits.name:  # N of N:M, as the initial masks keep it
+            self.nm_kept = max(most_kept_per_group(m, self.block) for m in self.masks.values())
 
     def apply(self) -> None:
         """Re-zero the masked weights (after an optimiser step moved them)."""
@@ -261,7 +342,10 @@ class SparseMomentum:
         for name in self.weights:
             self._prune_layer(name, rate)
         self.apply()  # zeroes pruned weights, so any regrown in this step start at zero
-        self._regrow(self.target_count - self.kept_count(), shares, momenta)
+        if self.mode == NMUnits.name:
+            self.masks = {n: _refill_groups(m, momenta[n], self.nm_kept, self.block) for n, m in self.masks.items()}
+        else:
+            self._regrow(self.target_count - self.kept_count(), shares, momenta)
 
     def kept_count(self) -> int:
         """Weights under a True mask entry, over all masked tensors."""

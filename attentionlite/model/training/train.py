@@ -51,7 +51,16 @@ from attentionlite.model.training.checkpoint import load_checkpoint, save_checkp
 from attentionlite.model.training.distill import LOSS_NAMES, DistillationWeights, Distiller
 from attentionlite.model.training.distributed import World, data_parallel, join_world, leave_world
 from attentionlite.model.training.evaluate import evaluate_accuracy, model_costs
-from attentionlite.model.training.sparsity import SparseMomentum, density, initial_masks, layer_densities
+from attentionlite.model.training.sparsity import (
+    NM_BLOCK,
+    PRUNE_MODES,
+    NMUnits,
+    SparseMomentum,
+    density,
+    initial_masks,
+    layer_densities,
+    nm_kept,
+)
 from attentionlite.provenance import file_sha256
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -84,6 +93,7 @@ class TrainConfig:
     density: float = 1.0
     prune: str = "unstructured"
     prune_rate: float = 0.5
+    nm_block: int = NM_BLOCK  # prune "nm": N = density x nm_block weights kept in every group of nm_block
     alpha: float = 0.9
     temperature: float = 4.0
     beta: float = 1000.0
@@ -372,8 +382,8 @@ def _dense_macs(arch: tuple) -> int:
 def _sparsity(config: TrainConfig, student: nn.Module) -> SparseMomentum | None:
     if config.prune_mode == "dense":
         return None
-    masks = initial_masks(student, config.density, config.prune, seed=config.seed)
-    sparsity = SparseMomentum(student, masks, config.prune, config.prune_rate)
+    masks = initial_masks(student, config.density, config.prune, seed=config.seed, block=config.nm_block)
+    sparsity = SparseMomentum(student, masks, config.prune, config.prune_rate, config.nm_block)
     sparsity.apply()
     return sparsity
 
@@ -462,8 +472,10 @@ def _validate(config: TrainConfig) -> None:
             raise InputError(f"training option {name} is {value!r}; expected {expected}")
     if not config.out:
         raise InputError("training option out is ''; expected the name of the run folder")
-    if config.prune not in ("unstructured", "column"):
-        raise InputError(f"training option prune is {config.prune!r}; expected unstructured or column")
+    if config.prune not in PRUNE_MODES:
+        raise InputError(f"training option prune is {config.prune!r}; expected one of {', '.join(PRUNE_MODES)}")
+    if config.prune == NMUnits.name and config.prune_mode != "dense":
+        nm_kept(config.density, config.nm_block)  # density must be N / nm_block
     if config.validation is not None and config.test_subset is not None:
         raise InputError("training options validation and test_subset are both set, but a run evaluates on its "
                          "validation images or on the test split; expected one of them")

@@ -43,7 +43,7 @@ from attentionlite.simulator.graph.ops import OpKind
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 DATAFLOWS = ("os", "ws", "is")
-SPARSITY_MODES = ("none", "skip", "columns")
+SPARSITY_MODES = ("none", "skip", "columns", "nm")
 WINDOW_MAPPINGS = ("blocked", "gathered")
 
 
@@ -115,7 +115,10 @@ class SparsityConfig:
     array's truth) a block is skipped only when it is zero in every PE the
     step reaches, without it each PE skips its own zeros (an idealised sparse
     array).  ``columns`` runs a column-pruned layer as the smaller dense layer
-    it compacts into.  See sparsity.py.
+    it compacts into.  ``nm`` compresses a layer whose weights are N:M
+    structured (at most N non-zeros in every M along the reduction) to N of
+    every M reduction steps, with log2(M) bits of index per kept weight (its
+    ``index_bits`` are not used).  See sparsity.py.
     """
 
     mode: Annotated[str, OneOf(SPARSITY_MODES)] = "none"

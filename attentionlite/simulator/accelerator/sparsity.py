@@ -26,6 +26,21 @@ One strategy per ``[sparsity] mode`` (:data:`SPARSITY`):
   layer whose indexed form would move more bytes or take longer than its dense
   form (a dense layer, or one barely pruned) is stored and run dense, so it
   costs exactly what it costs on dense hardware.
+* ``nm``: N:M structured sparsity (SCALE-Sim v3's layer-wise sparsity;
+  NVIDIA's 2:4 sparse tensor cores; on systolic arrays S2TA, Liu et al.,
+  HPCA 2022, and VEGETA, Jeong et al., HPCA 2023).  A layer whose weights
+  hold at most N non-zeros in every group of M along the reduction axis
+  (``Op.nm_kept`` of ``Op.nm_block``: from the checkpoint's masks or a
+  topology file's ``Sparsity`` column) is stored condensed, N weights per
+  group (padded with zeros where a group holds fewer), and reduces over
+  ``ceil(K / M) x N`` steps in every dataflow: each PE picks the activation
+  its weight needs from the M of its group by the weight's index, so every
+  column of the array does the same number of steps and lockstep costs
+  nothing.  Each stored weight carries ``ceil(log2 M)`` bits of index
+  (SCALE-Sim's blocked-ELLPACK metadata).  The input is still read whole,
+  and the M-wide activation window each PE selects from is assumed fed at
+  the rate the array consumes it (its muxes are not in the area).  Layers
+  without N:M structure run dense.
 * ``columns``: a column-pruned layer runs as the dense layer it compacts to,
   K = ``columns_kept`` (in proportion, should K not be the column count);
   only the kept columns' inputs are read (the im2col input of those columns,
@@ -97,10 +112,22 @@ def _compacted_columns(op: Op, gemm: Gemm, config: HardwareConfig) -> SparseGemm
     return SparseGemm(replace(gemm, k=reduced), stored, 0.0, reduced)
 
 
+def _structured_n_of_m(op: Op, gemm: Gemm, config: HardwareConfig) -> SparseGemm:
+    if not op.nm_block or op.nm_kept >= op.nm_block:
+        return dense(op, gemm, config)  # no N:M structure to compress
+    reduced = min(gemm.k, math.ceil(gemm.k / op.nm_block) * op.nm_kept)
+    if reduced == gemm.k:
+        return dense(op, gemm, config)
+    index_bytes = math.ceil(math.log2(op.nm_block)) / 8  # per stored weight
+    stored = math.ceil(_weight_elements(op, gemm) * reduced / gemm.k)
+    return SparseGemm(replace(gemm, k=reduced), stored, index_bytes, gemm.k)
+
+
 SPARSITY: dict[str, Callable[[Op, Gemm, HardwareConfig], SparseGemm]] = {
     "none": dense,
     "skip": _zero_skipping,
     "columns": _compacted_columns,
+    "nm": _structured_n_of_m,
 }
 
 

@@ -30,6 +30,8 @@ class WeightCount:
     nonzero: int
     columns_total: int = 0
     columns_kept: int = 0
+    nm_kept: int = 0
+    nm_block: int = 0
 
     def op_fields(self) -> dict:
         return {
@@ -37,6 +39,8 @@ class WeightCount:
             "weight_nonzero": self.nonzero,
             "columns_total": self.columns_total,
             "columns_kept": self.columns_kept,
+            "nm_kept": self.nm_kept,
+            "nm_block": self.nm_block,
         }
 
 

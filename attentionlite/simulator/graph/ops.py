@@ -105,7 +105,10 @@ class Op:
     ``weight_params`` when dense); for column-pruned weights, viewed as an
     (out x in*kh*kw) matrix, ``columns_kept`` of ``columns_total`` survive
     (both 0 for an op that is not column-pruned; for a compacted layer
-    ``weight_params`` is already the kept part).  ``weight_params`` counts the
+    ``weight_params`` is already the kept part).  ``nm_kept`` of ``nm_block``:
+    no group of ``nm_block`` consecutive weights along a row of that matrix
+    (the reduction axis) holds more than ``nm_kept`` non-zeros, N:M structure
+    an N:M array can compress (both 0 where none was measured).  ``weight_params`` counts the
     weight operands of array ops: conv, linear and projection matrices and the
     relative embeddings of window logits; biases and norm scales are not counted.
     ``source`` is the module path in the torch model the op was lowered from.
@@ -138,6 +141,8 @@ class Op:
     weight_nonzero: int = 0
     columns_total: int = 0
     columns_kept: int = 0
+    nm_kept: int = 0
+    nm_block: int = 0
     source: str = ""
     attrs: tuple[tuple[str, int | float | str], ...] = field(default=())
 

@@ -131,7 +131,9 @@ def target_graph(target: Target, options: TraceOptions | None = None) -> OpGraph
 
 
 def checkpoint_graph(checkpoint: Checkpoint, path: Path, options: TraceOptions) -> OpGraph:
-    """A loaded checkpoint traced with its masks (for callers that also read the checkpoint's metrics)."""
+    """A loaded checkpoint traced with its masks (for callers that also read the checkpoint's metrics), N:M
+    structure measured in the groups it was pruned in (the default's for other modes)."""
+    from attentionlite.model.training.sparsity import NM_BLOCK
     from attentionlite.simulator.graph.tracing import trace_model
 
     if options.dataset is not None and options.dataset != checkpoint.dataset:
@@ -148,7 +150,7 @@ def checkpoint_graph(checkpoint: Checkpoint, path: Path, options: TraceOptions) 
     }
     return trace_model(
         checkpoint.model, size, batch=options.batch or 1, masks=checkpoint.masks, prune_mode=checkpoint.prune_mode,
-        fold_bn=options.fold_bn, metadata=metadata,
+        fold_bn=options.fold_bn, metadata=metadata, nm_block=int(checkpoint.train_config.get("nm_block", NM_BLOCK)),
     )
 
 

@@ -13,7 +13,10 @@ ending in a comma.  Two layouts:
   inputs, N outputs).
 
 A header with an ``M`` column is a GEMM file.  Columns are matched by header name, case-insensitively, so ``Stride height`` /
-``Stride width`` and ``Batch size`` (images, multiplying M) are read too.  The
+``Stride width`` and ``Batch size`` (images, multiplying M) are read too, and SCALE-Sim v3's
+``Sparsity`` column: ``N:M``, N non-zeros in every group of M weights along the reduction axis
+(``1:1`` or none: dense), SCALE-Sim's layer-wise sparsity, where every filter keeps the first N of
+each group.  The
 layers run one after the other in SCALE-Sim, so each op gets an edge from the
 row before it, carrying that op's output shape.
 """
@@ -39,6 +42,7 @@ _CONV_COLUMNS = {
     "stride_h": ("stride height", "stride h"),
     "stride_w": ("stride width", "stride w"),
     "batch": ("batch", "batch size"),
+    "sparsity": ("sparsity", "sparsity ratio"),
 }
 _GEMM_COLUMNS = {
     "name": ("layer name", "layer"),
@@ -46,6 +50,7 @@ _GEMM_COLUMNS = {
     "n": ("n",),
     "k": ("k",),
     "batch": ("batch", "batch size"),
+    "sparsity": ("sparsity", "sparsity ratio"),
 }
 _CONV_REQUIRED = ("name", "ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "filters")
 _GEMM_REQUIRED = ("name", "m", "n", "k")
@@ -148,6 +153,24 @@ class _RowReader:
             raise InputError(f"{self.where}: column {key!r} is {text!r}; expected a positive integer")
         return int(text)
 
+    def n_of_m(self) -> tuple[int, int]:
+        """The ``Sparsity`` cell as (N, M); (1, 1) when absent."""
+        text = self.cells.get("sparsity", "") or "1:1"
+        parts = text.split(":")
+        if len(parts) != 2 or not all(part.strip().isdigit() for part in parts) \
+                or not 1 <= int(parts[0]) <= int(parts[1]):
+            raise InputError(f"{self.where}: column 'sparsity' is {text!r}; expected N:M with 1 <= N <= M")
+        return int(parts[0]), int(parts[1])
+
+
+def _weight_fields(row: _RowReader, gemm: Gemm) -> dict:
+    """Weight counts of a K x N weight matrix under the row's N:M sparsity (each filter keeps the first
+    N of every M along K, as SCALE-Sim's layer-wise sparsity does)."""
+    kept, block = row.n_of_m()
+    per_filter = gemm.k // block * kept + min(kept, gemm.k % block)
+    structured = {"nm_kept": kept, "nm_block": block} if kept < block else {}
+    return {"weight_params": gemm.k * gemm.n, "weight_nonzero": per_filter * gemm.n, **structured}
+
 
 def _conv_op(row: _RowReader, source: str) -> Op:
     images = row.positive("batch", default=1)
@@ -160,7 +183,6 @@ def _conv_op(row: _RowReader, source: str) -> Op:
         raise InputError(f"{row.where}: filter {kernel} is larger than the IFMAP {ifmap}")
     out_h, out_w = ((size - k) // s + 1 for size, k, s in zip(ifmap, kernel, strides))
     gemm = Gemm(m=images * out_h * out_w, n=filters, k=channels * kernel[0] * kernel[1])
-    weights = filters * gemm.k
     return Op(
         name=row.name(),
         kind=OpKind.CONV,
@@ -168,9 +190,8 @@ def _conv_op(row: _RowReader, source: str) -> Op:
         output_shape=(images, filters, out_h, out_w),
         macs=gemm.macs,
         gemm=gemm,
-        weight_params=weights,
-        weight_nonzero=weights,
         source=source,
+        **_weight_fields(row, gemm),
         attrs=(("kernel_h", kernel[0]), ("kernel_w", kernel[1]), ("stride_h", strides[0]), ("stride_w", strides[1])),
     )
 
@@ -185,7 +206,6 @@ def _gemm_op(row: _RowReader, source: str) -> Op:
         output_shape=(gemm.m, gemm.n),
         macs=gemm.macs,
         gemm=gemm,
-        weight_params=gemm.k * gemm.n,
-        weight_nonzero=gemm.k * gemm.n,
         source=source,
+        **_weight_fields(row, gemm),
     )

@@ -25,6 +25,7 @@ import torch.fx
 from torch import nn
 
 from attentionlite.errors import InputError
+from attentionlite.model.training.sparsity import NM_BLOCK, most_kept_per_group
 from attentionlite.provenance import provenance
 from attentionlite.simulator.graph import lowering, shapes
 from attentionlite.simulator.graph.graph import OpGraph, fold_batch_norms, label_attention
@@ -43,12 +44,15 @@ def trace_model(
     fold_bn: bool = False,
     metadata: dict | None = None,
     input_shape: Shape | None = None,
+    nm_block: int = NM_BLOCK,
 ) -> OpGraph:
     """Trace ``model`` on (batch, 3, image_size, image_size) images, or on one input of ``input_shape``
     (batch first), into an :class:`OpGraph`.
 
-    ``masks`` (parameter path -> bool tensor) give each op's non-zero weights;
-    with ``prune_mode="column"`` masked ops also record their kept columns.
+    ``masks`` (parameter path -> bool tensor) give each op's non-zero weights
+    and the most any group of ``nm_block`` of them along the reduction axis
+    keeps (N:M structure); with ``prune_mode="column"`` masked ops record
+    their kept columns instead.
     ``metadata`` (model name, arch, dataset, checkpoint) is stored with the
     graph beside the input shape, batch, prune mode and provenance.
     """
@@ -56,7 +60,8 @@ def trace_model(
     module = _traced_module(model)
     _check_supported(module)
     _ShapePass(module).propagate(torch.zeros(input_shape, device="meta"))
-    weights = MaskedWeights(dict(model.named_parameters()), masks or {}, column_pruned=prune_mode == "column")
+    weights = MaskedWeights(dict(model.named_parameters()), masks or {}, column_pruned=prune_mode == "column",
+                            nm_block=nm_block)
     image_side = input_shape[-1] if len(input_shape) == 4 else None
     info = {**(metadata or {}), "image_size": image_side, "batch": input_shape[0], "input_shape": list(input_shape)}
     info.update(prune_mode=prune_mode, fold_bn=False, **provenance())
@@ -166,6 +171,7 @@ class MaskedWeights:
     parameters: dict[str, torch.Tensor]
     masks: dict[str, torch.Tensor]
     column_pruned: bool
+    nm_block: int = NM_BLOCK
 
     def __call__(self, path: str, rows: slice = slice(None)) -> WeightCount:
         """The counts of parameter ``path``, or of its ``rows`` (a fused q, k, v projection's part)."""
@@ -180,7 +186,8 @@ class MaskedWeights:
         if mask.shape != weight.shape:
             return _compacted_count(path, weight, mask)
         if not self.column_pruned:
-            return WeightCount(weight.numel(), int(mask.sum()))
+            most = most_kept_per_group(mask, self.nm_block)
+            return WeightCount(weight.numel(), int(mask.sum()), nm_kept=most, nm_block=self.nm_block)
         kept = mask.flatten(1).any(dim=0)  # (in*kh*kw,): a column survives if any output keeps it
         return WeightCount(weight.numel(), int(mask.sum()), kept.numel(), int(kept.sum()))
 
