@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_HARDWARE, DEFAULT_HETEROGENEOUS
+from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_HARDWARE, DEFAULT_HETEROGENEOUS, DEFAULT_REPORT_HARDWARE
 from attentionlite.errors import InputError
 
 if TYPE_CHECKING:  # for the signatures only: importing these at run time would slow `import attentionlite`
@@ -199,7 +199,7 @@ def parallelism(
 
 def report(
     targets: Sequence[str | Target] = (), out: str | Path = "attentionlite-report", *,
-    hardware: str | Path | HardwareConfig = DEFAULT_HARDWARE, cpu: str | Path | CpuConfig | None = None,
+    hardware: str | Path | HardwareConfig = DEFAULT_REPORT_HARDWARE, cpu: str | Path | CpuConfig | None = None,
     arrays: Sequence[int] | None = None, dataflows: Sequence[str] | None = None, sparsity: str | None = None,
     density: float = DEFAULT_DENSITY, workers: int | None = None, engine: str = "local", address: str | None = None,
     recalibrate: bool = False, core_counts: Sequence[int] | None = None, schedules: Sequence[str] | None = None,
@@ -210,7 +210,8 @@ def report(
     """Write the co-design report into the folder ``out`` (replaced whole); returns its ``index.html``.
 
     With no ``targets``: the teacher resnet50 and the sasa26 hybrid and
-    homogeneous students at ``density`` (initial masks, untrained).  ``cpu``
+    homogeneous students at ``density`` (initial masks, untrained).  The default ``hardware`` is
+    ``paa-attention``: ``paa-default`` with the attention features on (the report says which).  ``cpu``
     None calibrates this host (quick, cached); ``arrays`` are square array sides; ``core_counts`` and
     ``schedules`` are the parallelism section's, ``against`` the accelerators it sets beside ``hardware``.
     ``space`` (a TOML file, as :func:`explore` takes) replaces the grid of ``arrays`` x ``dataflows`` with a

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from attentionlite import api
-from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_HARDWARE, DEFAULT_HETEROGENEOUS
+from attentionlite.defaults import DEFAULT_DENSITY, DEFAULT_HARDWARE, DEFAULT_HETEROGENEOUS, DEFAULT_REPORT_HARDWARE
 from attentionlite.errors import InputError, OverrideError
 from attentionlite.simulator.accelerator.hardware import SPARSITY_MODES
 from attentionlite.version import __version__
@@ -493,7 +493,9 @@ def _study_options(command):
 @click.argument("models", nargs=-1)
 @click.option("--out", callback=_output_folder, type=_Path(file_okay=False), default="attentionlite-report", show_default=True,
               help="Report folder (replaced as a whole).")
-@click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help=_HARDWARE_HELP)
+@click.option("--hardware", default=DEFAULT_REPORT_HARDWARE, show_default=True,
+              help=_HARDWARE_HELP + " The default is paa-default with the attention features on; "
+                   "--hardware paa-default is SCALE-Sim's array.")
 @click.option("--cpu", "cpu_config", help="CPU preset or TOML (default: a quick calibration of this host).")
 @click.option("--arrays", help="Square array sides of the grid, comma-separated (default 8,16,32,64,128,256).")
 @click.option("--dataflows", help="Dataflows of the grid, comma-separated (default os,ws,is).")

@@ -87,9 +87,9 @@ def test_a_report_over_a_space_shows_the_explorations_front(checkpoints, tmp_pat
     search = ["--space", str(tmp_path / "space.toml"), "--trials", "10", "--seed", "4", "--workers", "1"]
     explored = CliRunner().invoke(main, ["explore", *checkpoints, *search, "--out", str(tmp_path / "explore")])
     assert explored.exit_code == 0, explored.output
-    # the report searches from paa-default with its own sparsity mode, none here: the same search as explore's
-    reported = CliRunner().invoke(main, ["report", *checkpoints, *search, "--sparsity", "none", "--cpu", CPU,
-                                         "--out", str(tmp_path / "report")])
+    # the report searches from its reference point, here explore's paa-default and sparsity none
+    reported = CliRunner().invoke(main, ["report", *checkpoints, *search, "--hardware", "paa-default",
+                                         "--sparsity", "none", "--cpu", CPU, "--out", str(tmp_path / "report")])
     assert reported.exit_code == 0, reported.output
     for name in ("trials.csv", "pareto.csv"):
         assert (tmp_path / "report" / name).read_text() == (tmp_path / "explore" / name).read_text(), name

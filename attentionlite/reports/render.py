@@ -205,6 +205,29 @@ def _point(report: CodesignReport) -> str:
             f"sparsity {hw['sparsity']['mode']}")
 
 
+# The knobs that make a design point fair to attention, with what each means (hardware.py has them all).
+ATTENTION_FEATURES = (
+    ("array", "overlap_folds", "folds pipelined"),
+    ("attention", "fused", "local attention fused block by block"),
+    ("vector", "overlaps_array", "the vector unit beside the array"),
+    ("array", "fuse_post_ops", "batch norm, ReLU and residual adds in the array's output path"),
+)
+
+
+def _features_sentence(report: CodesignReport) -> str:
+    """Which attention features the reference point has, from the resolved config."""
+    hw = report.hardware_config
+    marked = [(f"{words} (`{unit}.{knob}`)", bool(hw[unit][knob])) for unit, knob, words in ATTENTION_FEATURES]
+    on, off = ([text for text, state in marked if state is wanted] for wanted in (True, False))
+    parts = [f"Attention features on: {'; '.join(on)}." if on else "No attention feature is on."]
+    if off:
+        parts.append(f"Off: {'; '.join(off)}.")
+    if on:
+        parts.append("`--set array.overlap_folds=false` gives SCALE-Sim's fold timing; `--hardware paa-default` "
+                     "is SCALE-Sim's array with every feature off.")
+    return " ".join(parts)
+
+
 def report_blocks(report: CodesignReport, on_front: list[bool], generated: str) -> list:
     """The whole report, top to bottom."""
     made_by = report.provenance
@@ -343,6 +366,7 @@ def _comparison_blocks(report: CodesignReport) -> list:
         Heading("Reference design point"),
         Paragraph(f"All models on {_point(report)}; one image at a time on each core (batch 1), so latency "
                   "is one image's time and energy and DRAM traffic are per image."),
+        Paragraph(_features_sentence(report)),
         _table(report.comparison, COST_COLUMNS, "cost per image"),
         Paragraph("Ratios are the reference over the model, so above 1 means the model is faster or "
                   "cheaper. **From sparsity**: the same model on the same hardware with sparsity `none` "

@@ -23,7 +23,9 @@ from attentionlite.simulator.graph.ops import Gemm, Op, OpKind
 from attentionlite.simulator.graph.targets import Target, TargetKind
 
 MODELS = ("teacher", "hybrid", "homog")
-HARDWARE = {"name": "tiny-hw", "cores": 2, "clock_mhz": 1000.0, "array": {"rows": 8, "cols": 8, "dataflow": "os"},
+HARDWARE = {"name": "tiny-hw", "cores": 2, "clock_mhz": 1000.0,
+            "array": {"rows": 8, "cols": 8, "dataflow": "os", "overlap_folds": True, "fuse_post_ops": False},
+            "vector": {"overlaps_array": False}, "attention": {"fused": True},
             "dram": {"bandwidth_gb_s": 10.0}, "sparsity": {"mode": "none"}}
 
 
@@ -233,3 +235,11 @@ def test_without_a_waterfall_the_report_says_why_and_draws_none(tmp_path):
     assert "Not computed: the accelerator has core groups" in markdown and "From MACs to latency" not in markdown
     assert not (tmp_path / "out" / "figures" / "waterfall.png").exists()
     assert not (tmp_path / "out" / "waterfall.csv").exists()
+
+
+def test_the_report_says_which_attention_features_are_on(rendered):
+    markdown = (rendered / "report.md").read_text()
+    assert ("Attention features on: folds pipelined (`array.overlap_folds`); local attention fused block by block "
+            "(`attention.fused`). Off: the vector unit beside the array (`vector.overlaps_array`); batch norm, ReLU "
+            "and residual adds in the array's output path (`array.fuse_post_ops`).") in markdown
+    assert "`--hardware paa-default` is SCALE-Sim's array with every feature off." in markdown

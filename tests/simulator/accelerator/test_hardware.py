@@ -1,6 +1,7 @@
 """Hardware configs: presets load, overrides apply, bad TOML is one clear error naming file and key."""
 
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,10 @@ def test_cli_hardware_list_show_and_error():
     assert shown.exit_code == 0 and "rows = 16" in shown.output and "cols = 8" in shown.output
     failed = runner.invoke(main, ["hardware", "show", "nope"])
     assert failed.exit_code == 2 and "unknown hardware preset" in failed.output
+
+
+def test_the_report_preset_is_paa_default_with_the_attention_features_on():
+    features = {"overlap_folds": True, "fuse_post_ops": True, "fused": True, "overlaps_array": True}
+    attention = load_hardware("paa-attention")
+    assert replace(attention, name="paa-default", description="") == replace(
+        load_hardware("paa-default", **features), description="")
