@@ -10,7 +10,7 @@ the sources):
   the multiplier's width), and registers for its input, weight and accumulator, plus a second weight
   register where folds overlap (``array.overlap_folds``: the next fold's operand is preloaded under
   the stream);
-* a vector-unit lane at ``b``, the wider of the activation and softmax widths: a ``b x b``
+* a vector-unit lane at ``b`` (``vector.bits``; unset, the wider of the activation and softmax widths): a ``b x b``
   multiplier, a ``2b``-bit adder and a ``b``-bit comparator (max); the exponential's lookup table and
   the reciprocal are not counted;
 * the array's output path (``array.fuse_post_ops``): one such lane per array column, counted with
@@ -86,7 +86,7 @@ def pe_um2(config: HardwareConfig) -> float:
 
 def lane_um2(config: HardwareConfig) -> float:
     """One vector-unit lane: a MAC and a comparator, as wide as the activations and logits it works on."""
-    table, bits = config.area, max(config.bits("activation"), config.bits("softmax"))
+    table, bits = config.area, config.vector_bits
     return mac_um2(bits, table) + table.comparator_um2 * bits / TABLE_BITS
 
 

@@ -35,6 +35,8 @@ on the vector unit of L lanes, one row (the axis it normalises) at a time:
 * per pass: a max, an exp (``exp_cycles``: a table lookup and interpolation,
   or a polynomial's steps), an add into the row's sum and a multiply by the
   sum's reciprocal: ``p x (3 + exp_cycles)`` cycles per group of rows;
+* logits wider than a lane (``precision.softmax_bits`` over ``vector.bits``)
+  take as many passes each;
 * the max and the sum each end in a reduction tree over the lanes a row
   occupies, ``ceil(log2(min(n, L)))`` levels, and the sum's reciprocal (a
   seed table and Newton-Raphson steps) takes ``reciprocal_cycles``.  The trees
@@ -162,7 +164,7 @@ def softmax_cycles(rows: int, length: int, config: HardwareConfig) -> int:
     passes = math.ceil(length / lanes)
     rows_per_pass = max(1, lanes // length)
     tree_levels = math.ceil(math.log2(min(length, lanes)))
-    streamed = math.ceil(rows / rows_per_pass) * passes * (3 + config.vector.exp_cycles)
+    streamed = math.ceil(rows / rows_per_pass) * passes * (3 + config.vector.exp_cycles) * config.vector_passes("softmax")
     return streamed + 2 * tree_levels + config.vector.reciprocal_cycles
 
 
@@ -180,8 +182,9 @@ def map_softmax(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> 
 
 
 def own_vector_cycles(op: Op, config: HardwareConfig) -> int:
-    """Cycles of a logits or weighted-sum op's own vector work (relative-logit adds, stem value mixing)."""
-    return math.ceil(op.vector_ops / config.vector.lanes)
+    """Cycles of a logits or weighted-sum op's own vector work (relative-logit adds on logits, stem value
+    mixing of probabilities)."""
+    return math.ceil(op.vector_ops * config.vector_passes("softmax") / config.vector.lanes)
 
 
 def _vector_on_chip(op: Op, config: HardwareConfig, parts: int) -> OpWork:

@@ -17,6 +17,7 @@ from attentionlite.simulator.accelerator.hardware import HardwareConfig
 from attentionlite.simulator.accelerator.memory import OPERANDS, OpWork
 
 COMPONENTS = ("mac", "vector", "sram", "dram", "leakage")
+VECTOR_TABLE_BITS = 32  # the lane width the table's vector_op_pj is for
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def op_energy(work: OpWork, busy_core_cycles: int, config: HardwareConfig, sram_
     table, traffic = config.energy, work.traffic
     return Energy(
         mac=work.macs * mac_pj(config),
-        vector=work.vector_ops * table.vector_op_pj,
+        vector=work.vector_ops * table.vector_op_pj * config.vector_bits / VECTOR_TABLE_BITS,
         sram=sum(traffic.sram_bytes(buffer) * price for buffer, price in zip(OPERANDS, sram_prices)),
         dram=(traffic.dram_read + traffic.dram_write) * table.dram_pj_per_byte,
         leakage=leakage_pj(busy_core_cycles, config),

@@ -65,6 +65,7 @@ class VectorConfig:
     lanes: Annotated[int, POSITIVE]
     exp_cycles: Annotated[int, POSITIVE] = 4  # an exp costs this many lane-cycles (max, sum, divide cost one each)
     reciprocal_cycles: Annotated[int, NON_NEGATIVE] = 4  # latency of a softmax row's 1 / sum (attention.py)
+    bits: Annotated[int, NON_NEGATIVE] = 0  # a lane's width; 0: the wider of the activation and softmax widths
     overlaps_array: bool = False  # fused attention's softmax of one block runs while the array computes others; fusion.py
 
 
@@ -144,7 +145,9 @@ class EnergyTable:
     ISSCC 2014, Fig. 1.1.9 (45 nm, 0.9 V):
 
     * a MAC: 8-bit integer multiply 0.2 pJ + add 0.03 pJ;
-    * the vector unit: a 32-bit float add, 0.9 pJ, per element operation;
+    * the vector unit: a 32-bit float add, 0.9 pJ, per element operation of a
+      32-bit lane; a lane of b bits costs b/32 of it (a float adder's energy
+      grows about linearly with its width: his 16-bit float add is 0.4 pJ);
     * SRAM: a 64-bit read costs 10 pJ from 8 KB, 20 pJ from 32 KB and 100 pJ from
       1 MB.  Energy per byte here grows with the square root of the capacity
       of the bank accessed, ``sram_reference_pj_per_byte * sqrt(bank /
@@ -303,6 +306,15 @@ class HardwareConfig:
     def bits(self, kind: str) -> int:
         """Bits per element of a kind of tensor (:data:`TENSOR_KINDS`): its precision, or the word size."""
         return getattr(self.precision, f"{kind}_bits") or 8 * self.word_bytes
+
+    @property
+    def vector_bits(self) -> int:
+        """Width of a vector-unit lane: ``vector.bits``, or the wider of the activations and logits."""
+        return self.vector.bits or max(self.bits("activation"), self.bits("softmax"))
+
+    def vector_passes(self, kind: str) -> int:
+        """Passes a lane makes per element of a kind of tensor: one, or more where it is wider than the lane."""
+        return math.ceil(self.bits(kind) / self.vector_bits)
 
     def element_bytes(self, kind: str) -> float:
         """Bytes per element of a kind of tensor (a fraction below 8 bits: 4-bit weights pack two to a byte)."""

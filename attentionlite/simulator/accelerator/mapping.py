@@ -33,7 +33,7 @@ from attentionlite.simulator.accelerator.memory import (
     on_chip_vector_work,
     vector_work,
 )
-from attentionlite.simulator.accelerator.precision import gemm_element_bytes
+from attentionlite.simulator.accelerator.precision import gemm_element_bytes, output_kind
 from attentionlite.simulator.accelerator.sparsity import SPARSITY, dense
 from attentionlite.simulator.graph.ops import Op, OpKind
 
@@ -70,9 +70,11 @@ def _map_product(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) ->
 
 def vector_cycles(op: Op, config: HardwareConfig) -> int:
     """Lane-cycles of an op's vector work over the lanes; a transcendental (``transcendentals`` attr:
-    the exp of a sigmoid, GELU's erf) costs ``exp_cycles`` instead of one."""
+    the exp of a sigmoid, GELU's erf) costs ``exp_cycles`` instead of one, and an output wider than a lane
+    takes as many passes."""
     transcendentals = int(dict(op.attrs).get("transcendentals", 0))
-    return math.ceil((op.vector_ops + transcendentals * (config.vector.exp_cycles - 1)) / config.vector.lanes)
+    lane_cycles = (op.vector_ops + transcendentals * (config.vector.exp_cycles - 1)) * config.vector_passes(output_kind(op))
+    return math.ceil(lane_cycles / config.vector.lanes)
 
 
 def _map_vector(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:

@@ -449,7 +449,8 @@ class _Reduction:
 
 
 def _reduction_cycles(mapping: GemmMapping, slices: int, config: HardwareConfig) -> int:
-    return math.ceil((slices - 1) * mapping.tensor_elements["output"] / config.vector.lanes)
+    adds = (slices - 1) * mapping.tensor_elements["output"] * config.vector_passes("accumulator")
+    return math.ceil(adds / config.vector.lanes)
 
 
 def _partial_sum_reduction(mapping: GemmMapping, slices: int, config: HardwareConfig) -> _Reduction:

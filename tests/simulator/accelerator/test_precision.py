@@ -59,3 +59,25 @@ def test_a_pe_and_a_mac_at_four_by_eight_bits():
     # registers for an 8-bit input, a 4-bit weight and the 16-bit accumulator: 28 x 5.98
     assert pe_um2(config) == pytest.approx(6350 * 32 / 1024 + 139 + 28 * 5.98)
     assert mac_pj(config) == pytest.approx(0.23 * 4 * 8 / 64)
+
+
+def _add(elements: int) -> Op:
+    return Op("add", OpKind.ADD, ((elements,), (elements,)), (elements,), vector_ops=elements)
+
+
+def test_a_vector_op_costs_its_lanes_width():
+    # Horowitz's 32-bit float add, 0.9 pJ, scaled to paa-default's 8-bit lanes: 0.225 pJ per element op
+    row = simulate([_add(1024)], load_hardware("paa-default", cores=1)).rows[0]
+    assert row.energy.vector == pytest.approx(1024 * 0.9 * 8 / 32)
+    wide = simulate([_add(1024)], load_hardware("paa-default", cores=1, vector__bits=32)).rows[0]
+    assert wide.energy.vector == pytest.approx(1024 * 0.9)
+
+
+def test_logits_wider_than_a_lane_take_two_passes():
+    from test_sim_attention import LOGITS, WINDOW, _softmax
+
+    # 128 rows of 9 on 32 lanes, 3 side by side: 43 passes of 7 cycles, twice for 16-bit logits on 8-bit
+    # lanes; then the trees (2 x 4 levels) and the reciprocal (4)
+    config = load_hardware("paa-default", cores=1, softmax_bits=16, vector__bits=8)
+    row = simulate([_softmax(LOGITS, window=WINDOW)], config).rows[0]
+    assert row.compute_cycles == 43 * 7 * 2 + 2 * 4 + 4
