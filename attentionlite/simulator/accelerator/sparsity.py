@@ -18,7 +18,11 @@ One strategy per ``[sparsity] mode`` (:data:`SPARSITY`):
   reaches a whole weight column of the fold (is), so a zero weight skips no
   step and the layer is priced dense (for is this misses the rare all-zero
   column: under 4% of the steps at 10% density on 32 rows).  ``lockstep = false`` prices an idealised array whose every PE skips
-  its own zeros: ``ceil(K * (1 - (1 - d) ** g))``.  The stored weights are
+  its own zeros: ``ceil(K * (1 - (1 - d) ** g))`` on average, but a fold
+  ends with its busiest column, so the reduction is scaled by the layer's
+  load imbalance, its densest output's non-zeros over the mean (measured
+  from the masks; with ``g = 1`` the reduction is exactly that output's
+  non-zeros: exact for the fold that holds it, an upper bound for the rest).  The stored weights are
   the skipped GEMM's share of them plus ``index_bits`` of metadata per block
   (EIE-style relative indices).  The input is still read whole: every input
   element meets some non-zero weight.
@@ -86,12 +90,22 @@ def _zero_skipping(op: Op, gemm: Gemm, config: HardwareConfig) -> SparseGemm:
     if block is None:
         return dense(op, gemm, config)  # no step can be skipped
     kept_share = 1.0 - (1.0 - op.weight_density) ** block  # blocks holding a non-zero
-    reduced = max(1, math.ceil(gemm.k * kept_share - 1e-9))
-    if reduced == gemm.k:
+    kept_steps = max(1, math.ceil(gemm.k * kept_share - 1e-9))  # on average over the columns
+    if kept_steps == gemm.k:
         return dense(op, gemm, config)  # no block to skip: stored dense, no metadata
+    reduced = min(gemm.k, math.ceil(kept_steps * _imbalance(op, gemm, config) - 1e-9))  # the busiest column's
     index_bytes = config.sparsity.index_bits / 8 / block  # one index per stored block
-    stored = math.ceil(_weight_elements(op, gemm) * reduced / gemm.k)
+    stored = math.ceil(_weight_elements(op, gemm) * kept_steps / gemm.k)
     return SparseGemm(replace(gemm, k=reduced), stored, index_bytes, gemm.k)
+
+
+def _imbalance(op: Op, gemm: Gemm, config: HardwareConfig) -> float:
+    """Without lockstep, a fold lasts as long as its busiest column: the layer's densest output over its
+    mean (1 in lockstep, whose union already waits for every column, or where no mask was measured)."""
+    if config.sparsity.lockstep or not op.weight_row_nonzero_max or not op.weight_nonzero:
+        return 1.0
+    mean_row = op.weight_nonzero * gemm.k / _weight_elements(op, gemm)  # non-zeros per K-long row
+    return max(1.0, op.weight_row_nonzero_max / mean_row)
 
 
 def _skip_block(gemm: Gemm, config: HardwareConfig) -> int | None:

@@ -32,6 +32,7 @@ class WeightCount:
     columns_kept: int = 0
     nm_kept: int = 0
     nm_block: int = 0
+    row_nonzero_max: int = 0  # the most non-zeros one output's weights keep
 
     def op_fields(self) -> dict:
         return {
@@ -41,6 +42,7 @@ class WeightCount:
             "columns_kept": self.columns_kept,
             "nm_kept": self.nm_kept,
             "nm_block": self.nm_block,
+            "weight_row_nonzero_max": self.row_nonzero_max,
         }
 
 

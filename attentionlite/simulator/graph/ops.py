@@ -108,7 +108,9 @@ class Op:
     ``weight_params`` is already the kept part).  ``nm_kept`` of ``nm_block``:
     no group of ``nm_block`` consecutive weights along a row of that matrix
     (the reduction axis) holds more than ``nm_kept`` non-zeros, N:M structure
-    an N:M array can compress (both 0 where none was measured).  ``weight_params`` counts the
+    an N:M array can compress (both 0 where none was measured).
+    ``weight_row_nonzero_max`` is the most non-zeros any row of that matrix
+    (one output's weights) keeps (0 where no mask was measured).  ``weight_params`` counts the
     weight operands of array ops: conv, linear and projection matrices and the
     relative embeddings of window logits; biases and norm scales are not counted.
     ``source`` is the module path in the torch model the op was lowered from.
@@ -143,6 +145,7 @@ class Op:
     columns_kept: int = 0
     nm_kept: int = 0
     nm_block: int = 0
+    weight_row_nonzero_max: int = 0
     source: str = ""
     attrs: tuple[tuple[str, int | float | str], ...] = field(default=())
 

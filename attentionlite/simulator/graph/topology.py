@@ -168,7 +168,7 @@ def _weight_fields(row: _RowReader, gemm: Gemm) -> dict:
     N of every M along K, as SCALE-Sim's layer-wise sparsity does)."""
     kept, block = row.n_of_m()
     per_filter = gemm.k // block * kept + min(kept, gemm.k % block)
-    structured = {"nm_kept": kept, "nm_block": block} if kept < block else {}
+    structured = {"nm_kept": kept, "nm_block": block, "weight_row_nonzero_max": per_filter} if kept < block else {}
     return {"weight_params": gemm.k * gemm.n, "weight_nonzero": per_filter * gemm.n, **structured}
 
 

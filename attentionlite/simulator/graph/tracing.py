@@ -187,7 +187,8 @@ class MaskedWeights:
             return _compacted_count(path, weight, mask)
         if not self.column_pruned:
             most = most_kept_per_group(mask, self.nm_block)
-            return WeightCount(weight.numel(), int(mask.sum()), nm_kept=most, nm_block=self.nm_block)
+            return WeightCount(weight.numel(), int(mask.sum()), nm_kept=most, nm_block=self.nm_block,
+                               row_nonzero_max=int(mask.flatten(1).sum(1).max()))
         kept = mask.flatten(1).any(dim=0)  # (in*kh*kw,): a column survives if any output keeps it
         return WeightCount(weight.numel(), int(mask.sum()), kept.numel(), int(kept.sum()))
 

@@ -141,3 +141,29 @@ def test_masked_and_compacted_forms_of_a_checkpoint_simulate_the_same():
             by_name[row.name].compute_cycles, by_name[row.name].macs, by_name[row.name].dram_read_bytes), row.name
     conv3 = masked.op("layer2.0.conv3")
     assert by_name["layer2.0.conv3"].macs == conv3.gemm.m * conv3.gemm.n * conv3.columns_kept
+
+
+def test_without_lockstep_a_fold_waits_for_its_busiest_column(config):
+    # 8 of 32 weights: 2 per output on average, but one output keeps 4; an array whose PEs skip their own
+    # zeros runs K = 4 steps (that column's) where the mean gives 2; the stored weights stay the 8 of them
+    busy = replace(pruned_linear(nonzero=8), weight_row_nonzero_max=4)
+    ideal = with_overrides(config, sparsity="skip", granularity=1, index_bits=4, lockstep=False)
+    row = simulate([busy], ideal).rows[0]
+    assert (row.compute_cycles, row.macs) == (4 + 4 + 4 - 2, 4 * 4 * 4)
+    assert row.traffic.dram_read_weight == 8 and row.traffic.dram_read_index == 4
+    # in lockstep the union over the columns already waits for every column: the imbalance adds nothing
+    lockstep = simulate([busy], with_overrides(ideal, lockstep=True)).rows[0]
+    assert lockstep.compute_cycles == simulate([pruned_linear(nonzero=8)], with_overrides(ideal, lockstep=True)).rows[0].compute_cycles
+
+
+def test_a_mask_gives_its_densest_output():
+    import torch
+    from torch import nn
+
+    from attentionlite.simulator.graph.tracing import trace_model
+
+    model = nn.Sequential(nn.Linear(8, 3, bias=False))
+    mask = torch.tensor([[1, 0, 0, 0, 0, 0, 0, 1], [1, 1, 1, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1]]).bool()
+    graph = trace_model(model, input_shape=(1, 8), masks={"0.weight": mask}, prune_mode="unstructured")
+    (op,) = graph.ops_in_order()
+    assert (op.weight_nonzero, op.weight_row_nonzero_max) == (7, 4)
