@@ -62,7 +62,7 @@ from attentionlite.simulator.graph.ops import Op, OpKind
 # ACT functions a comparator per column applies as outputs drain: clamps from below (and above)
 OUTPUT_PATH_FUNCTIONS = frozenset({"relu", "relu6", "hardtanh"})
 
-# producer kind -> consumer kind of the hand-overs fused local attention keeps on chip block by block
+# A local-attention layer's ops in order; fused attention keeps the hand-overs between them on chip
 FUSED_LAYER = (OpKind.WINDOW_LOGITS, OpKind.SOFTMAX, OpKind.WEIGHTED_SUM)
 FUSED_ATTENTION_EDGES = frozenset(zip(FUSED_LAYER, FUSED_LAYER[1:]))
 
@@ -95,9 +95,13 @@ def on_chip_reuse(ops: Sequence[Op], graph: OpGraph | Sequence[Op], same_core: S
             for kept, output, streamed in zip(inputs, outputs, output_path)]
 
 
+def _hand_over_capacity(config: HardwareConfig) -> int:
+    """Bytes a producer can leave for its consumer: what fits half the output and half the input buffer."""
+    return min(config.half_buffer_bytes("output"), config.half_buffer_bytes("input"))
+
+
 def _fits_whole(producer: Op, config: HardwareConfig) -> bool:
-    capacity = min(config.half_buffer_bytes("output"), config.half_buffer_bytes("input"))
-    return output_bytes(producer, config) <= capacity
+    return output_bytes(producer, config) <= _hand_over_capacity(config)
 
 
 def _is_post_op(op: Op) -> bool:
@@ -119,8 +123,7 @@ def _fused_attention_edge(producer: Op, consumer: Op, config: HardwareConfig) ->
     if window is None:
         return False
     _, block_words = fused_blocks(window, config)
-    capacity = min(config.half_buffer_bytes("output"), config.half_buffer_bytes("input"))
-    return block_words * config.element_bytes("softmax") <= capacity
+    return block_words * config.element_bytes("softmax") <= _hand_over_capacity(config)
 
 
 def overlap_softmax(ops: Sequence[Op], works: Sequence[OpWork], kept: Sequence[OnChip],
