@@ -131,7 +131,16 @@ def _shape(value, batch: int) -> Shape | None:
     return tuple(dims)
 
 
+def _check_text(node, index: int) -> None:
+    """protobuf hands back bytes for a string field that is not UTF-8, which only a damaged file has."""
+    fields = (node.name, node.op_type, *node.input, *node.output, *(attribute.name for attribute in node.attribute))
+    if any(isinstance(value, bytes) for value in fields):
+        raise InputError(f"ONNX node {index}: a name or type is not valid UTF-8; expected text (is the file "
+                         "damaged?)")
+
+
 def _node(node, index: int, shapes: dict, initializers: dict, attribute_value: Callable) -> OnnxNode:
+    _check_text(node, index)
     name = node.name or f"{node.op_type.lower()}_{index}"
     output = shapes.get(node.output[0]) if node.output else None
     return OnnxNode(

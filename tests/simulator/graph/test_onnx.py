@@ -4,6 +4,7 @@ their modules; weight densities from the exported zeros; batch, bad files and un
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import foreign_models as fm  # pytest puts tests/ on sys.path
 import pytest
@@ -113,3 +114,13 @@ def test_a_softmax_knows_the_length_of_the_axis_it_normalises(tmp_path):
     for graph in (trace_model(SoftmaxAxes(), IMAGE), load_onnx_graph(export(SoftmaxAxes(), tmp_path / "s.onnx"))):
         lengths = sorted(dict(op.attrs)["axis_length"] for op in graph.ops_in_order() if op.kind is OpKind.SOFTMAX)
         assert lengths == [3, 32, 32]
+
+
+def test_a_name_that_is_not_utf8_is_one_error(tmp_path):
+    # the fuzzer's find: one damaged byte in a node's name makes protobuf hand back bytes, not text
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    data = Path(export(model, tmp_path / "net.onnx")).read_bytes()
+    at = data.index(b"/1/Relu")
+    (tmp_path / "damaged.onnx").write_bytes(data[:at] + b"\x80" + data[at + 1:])
+    with pytest.raises(InputError, match="ONNX node 1: a name or type is not valid UTF-8"):
+        load_onnx_graph(tmp_path / "damaged.onnx")
