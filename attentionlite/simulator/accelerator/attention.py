@@ -43,6 +43,15 @@ on the vector unit of L lanes, one row (the axis it normalises) at a time:
   and the reciprocal are pipelined and rows interleave (one row's exp while
   the next row's max drains its tree), so their latency shows once per op,
   not once per row.
+
+A fixed attention mask (a model's boolean ``attn_mask`` buffer; transformers.py
+splits it into global-token columns and sparse kept logits) runs as ViTCoD runs
+it when ``[attention] split_sparse``: the array's rows (PE lines) are shared by
+a denser engine, which computes every query's logit of the global columns, and
+a sparser one, which computes the other kept logits (SDDMM) and their weighted
+values (SpMM), in proportion to their logits; both run at once, so an op takes
+the longer (:func:`split_engine_cycles`), and the sparse logits' coordinates
+cross DRAM beside them.
 """
 
 from __future__ import annotations
@@ -56,13 +65,25 @@ from attentionlite.simulator.accelerator.memory import (
     GemmMapping,
     OnChip,
     OpWork,
+    Traffic,
     combine,
     gemm_work,
     on_chip_vector_work,
+    split_evenly,
+    vector_tiles,
     vector_work,
 )
 from attentionlite.simulator.accelerator.precision import gemm_element_bytes
-from attentionlite.simulator.graph.ops import AXIS_LENGTH, SOFTMAX_OPS_PER_ELEMENT, Gemm, Op, Window
+from attentionlite.simulator.graph.ops import (
+    AXIS_LENGTH,
+    MASK_DENSE_KEYS,
+    MASK_SPARSE_KEPT,
+    SOFTMAX_OPS_PER_ELEMENT,
+    Gemm,
+    Op,
+    OpKind,
+    Window,
+)
 
 
 def _blocks(window: Window, block: int) -> int:
@@ -168,17 +189,21 @@ def softmax_cycles(rows: int, length: int, config: HardwareConfig) -> int:
     return streamed + 2 * tree_levels + config.vector.reciprocal_cycles
 
 
-def softmax_rows(op: Op) -> tuple[int, int]:
+def softmax_rows(op: Op, config: HardwareConfig) -> tuple[int, int]:
     """(rows, elements per row) of a softmax: a window's positions, else its ``axis_length`` attr, else
-    the last axis."""
+    the last axis; on split engines a fixed mask's rows hold only their kept logits (on average)."""
     elements = op.vector_ops // SOFTMAX_OPS_PER_ELEMENT
+    split = mask_split(op) if config.attention.split_sparse else None
+    if split is not None:
+        rows = elements // op.output_shape[-1]
+        return rows, max(1, math.ceil((rows * split[0] + split[1]) / rows))
     length = op.window.window_size if op.window else int(dict(op.attrs).get(AXIS_LENGTH, op.output_shape[-1]))
     return max(1, elements // length), length
 
 
 def map_softmax(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
     """Softmax row by row on the vector unit, streaming logits in and probabilities out."""
-    return vector_work(softmax_cycles(*softmax_rows(op), config), op.vector_ops, op, config, on_chip, parts)
+    return vector_work(softmax_cycles(*softmax_rows(op, config), config), op.vector_ops, op, config, on_chip, parts)
 
 
 def own_vector_cycles(op: Op, config: HardwareConfig) -> int:
@@ -203,6 +228,79 @@ def fused_blocks(window: Window, config: HardwareConfig) -> tuple[int, int]:
     gemm, _ = WINDOW_MAPPINGS[config.attention.window_mapping][1](window, config)
     rows = gemm.m if config.attention.window_mapping == "blocked" else min(gemm.m, config.array.rows)
     return gemm.batch * math.ceil(gemm.m / rows), rows * gemm.k
+
+
+# ----------------------------------------------------------------------------- fixed attention masks
+
+
+def mask_split(op: Op) -> tuple[int, int] | None:
+    """(dense key columns over all heads, sparse kept logits) of an op with a fixed mask, else None."""
+    attrs = dict(op.attrs)
+    if MASK_DENSE_KEYS not in attrs:
+        return None
+    return int(attrs[MASK_DENSE_KEYS]), int(attrs[MASK_SPARSE_KEPT])
+
+
+def engine_rows(dense_logits: int, sparse_logits: int, rows: int) -> tuple[int, int]:
+    """The array's rows (ViTCoD's PE lines) each engine gets, in proportion to its logits
+    (``Hardware/Simulator/ViTCoD.py``: ``int(width * dense_ratio)`` to the denser engine), each at least
+    one where it has work."""
+    if not sparse_logits:
+        return rows, 0
+    if not dense_logits:
+        return 0, rows
+    dense = min(rows - 1, max(1, int(rows * dense_logits / (dense_logits + sparse_logits))))
+    return dense, rows - dense
+
+
+def split_engine_cycles(op: Op, config: HardwareConfig) -> tuple[int, int]:
+    """(denser engine, sparser engine) cycles of a masked Q K^T (SDDMM) or A V (SpMM), as ViTCoD's
+    simulator counts them, over all heads at once: Q K^T takes a query row per PE line and the head width
+    in passes of the array's columns; A V spreads each logit's d_v products over a line's columns."""
+    dense_keys, sparse = mask_split(op) or (0, 0)
+    gemm = require_gemm(op)
+    dense_logits = gemm.m * dense_keys  # every query's logit of every dense column
+    dense_rows, sparse_rows = engine_rows(dense_logits, sparse, config.array.rows)
+    cols = config.array.cols
+    if op.kind is OpKind.ATTENTION_LOGITS:
+        passes = math.ceil(gemm.k / cols)
+        return (math.ceil(dense_logits / dense_rows) * passes if dense_rows else 0,
+                math.ceil(sparse / sparse_rows) * passes if sparse_rows else 0)
+    return (math.ceil(dense_logits * gemm.n / (dense_rows * cols)) if dense_rows else 0,
+            math.ceil(sparse * gemm.n / (sparse_rows * cols)) if sparse_rows else 0)
+
+
+INDEX_BYTES_PER_LOGIT = 2  # a sparse logit's row and column, a byte each (ViTCoD's index preload)
+
+
+def map_split_attention(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
+    """A masked Q K^T or A V on the denser and sparser engines at once: the op takes the longer of the two;
+    the queries and keys (or values) cross DRAM once, the logits only where kept, with the sparse logits'
+    coordinates."""
+    dense_keys, sparse = mask_split(op) or (0, 0)
+    gemm = require_gemm(op)
+    kept_logits = gemm.m * dense_keys + sparse
+    reduction = gemm.k if op.kind is OpKind.ATTENTION_LOGITS else gemm.n
+    activation, logit = config.element_bytes("activation"), config.element_bytes("softmax")
+    features = {index: math.prod(shape) * activation for index, shape in enumerate(op.input_shapes)}
+    if op.kind is OpKind.ATTENTION_VALUES:
+        features[0] = kept_logits * logit  # the kept probabilities
+    loads = sum(size for index, size in features.items() if index not in on_chip.inputs)
+    loads += sparse * INDEX_BYTES_PER_LOGIT
+    out = kept_logits * logit if op.kind is OpKind.ATTENTION_LOGITS else math.prod(op.output_shape) * activation
+    stores = 0.0 if on_chip.output else out
+    cycles = max(split_engine_cycles(op, config))
+    macs = kept_logits * reduction
+    traffic = Traffic(dram_read_input=loads, dram_write_output=stores, sram_read_input=sum(features.values()),
+                      sram_write_input=loads, sram_read_output=stores, sram_write_output=out)
+    return OpWork(parts=split_evenly(vector_tiles(cycles, loads, stores, config), parts), macs=macs,
+                  useful_macs=macs, skipped_macs=max(0, gemm.macs - macs), traffic=traffic)
+
+
+def require_gemm(op: Op) -> Gemm:
+    if op.gemm is None:
+        raise InputError(f"op {op.name!r} ({op.kind.value}) has no GEMM shape; expected one for the MAC array")
+    return op.gemm
 
 
 def require_window(op: Op) -> Window:

@@ -135,6 +135,7 @@ class AttentionConfig:
     window_mapping: Annotated[str, OneOf(WINDOW_MAPPINGS)] = "blocked"
     block: Annotated[int, POSITIVE] = 4  # query block edge for blocked windows (block x block queries share a halo)
     fused: bool = False  # logits -> softmax -> weighted sum block by block on chip, when a block fits; fusion.py
+    split_sparse: bool = False  # fixed attention masks on a denser and a sparser engine at once (ViTCoD); attention.py
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,8 @@ from attentionlite.simulator.graph.ops import Op, OpKind
 
 
 def _map_gemm(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int, may_split_k: bool = True) -> OpWork:
-    if op.gemm is None:
-        raise InputError(f"op {op.name!r} ({op.kind.value}) has no GEMM shape; expected one for the MAC array")
-    sparse = SPARSITY[config.sparsity.mode](op, op.gemm, config) if op.weight_params else dense(op, op.gemm, config)
+    full = attention.require_gemm(op)
+    sparse = SPARSITY[config.sparsity.mode](op, full, config) if op.weight_params else dense(op, full, config)
     gemm = sparse.gemm
     input_matrix = gemm.batch * gemm.m * sparse.input_k  # im2col: each pixel repeats, but crosses DRAM once
     raw_input = math.prod(op.input_shapes[0]) if op.input_shapes else input_matrix
@@ -52,7 +51,7 @@ def _map_gemm(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int, may_s
         element_bytes=gemm_element_bytes(op, config, "weight" if op.weight_params else "activation"),
         partial_sum_bytes=config.element_bytes("accumulator"),
         useful_macs=gemm.macs,
-        skipped_macs=op.gemm.macs - gemm.macs,
+        skipped_macs=full.macs - gemm.macs,
         index_bytes_per_weight=sparse.index_bytes_per_weight,
     )
     return gemm_work(mapping.kept_on_chip(on_chip), config, parts, may_split_k=may_split_k)
@@ -61,11 +60,22 @@ def _map_gemm(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int, may_s
 def _map_product(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
     """A product of two activations (global attention's Q K^T and A V, a matmul) on the array; the second
     operand streams through the weight buffer.  Its vector work (the logits' scale and mask) runs in the
-    output path, on data already on chip."""
-    if not op.vector_ops:
+    output path, on data already on chip.  With a fixed mask on split engines (attention.py) only the
+    kept logits are computed, scaled and masked."""
+    split = attention.mask_split(op) if config.attention.split_sparse else None
+    if split is not None:
+        work = attention.map_split_attention(op, config, on_chip, parts)
+        gemm = attention.require_gemm(op)
+        vector_ops = math.ceil(op.vector_ops * (gemm.m * split[0] + split[1]) / (gemm.batch * gemm.m * gemm.n))
+    elif not op.vector_ops:
         return _map_gemm(op, config, on_chip, parts)
-    work = _map_gemm(op, config, on_chip, parts, may_split_k=False)  # the vector work reads whole sums
-    return combine([work, on_chip_vector_work(vector_cycles(op, config), op.vector_ops, parts)])
+    else:
+        work = _map_gemm(op, config, on_chip, parts, may_split_k=False)  # the vector work reads whole sums
+        vector_ops = op.vector_ops
+    if not vector_ops:
+        return work
+    cycles = math.ceil(vector_cycles(op, config) * vector_ops / op.vector_ops)
+    return combine([work, on_chip_vector_work(cycles, vector_ops, parts)])
 
 
 def vector_cycles(op: Op, config: HardwareConfig) -> int:

@@ -60,7 +60,8 @@ class NodeContext:
     weights: Callable[..., WeightCount]  # parameter path (and rows) -> counts from the masks
     args: tuple = ()  # the call's arguments as torch.fx recorded them (tensors as fx nodes)
     kwargs: dict = dataclasses.field(default_factory=dict)
-    parameters: tuple[str | None, ...] = ()  # per input: its parameter path, if it is a parameter
+    parameters: tuple[str | None, ...] = ()  # per input: its parameter (or buffer) path, if it is one
+    constant: Callable[[str], Any] = lambda path: None  # a buffer's value by path (None: not a buffer)
     input_nodes: tuple = ()  # per input: its fx node (to tell which argument is which)
 
     def part(self, suffix: str) -> str:

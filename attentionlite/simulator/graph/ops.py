@@ -190,6 +190,10 @@ class Op:
 IN_PLACE: tuple[tuple[str, int], ...] = (("in_place", 1),)  # the attrs that mark an op as in place
 SOFTMAX_OPS_PER_ELEMENT = 4  # how a softmax's vector_ops are counted: max, exp, sum, divide per element
 AXIS_LENGTH = "axis_length"  # a softmax's attr: the length of the axis it normalises over
+# A fixed attention mask's attrs on its logits, softmax and values (transformers.py measures them): key
+# columns dense for every query (global tokens, summed over heads and sequences), kept logits elsewhere.
+MASK_DENSE_KEYS = "mask_dense_keys"
+MASK_SPARSE_KEPT = "mask_sparse_kept"
 
 
 def op_from_dict(data: dict) -> Op:

@@ -234,6 +234,13 @@ class _GraphBuilder:
         self.producers_of[node] = ()
         self.parameter_of[node] = str(node.target)
 
+    def _buffer(self, path: str) -> torch.Tensor | None:
+        """The model's buffer at ``path`` (a fixed attention mask), or None where it is not one."""
+        try:
+            return self.module.get_buffer(path)
+        except AttributeError:
+            return None
+
     def _add_output(self, node: torch.fx.Node) -> None:
         self.graph.metadata["output_shape"] = list(_shape(node.all_input_nodes[0]))
 
@@ -259,7 +266,7 @@ class _GraphBuilder:
         context = NodeContext(
             name, source, module, tuple(_shape(arg) for arg in inputs), _shape(node), self.weights,
             args=node.args, kwargs=dict(node.kwargs), parameters=tuple(self.parameter_of.get(arg) for arg in inputs),
-            input_nodes=tuple(inputs),
+            input_nodes=tuple(inputs), constant=self._buffer,
         )
         lowered = handler(context)
         if lowered is None:  # free: the node's value is made of its inputs' producers' outputs

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -42,7 +43,14 @@ from attentionlite.simulator.graph.lowered import (
     statistics_norm_op,
     vector_op,
 )
-from attentionlite.simulator.graph.ops import SOFTMAX_OPS_PER_ELEMENT, Gemm, Op, OpKind
+from attentionlite.simulator.graph.ops import (
+    MASK_DENSE_KEYS,
+    MASK_SPARSE_KEPT,
+    SOFTMAX_OPS_PER_ELEMENT,
+    Gemm,
+    Op,
+    OpKind,
+)
 
 Shape = tuple[int, ...]
 NODE_INPUT = ""  # in a _Parts chain: the node's own input
@@ -89,9 +97,11 @@ def _sub(ctx: NodeContext, part: str, module: object, input_shape: Shape, output
 # --------------------------------------------------------------------------- the attention core
 
 
-def attention_core(ctx: NodeContext, query: Shape, key: Shape, value: Shape, masked: bool) -> list[Op]:
+def attention_core(ctx: NodeContext, query: Shape, key: Shape, value: Shape, masked: bool,
+                   mask_attrs: tuple = ()) -> list[Op]:
     """Logits, softmax and weighted values of attention on (..., L, d) queries, (..., S, d) keys and
-    (..., S, d_v) values; the leading axes (sequences, heads) broadcast."""
+    (..., S, d_v) values; the leading axes (sequences, heads) broadcast.  ``mask_attrs`` (a fixed mask's,
+    :func:`fixed_mask_attrs`) go on all three."""
     batch_axes = _broadcast(query[:-2], key[:-2], value[:-2])
     batch = math.prod(batch_axes)
     queries, width, keys, value_width = query[-2], query[-1], key[-2], value[-1]
@@ -99,13 +109,14 @@ def attention_core(ctx: NodeContext, query: Shape, key: Shape, value: Shape, mas
     logit_elements = batch * queries * keys
     logits = gemm_op(
         ctx, ctx.part("logits"), OpKind.ATTENTION_LOGITS, Gemm(m=queries, n=keys, k=width, batch=batch),
-        (query, key), logits_shape, weight=None, vector_ops=logit_elements * (2 if masked else 1), attrs=FUSED,
+        (query, key), logits_shape, weight=None, vector_ops=logit_elements * (2 if masked else 1),
+        attrs=FUSED + mask_attrs,
     )
     softmax = vector_op(ctx, OpKind.SOFTMAX, SOFTMAX_OPS_PER_ELEMENT * logit_elements, ctx.part("softmax"),
-                        (logits_shape,), logits_shape, attrs=FUSED)
+                        (logits_shape,), logits_shape, attrs=FUSED + mask_attrs)
     values = gemm_op(
         ctx, ctx.part("values"), OpKind.ATTENTION_VALUES, Gemm(m=queries, n=value_width, k=keys, batch=batch),
-        (logits_shape, value), (*batch_axes, queries, value_width), weight=None, attrs=FUSED,
+        (logits_shape, value), (*batch_axes, queries, value_width), weight=None, attrs=FUSED + mask_attrs,
     )
     return [logits, softmax, values]
 
@@ -129,10 +140,37 @@ def lower_scaled_dot_product_attention(ctx: NodeContext) -> Lowered:
     if query is None or key is None or value is None:
         raise InputError(f"{ctx.name}: scaled_dot_product_attention needs query, key and value tensors")
     mask = ctx.argument(3, "attn_mask")
-    lowered = _core_lowered(attention_core(ctx, query, key, value, mask is not None or bool(ctx.argument(5, "is_causal"))))
+    masked = mask is not None or bool(ctx.argument(5, "is_causal"))
+    lowered = _core_lowered(attention_core(ctx, query, key, value, masked, _fixed_mask(ctx, mask, query, key)))
     logits, _, values = lowered.ops
     readers = (logits.name, logits.name, values.name, logits.name)  # query, key, value, mask
     return dataclasses.replace(lowered, input_readers=_readers(ctx, [*arguments, mask], readers))
+
+
+# ViTCoD's polarisation (Hardware/Simulator/reorder.py): a key is a global token, its column run dense,
+# when more than 50 of DeiT's 197 queries keep it.
+GLOBAL_TOKEN_SHARE = 50 / 197
+
+
+def _fixed_mask(ctx: NodeContext, mask, query: Shape, key: Shape) -> tuple:
+    """The attrs of a boolean ``attn_mask`` that is a buffer of the model (a fixed pattern); () otherwise."""
+    index = ctx.input_index(mask)
+    path = None if index is None else ctx.parameters[index]
+    tensor = None if path is None else ctx.constant(path)
+    if tensor is None or tensor.dtype != torch.bool:
+        return ()
+    batch_axes = _broadcast(query[:-2], key[:-2], tuple(tensor.shape[:-2]))
+    return fixed_mask_attrs(tensor.expand(*batch_axes, query[-2], key[-2]))
+
+
+def fixed_mask_attrs(mask: torch.Tensor) -> tuple:
+    """A fixed (..., queries, keys) boolean mask (True: kept) split as ViTCoD splits it: per head, the
+    key columns more than :data:`GLOBAL_TOKEN_SHARE` of the queries keep are dense (every query's logit
+    computed); the kept logits of the other columns are sparse."""
+    heads = mask.reshape(-1, *mask.shape[-2:])
+    global_keys = heads.sum(1) > GLOBAL_TOKEN_SHARE * heads.shape[1]  # (heads, keys)
+    sparse_kept = int((heads & ~global_keys.unsqueeze(1)).sum())
+    return ((MASK_DENSE_KEYS, int(global_keys.sum())), (MASK_SPARSE_KEPT, sparse_kept))
 
 
 def _readers(ctx: NodeContext, arguments: list, readers: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
