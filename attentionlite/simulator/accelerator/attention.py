@@ -196,7 +196,7 @@ def softmax_rows(op: Op, config: HardwareConfig) -> tuple[int, int]:
     split = mask_split(op) if config.attention.split_sparse else None
     if split is not None:
         rows = elements // op.output_shape[-1]
-        return rows, max(1, math.ceil((rows * split[0] + split[1]) / rows))
+        return rows, max(1, math.ceil(kept_logits(op, split) / rows))
     length = op.window.window_size if op.window else int(dict(op.attrs).get(AXIS_LENGTH, op.output_shape[-1]))
     return max(1, elements // length), length
 
@@ -241,6 +241,14 @@ def mask_split(op: Op) -> tuple[int, int] | None:
     return int(attrs[MASK_DENSE_KEYS]), int(attrs[MASK_SPARSE_KEPT])
 
 
+def kept_logits(op: Op, split: tuple[int, int]) -> int:
+    """The logits a fixed mask keeps: every query's logit of each dense column (the columns are summed
+    over heads and sequences), and the sparse ones.  Logits, softmax and values all have the queries as
+    their output's second-last axis."""
+    dense_keys, sparse = split
+    return op.output_shape[-2] * dense_keys + sparse
+
+
 def engine_rows(dense_logits: int, sparse_logits: int, rows: int) -> tuple[int, int]:
     """The array's rows (ViTCoD's PE lines) each engine gets, in proportion to its logits
     (``Hardware/Simulator/ViTCoD.py``: ``int(width * dense_ratio)`` to the denser engine), each at least
@@ -257,9 +265,10 @@ def split_engine_cycles(op: Op, config: HardwareConfig) -> tuple[int, int]:
     """(denser engine, sparser engine) cycles of a masked Q K^T (SDDMM) or A V (SpMM), as ViTCoD's
     simulator counts them, over all heads at once: Q K^T takes a query row per PE line and the head width
     in passes of the array's columns; A V spreads each logit's d_v products over a line's columns."""
-    dense_keys, sparse = mask_split(op) or (0, 0)
+    split = mask_split(op) or (0, 0)
     gemm = require_gemm(op)
-    dense_logits = gemm.m * dense_keys  # every query's logit of every dense column
+    sparse = split[1]
+    dense_logits = kept_logits(op, split) - sparse
     dense_rows, sparse_rows = engine_rows(dense_logits, sparse, config.array.rows)
     cols = config.array.cols
     if op.kind is OpKind.ATTENTION_LOGITS:
@@ -277,20 +286,20 @@ def map_split_attention(op: Op, config: HardwareConfig, on_chip: OnChip, parts: 
     """A masked Q K^T or A V on the denser and sparser engines at once: the op takes the longer of the two;
     the queries and keys (or values) cross DRAM once, the logits only where kept, with the sparse logits'
     coordinates."""
-    dense_keys, sparse = mask_split(op) or (0, 0)
+    split = mask_split(op) or (0, 0)
     gemm = require_gemm(op)
-    kept_logits = gemm.m * dense_keys + sparse
+    sparse, kept = split[1], kept_logits(op, split)
     reduction = gemm.k if op.kind is OpKind.ATTENTION_LOGITS else gemm.n
     activation, logit = config.element_bytes("activation"), config.element_bytes("softmax")
     features = {index: math.prod(shape) * activation for index, shape in enumerate(op.input_shapes)}
     if op.kind is OpKind.ATTENTION_VALUES:
-        features[0] = kept_logits * logit  # the kept probabilities
+        features[0] = kept * logit  # the kept probabilities
     loads = sum(size for index, size in features.items() if index not in on_chip.inputs)
     loads += sparse * INDEX_BYTES_PER_LOGIT
-    out = kept_logits * logit if op.kind is OpKind.ATTENTION_LOGITS else math.prod(op.output_shape) * activation
+    out = kept * logit if op.kind is OpKind.ATTENTION_LOGITS else math.prod(op.output_shape) * activation
     stores = 0.0 if on_chip.output else out
     cycles = max(split_engine_cycles(op, config))
-    macs = kept_logits * reduction
+    macs = kept * reduction
     traffic = Traffic(dram_read_input=loads, dram_write_output=stores, sram_read_input=sum(features.values()),
                       sram_write_input=loads, sram_read_output=stores, sram_write_output=out)
     return OpWork(parts=split_evenly(vector_tiles(cycles, loads, stores, config), parts), macs=macs,

@@ -65,8 +65,7 @@ def _map_product(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) ->
     split = attention.mask_split(op) if config.attention.split_sparse else None
     if split is not None:
         work = attention.map_split_attention(op, config, on_chip, parts)
-        gemm = attention.require_gemm(op)
-        vector_ops = math.ceil(op.vector_ops * (gemm.m * split[0] + split[1]) / (gemm.batch * gemm.m * gemm.n))
+        vector_ops = math.ceil(op.vector_ops * attention.kept_logits(op, split) / math.prod(op.output_shape))
     elif not op.vector_ops:
         return _map_gemm(op, config, on_chip, parts)
     else:

@@ -74,3 +74,13 @@ def test_a_masked_softmax_normalises_only_the_kept_logits():
             attrs=((MASK_DENSE_KEYS, 2), (MASK_SPARSE_KEPT, 3)))
     row = simulate([op], load_hardware("paa-default", cores=1, split_sparse=True)).rows[0]
     assert row.compute_cycles == 7 + 2 * 2 + 4
+
+
+def test_dense_columns_summed_over_heads_count_once_per_query():
+    # 2 heads of 8 queries: head 0 has 2 global keys, head 1 one (3 over both), and 3 sparse logits: 8 x 3 + 3
+    # = 27 kept over 16 rows, ceil(27/16) = 2 a row; 16 rows of 2 fit 32 lanes in one pass of 7 cycles, then
+    # trees of 1 level each and the reciprocal's 4
+    op = Op("softmax", OpKind.SOFTMAX, ((1, 2, 8, 8),), (1, 2, 8, 8), vector_ops=4 * 128,
+            attrs=((MASK_DENSE_KEYS, 3), (MASK_SPARSE_KEPT, 3)))
+    row = simulate([op], load_hardware("paa-default", cores=1, split_sparse=True)).rows[0]
+    assert row.compute_cycles == 7 + 2 * 1 + 4
