@@ -95,7 +95,7 @@ def _zero_skipping(op: Op, gemm: Gemm, config: HardwareConfig) -> SparseGemm:
         return dense(op, gemm, config)  # no block to skip: stored dense, no metadata
     reduced = min(gemm.k, math.ceil(kept_steps * _imbalance(op, gemm, config) - 1e-9))  # the busiest column's
     index_bytes = config.sparsity.index_bits / 8 / block  # one index per stored block
-    stored = math.ceil(_weight_elements(op, gemm) * kept_steps / gemm.k)
+    stored = _stored_weights(op, gemm, kept_steps)
     return SparseGemm(replace(gemm, k=reduced), stored, index_bytes, gemm.k)
 
 
@@ -122,7 +122,7 @@ def _compacted_columns(op: Op, gemm: Gemm, config: HardwareConfig) -> SparseGemm
     if not op.columns_total or gemm.k == op.columns_kept:
         return dense(op, gemm, config)  # not column-pruned, or compacted already
     reduced = max(1, op.columns_kept * gemm.k // op.columns_total)
-    stored = math.ceil(_weight_elements(op, gemm) * reduced / gemm.k)
+    stored = _stored_weights(op, gemm, reduced)
     return SparseGemm(replace(gemm, k=reduced), stored, 0.0, reduced)
 
 
@@ -133,7 +133,7 @@ def _structured_n_of_m(op: Op, gemm: Gemm, config: HardwareConfig) -> SparseGemm
     if reduced == gemm.k:
         return dense(op, gemm, config)
     index_bytes = math.ceil(math.log2(op.nm_block)) / 8  # per stored weight
-    stored = math.ceil(_weight_elements(op, gemm) * reduced / gemm.k)
+    stored = _stored_weights(op, gemm, reduced)
     return SparseGemm(replace(gemm, k=reduced), stored, index_bytes, gemm.k)
 
 
@@ -143,6 +143,11 @@ SPARSITY: dict[str, Callable[[Op, Gemm, HardwareConfig], SparseGemm]] = {
     "columns": _compacted_columns,
     "nm": _structured_n_of_m,
 }
+
+
+def _stored_weights(op: Op, gemm: Gemm, kept_k: int) -> int:
+    """The weights a format stores when it keeps ``kept_k`` of the reduction's K steps (rows)."""
+    return math.ceil(_weight_elements(op, gemm) * kept_k / gemm.k)
 
 
 def _weight_elements(op: Op, gemm: Gemm) -> int:
