@@ -132,6 +132,7 @@ def models(dataset: str, width: float, as_json: bool) -> None:
 @click.option("--momentum", default=0.9, show_default=True, help="SGD (Nesterov) momentum; also the signal sparse momentum regrows by.")
 @click.option("--weight-decay", default=5e-4, show_default=True, help="L2 weight decay on all parameters.")
 @click.option("--teacher", type=_Path(dir_okay=False), default=None, help="Teacher checkpoint to distil from (KD + attention transfer); omit to train with cross-entropy alone.")
+@click.option("--init", type=_Path(dir_okay=False), default=None, help="Start from this checkpoint of the same model and dataset: its weights, its masks (a pruned one needs its own --prune and --density) and its fixed attention masks (fine-tuning after sparsify-attention).")
 @click.option("--density", default=1.0, show_default=True, help="Fraction of maskable weights (conv, projection, classifier) kept; 1 = dense.")
 @click.option("--prune", type=click.Choice(["unstructured", "column", "nm"]), default="unstructured", show_default=True, help="Pruning unit when density < 1: single weights, whole columns of the (out, in*k*k) weight matrix (compactable), or N:M (N = density x --nm-block of every --nm-block weights along a row, for N:M arrays: --sparsity nm).")
 @click.option("--nm-block", default=4, show_default=True, help="M of --prune nm: the group along a weight row that keeps density x M weights (0.5 -> 2:4).")
@@ -140,8 +141,10 @@ def models(dataset: str, width: float, as_json: bool) -> None:
 @click.option("--temperature", default=4.0, show_default=True, help="KD softmax temperature T.")
 @click.option("--beta", default=1000.0, show_default=True, help="Attention-transfer weight b (summed over the four stages).")
 @click.option("--width", type=float, default=None, help="Channel width multiplier of the model (e.g. 0.25 for small runs); model default if omitted.")
-@click.option("--heads", type=int, default=None, help="Attention heads of a SASA student; model default (8) if omitted.")
+@click.option("--heads", type=int, default=None, help="Attention heads of a SASA student or a ViT; model default (SASA 8, ViT-Ti 3, ViT-S 6) if omitted.")
 @click.option("--kernel-size", type=int, default=None, help="Local attention window k of a SASA student; model default (7) if omitted.")
+@click.option("--embed-dim", type=int, default=None, help="Token width of a ViT/DeiT; model default (192 tiny, 384 small) if omitted.")
+@click.option("--depth", type=int, default=None, help="Blocks of a ViT/DeiT; model default (12) if omitted.")
 @click.option("--train-subset", type=int, default=None, help="Use only this many training images per class (small runs).")
 @click.option("--test-subset", type=int, default=None, help="Evaluate on only this many test images per class each epoch.")
 @click.option("--validation", type=int, default=None, help="Hold out this many training images per class (the same draw for every seed) and evaluate on them instead of the test split: for choosing settings.")
@@ -187,6 +190,43 @@ def compact(checkpoint: str, out: str) -> None:
     from attentionlite.model.training.compact import compact_checkpoint
 
     click.echo(_format_metrics(compact_checkpoint(checkpoint, out)))
+
+
+@main.command("sparsify-attention")
+@click.argument("checkpoint", type=_Path(dir_okay=False))
+@click.option("--sparsity", required=True, type=float, help="Share of each head's T x T attention entries pruned, in [0, 1); 0 removes the masks. ViTCoD's headline point is 0.9.")
+@click.option("--data-dir", required=True, type=_Path(file_okay=False), help="Folder holding the checkpoint's dataset.")
+@click.option("--out", callback=_writable, required=True, type=_Path(dir_okay=False), help="Where to write the checkpoint with the fixed masks.")
+@click.option("--calibration-images", default=50, show_default=True, type=click.IntRange(min=1), help="Training images per class whose attention maps are averaged (never the checkpoint's held-out validation images).")
+@click.option("--test-subset", type=click.IntRange(min=1), default=None, help="Score on only this many test images per class (a checkpoint trained with --validation is scored on its validation images).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to run the model.")
+@click.option("--cache-dir", type=_Path(file_okay=False), default=None, help="Where decoded image folders are cached (default ~/.cache/attentionlite/data).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sparsify_attention(checkpoint: str, quiet: bool, **options) -> None:
+    """Fixed attention-map sparsity (ViTCoD): prune a ViT checkpoint's attention maps once, for every image.
+
+    Each block's attention probabilities are averaged over calibration images;
+    each head keeps exactly ceil((1 - s) T^2) entries, its largest (each
+    query's largest first). The masks are stored in OUT and traced with the
+    model (`simulate OUT --hardware vitcod-like` runs them on ViTCoD's denser
+    and sparser engines); `train --init OUT` fine-tunes under them. Prints the
+    accuracy before and after on the same images, and per block the entries
+    kept, the global tokens (keys more than 50/197 of the queries keep, run
+    dense) and the share of the kept entries in their columns.
+    """
+    from attentionlite.analysis.tables import text_table
+    from attentionlite.model.training.attention_sparsity import sparsify_attention as sparsify
+
+    result = sparsify(checkpoint, progress=not quiet, **options)
+    click.echo(f"{result.split} accuracy: {result.accuracy_before:.4f} dense, {result.accuracy_after:.4f} at "
+               f"attention sparsity {result.sparsity:g}; written to {result.out}")
+    if result.blocks:
+        click.echo(text_table(result.blocks, {
+            "block": lambda row: row["block"],
+            "kept per head": lambda row: f"{'/'.join(map(str, row['kept_per_head']))} of {row['entries_per_head']}",
+            "global tokens per head": lambda row: "/".join(map(str, row["global_tokens"])),
+            "dense share": lambda row: f"{row['dense_share']:.1%}",
+        }))
 
 
 def _format_metrics(metrics: dict) -> str:

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
 from torch import nn
 
 import attentionlite.model.training.train as train_module
@@ -17,22 +16,7 @@ from attentionlite.model.training.checkpoint import load_checkpoint
 from attentionlite.model.training.evaluate import evaluate_checkpoint, zero_weight_macs
 from attentionlite.model.training.train import TrainConfig, recompute_norm_statistics, train
 
-CLASSES = 10
-
-
-@pytest.fixture(scope="module")
-def tiny_cifar(tmp_path_factory):
-    """An image-folder CIFAR-10 look-alike: 2 train and 1 test 32x32 PNGs per class, one colour per class."""
-    root = tmp_path_factory.mktemp("tiny_cifar")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 2), ("test", 1)):
-        for label in range(CLASSES):
-            folder = root / split / f"class{label}"
-            folder.mkdir(parents=True)
-            for index in range(count):
-                pixels = rng.integers(0, 64, (32, 32, 3)) + 19 * label
-                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{index}.png")
-    return root
+CLASSES = 10  # the tiny_cifar fixture's (conftest.py)
 
 
 def _config(tiny_cifar, out, **changes) -> TrainConfig:

@@ -34,7 +34,14 @@ INIT_STD = 0.02  # truncated-normal initialisation of weights, positions and the
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over tokens: one fused q, k, v projection, scaled dot products, output projection."""
+    """Multi-head self-attention over tokens: one fused q, k, v projection, scaled dot products, output projection.
+
+    ``attn_mask`` is a fixed attention pattern, a bool buffer of (heads, tokens, tokens) with True where a
+    query attends to a key (ViTCoD's attention-map sparsity; set by ``attentionlite sparsify-attention``);
+    None, the default, is dense attention.
+    """
+
+    attn_mask: torch.Tensor | None
 
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
@@ -43,13 +50,19 @@ class Attention(nn.Module):
         self.heads = heads
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
+        self.register_buffer("attn_mask", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, width = x.shape
-        qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, heads, tokens, width / heads)
-        attended = F.scaled_dot_product_attention(q, k, v)
+        q, k, v = self.queries_keys_values(x)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=self.attn_mask)
         return self.proj(attended.transpose(1, 2).reshape(batch, tokens, width))
+
+    def queries_keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """q, k and v of (B, tokens, width) tokens, each (B, heads, tokens, width / heads)."""
+        batch, tokens, width = x.shape
+        qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        return qkv.unbind(0)
 
 
 class Block(nn.Module):
@@ -120,6 +133,29 @@ class DistilledVisionTransformer(VisionTransformer):
 
     def _extra_tokens(self, batch: int) -> list[torch.Tensor]:
         return [self.cls_token.expand(batch, -1, -1), self.dist_token.expand(batch, -1, -1)]
+
+
+# ViTCoD's polarisation (Hardware/Simulator/reorder.py): a key is a global token, its column run dense,
+# when more than 50 of DeiT's 197 queries keep it.
+GLOBAL_TOKEN_SHARE = 50 / 197
+
+
+def polarise(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (..., queries, keys) mask (True: kept) split as ViTCoD splits it, per head (the leading axes
+    flattened): the (heads, keys) columns of global tokens, which more than :data:`GLOBAL_TOKEN_SHARE`
+    of the queries keep and which run dense, and the (heads, queries, keys) kept entries outside them."""
+    heads = mask.reshape(-1, *mask.shape[-2:])
+    global_keys = heads.sum(1) > GLOBAL_TOKEN_SHARE * heads.shape[1]
+    return global_keys, heads & ~global_keys.unsqueeze(1)
+
+
+def install_attention_masks(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """Give every :class:`Attention` whose mask ``state_dict`` holds a mask buffer of that shape, so that
+    the state loads (a module's None buffer takes no state)."""
+    for name, module in model.named_modules():
+        key = f"{name}.attn_mask"
+        if isinstance(module, Attention) and key in state_dict:
+            module.attn_mask = torch.zeros_like(state_dict[key], dtype=torch.bool)
 
 
 def _initialise(model: VisionTransformer) -> None:

@@ -24,6 +24,7 @@ from torch import nn
 from attentionlite.errors import InputError
 from attentionlite.files import atomic_write_bytes
 from attentionlite.model.nets.gathered import compact_model
+from attentionlite.model.nets.vit import install_attention_masks
 from attentionlite.model.nets.zoo import create_model, list_models
 from attentionlite.model.training.sparsity import apply_masks
 from attentionlite.provenance import provenance
@@ -101,6 +102,18 @@ def save_checkpoint(
     atomic_write_bytes(path, buffer.getvalue())
 
 
+# What a checkpoint derived from another (compacted, attention-sparsified) takes from it unchanged.
+DERIVED_FIELDS = ("masks", "prune_mode", "density", "arch", "dataset", "train_config", "metrics", "seed",
+                  "epoch", "history", "compacted")
+
+
+def save_derived(path: str | Path, source: Checkpoint, model: nn.Module, **changes) -> None:
+    """Write ``model`` as a checkpoint derived from ``source``: its fields, but for ``changes``, and no
+    training state (a derived checkpoint does not resume its source's run)."""
+    fields = {name: getattr(source, name) for name in DERIVED_FIELDS} | changes
+    save_checkpoint(path, model=model, training_state=None, **fields)
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint and rebuild its model; any unreadable or foreign file is one :class:`InputError`."""
     payload = _read_payload(Path(path))
@@ -162,6 +175,7 @@ def _build_model(path: Path, payload: dict) -> nn.Module:
         model: nn.Module = create_model(**arch)
         if payload["compacted"]:
             model = compact_model(model, payload["masks"])
+        install_attention_masks(model, payload["state_dict"])
         model.load_state_dict(payload["state_dict"])
         if not payload["compacted"]:
             apply_masks(model, payload["masks"])

@@ -9,7 +9,7 @@ from torch import nn
 
 from attentionlite.errors import InputError
 from attentionlite.model.nets.gathered import compact_model
-from attentionlite.model.training.checkpoint import load_checkpoint, save_checkpoint
+from attentionlite.model.training.checkpoint import load_checkpoint, save_derived
 from attentionlite.model.training.evaluate import model_costs
 
 
@@ -26,16 +26,11 @@ def compact_checkpoint(source: str | Path, destination: str | Path) -> dict:
                          "expected an uncompacted checkpoint trained with column pruning (prune=column)")
     compacted = compact_model(checkpoint.model, checkpoint.masks).eval()
     _check_same_outputs(checkpoint.model, compacted, checkpoint.arch["image_size"])
-    fields = {name: getattr(checkpoint, name) for name in _SAVED_FIELDS}
-    save_checkpoint(destination, model=compacted, compacted=True, training_state=None, **fields)
+    save_derived(destination, checkpoint, compacted, compacted=True)
     before = model_costs(checkpoint.model, checkpoint.arch["image_size"])
     after = model_costs(compacted, checkpoint.arch["image_size"])
     return {"out": str(destination)} | {f"{key}_before": value for key, value in before.items()} | {
         f"{key}_after": value for key, value in after.items()}
-
-
-_SAVED_FIELDS = ("masks", "prune_mode", "density", "arch", "dataset", "train_config", "metrics", "seed",
-                 "epoch", "history")
 
 
 @torch.no_grad()

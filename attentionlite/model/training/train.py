@@ -47,7 +47,7 @@ from attentionlite.model.data.registry import DatasetInfo, ImageSet, dataset_inf
 from attentionlite.model.data.splits import hold_out, load_split, subset
 from attentionlite.model.nets.complexity import count_macs
 from attentionlite.model.nets.zoo import create_model, list_models
-from attentionlite.model.training.checkpoint import load_checkpoint, save_checkpoint
+from attentionlite.model.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from attentionlite.model.training.distill import LOSS_NAMES, DistillationWeights, Distiller
 from attentionlite.model.training.distributed import World, data_parallel, join_world, leave_world
 from attentionlite.model.training.evaluate import evaluate_accuracy, model_costs
@@ -90,6 +90,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     teacher: str | None = None
+    init: str | None = None  # a checkpoint to start from: its weights, masks and attention masks
     density: float = 1.0
     prune: str = "unstructured"
     prune_rate: float = 0.5
@@ -100,6 +101,8 @@ class TrainConfig:
     width: float | None = None
     heads: int | None = None
     kernel_size: int | None = None
+    embed_dim: int | None = None
+    depth: int | None = None
     train_subset: int | None = None
     test_subset: int | None = None
     validation: int | None = None  # images per class held out of the training split and evaluated instead of test
@@ -350,8 +353,9 @@ def _check_same_config(path: Path, stored: dict, current: dict) -> None:
 def _stored_config(config: TrainConfig) -> dict:
     """The resolved config as stored: every option, the teacher's hash, the pruning mode."""
     stored = dataclasses.asdict(config) | {"prune_mode": config.prune_mode}
-    if config.teacher is not None:
-        stored["teacher_sha256"] = file_sha256(config.teacher)
+    for source in ("teacher", "init"):
+        if getattr(config, source) is not None:
+            stored[f"{source}_sha256"] = file_sha256(getattr(config, source))
     return stored
 
 
@@ -360,12 +364,13 @@ def _build_run(config: TrainConfig, world: World) -> Run:
     device = _device(config.device)
     info = dataset_info(config.dataset)
     torch.manual_seed(config.seed)
-    student = _create_student(config, info).to(device)
+    initial = _initial_checkpoint(config)
+    student = (_create_student(config, info) if initial is None else initial.model).to(device)
     train_batches, eval_batches = _loaders(config, info, world)
     distiller = Distiller(student, _load_teacher(config, device), _weights(config))
     optimizer = torch.optim.SGD(student.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=True)
-    sparsity = _sparsity(config, student)
+    sparsity = _sparsity(config, student, None if initial is None else initial.masks)
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     arch = cast(dict, student.arch)  # set by create_model
     dense_macs = _dense_macs(tuple(arch.items()))
@@ -379,21 +384,48 @@ def _dense_macs(arch: tuple) -> int:
     return count_macs(create_model(**dict(arch)), dict(arch)["image_size"])
 
 
-def _sparsity(config: TrainConfig, student: nn.Module) -> SparseMomentum | None:
+def _sparsity(config: TrainConfig, student: nn.Module,
+              masks: dict[str, torch.Tensor] | None = None) -> SparseMomentum | None:
+    """Sparse momentum from ``masks`` (an --init checkpoint's), or from random masks at the density."""
     if config.prune_mode == "dense":
         return None
-    masks = initial_masks(student, config.density, config.prune, seed=config.seed, block=config.nm_block)
+    if not masks:
+        masks = initial_masks(student, config.density, config.prune, seed=config.seed, block=config.nm_block)
     sparsity = SparseMomentum(student, masks, config.prune, config.prune_rate, config.nm_block)
     sparsity.apply()
     return sparsity
 
 
+# The model's size options of a run: unset (None) ones take the model's defaults.
+_MODEL_OVERRIDES = ("width", "heads", "kernel_size", "embed_dim", "depth")
+
+
 def _create_student(config: TrainConfig, info: DatasetInfo) -> nn.Module:
     if config.model not in list_models():
         raise InputError(f"model {config.model!r} is not registered; expected one of {', '.join(list_models())}")
-    given = {"width": config.width, "heads": config.heads, "kernel_size": config.kernel_size}
+    given = {key: getattr(config, key) for key in _MODEL_OVERRIDES}
     overrides = {key: value for key, value in given.items() if value is not None}
     return create_model(config.model, num_classes=info.num_classes, image_size=info.image_size, **overrides)
+
+
+def _initial_checkpoint(config: TrainConfig) -> Checkpoint | None:
+    """The --init checkpoint, after checking that it is this run's model, dataset and pruning."""
+    if config.init is None:
+        return None
+    initial = load_checkpoint(config.init)
+    sizes = [key for key in _MODEL_OVERRIDES if getattr(config, key) is not None]
+    expected = "expected a checkpoint of the same model and dataset, without model size options (the checkpoint " \
+               "has its own)"
+    if initial.arch["name"] != config.model or initial.dataset != config.dataset or sizes or initial.compacted:
+        found = f"{initial.arch['name']} on {initial.dataset}{', compacted' if initial.compacted else ''}"
+        raise InputError(f"init {config.init}: {found}, for a run of {config.model} on {config.dataset}"
+                         f"{' with ' + ', '.join(sizes) if sizes else ''}; {expected}")
+    pruned_at = initial.train_config.get("density")
+    if initial.prune_mode != "dense" and (initial.prune_mode, pruned_at) != (config.prune_mode, config.density):
+        raise InputError(f"init {config.init}: pruned {initial.prune_mode} at density {pruned_at:g}, for a "
+                         f"run of prune {config.prune_mode} at density {config.density:g}; expected the checkpoint's "
+                         "pruning, so that its masks carry on")
+    return initial
 
 
 def _load_teacher(config: TrainConfig, device: torch.device) -> nn.Module | None:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attentionlite.errors import InputError
+from attentionlite.model.nets.vit import polarise
 from attentionlite.simulator.graph.lowered import (
     ACTIVATIONS,
     Lowered,
@@ -147,11 +148,6 @@ def lower_scaled_dot_product_attention(ctx: NodeContext) -> Lowered:
     return dataclasses.replace(lowered, input_readers=_readers(ctx, [*arguments, mask], readers))
 
 
-# ViTCoD's polarisation (Hardware/Simulator/reorder.py): a key is a global token, its column run dense,
-# when more than 50 of DeiT's 197 queries keep it.
-GLOBAL_TOKEN_SHARE = 50 / 197
-
-
 def _fixed_mask(ctx: NodeContext, mask, query: Shape, key: Shape) -> tuple:
     """The attrs of a boolean ``attn_mask`` that is a buffer of the model (a fixed pattern); () otherwise."""
     index = ctx.input_index(mask)
@@ -164,13 +160,10 @@ def _fixed_mask(ctx: NodeContext, mask, query: Shape, key: Shape) -> tuple:
 
 
 def fixed_mask_attrs(mask: torch.Tensor) -> tuple:
-    """A fixed (..., queries, keys) boolean mask (True: kept) split as ViTCoD splits it: per head, the
-    key columns more than :data:`GLOBAL_TOKEN_SHARE` of the queries keep are dense (every query's logit
-    computed); the kept logits of the other columns are sparse."""
-    heads = mask.reshape(-1, *mask.shape[-2:])
-    global_keys = heads.sum(1) > GLOBAL_TOKEN_SHARE * heads.shape[1]  # (heads, keys)
-    sparse_kept = int((heads & ~global_keys.unsqueeze(1)).sum())
-    return ((MASK_DENSE_KEYS, int(global_keys.sum())), (MASK_SPARSE_KEPT, sparse_kept))
+    """A fixed (..., queries, keys) boolean mask (True: kept) split by :func:`polarise`: the global
+    tokens' columns are dense (every query's logit computed), the other kept logits sparse."""
+    global_keys, sparse = polarise(mask)
+    return ((MASK_DENSE_KEYS, int(global_keys.sum())), (MASK_SPARSE_KEPT, int(sparse.sum())))
 
 
 def _readers(ctx: NodeContext, arguments: list, readers: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
