@@ -134,8 +134,10 @@ def models(dataset: str, width: float, as_json: bool) -> None:
 @click.option("--teacher", type=_Path(dir_okay=False), default=None, help="Teacher checkpoint to distil from (KD + attention transfer); omit to train with cross-entropy alone.")
 @click.option("--init", type=_Path(dir_okay=False), default=None, help="Start from this checkpoint of the same model and dataset: its weights, its masks (a pruned one needs its own --prune and --density) and its fixed attention masks (fine-tuning after sparsify-attention).")
 @click.option("--density", default=1.0, show_default=True, help="Fraction of maskable weights (conv, projection, classifier) kept; 1 = dense.")
-@click.option("--prune", type=click.Choice(["unstructured", "column", "nm"]), default="unstructured", show_default=True, help="Pruning unit when density < 1: single weights, whole columns of the (out, in*k*k) weight matrix (compactable), or N:M (N = density x --nm-block of every --nm-block weights along a row, for N:M arrays: --sparsity nm).")
+@click.option("--prune", type=click.Choice(["unstructured", "column", "nm", "dims"]), default="unstructured", show_default=True, help="Pruning unit when density < 1: single weights, whole columns of the (out, in*k*k) weight matrix (compactable), N:M (N = density x --nm-block of every --nm-block weights along a row, for N:M arrays: --sparsity nm), or a ViT's dimensions (SiDT: density x the embedding channels, heads and MLP units kept, searched by gates; compactable).")
 @click.option("--nm-block", default=4, show_default=True, help="M of --prune nm: the group along a weight row that keeps density x M weights (0.5 -> 2:4).")
+@click.option("--search-epochs", type=int, default=None, help="--prune dims: epochs the dimension gates are searched before the budget applies; half the epochs if omitted.")
+@click.option("--dims-penalty", default=1e-4, show_default=True, help="--prune dims: weight of the gates' L1 norm in the loss (ViT-Slim's).")
 @click.option("--prune-rate", default=0.5, show_default=True, help="Fraction of active weights pruned and regrown after the first epoch; decays with a cosine to 0.")
 @click.option("--alpha", default=0.9, show_default=True, help="KD weight a: loss = (1-a) CE + a T^2 KL + b/2 AT.")
 @click.option("--temperature", default=4.0, show_default=True, help="KD softmax temperature T.")
@@ -186,7 +188,7 @@ def evaluate(checkpoint: str, **options) -> None:
 @click.argument("checkpoint", type=_Path(dir_okay=False))
 @click.option("--out", callback=_writable, required=True, type=_Path(dir_okay=False), help="Where to write the compacted checkpoint.")
 def compact(checkpoint: str, out: str) -> None:
-    """Turn a column-pruned CHECKPOINT into a smaller dense model with the same outputs."""
+    """Turn a column- or dimension-pruned CHECKPOINT into a smaller dense model with the same outputs."""
     from attentionlite.model.training.compact import compact_checkpoint
 
     click.echo(_format_metrics(compact_checkpoint(checkpoint, out)))

@@ -159,6 +159,8 @@ BASES = {
               "--quiet"],
     "evaluate": ["evaluate", "{checkpoint}", "--data-dir", "{images}"],
     "compact": ["compact", "{column_checkpoint}", "--out", "{out}"],
+    "sparsify-attention": ["sparsify-attention", "{vit_checkpoint}", "--sparsity", "0.5", "--data-dir", "{images}",
+                           "--out", "{out}", "--cache-dir", "{cache}", "--quiet"],
     "trace": ["trace", "resnet26", "--out", "{out}.json"],
     "simulate": ["simulate", "{topology}", "--out", "{out}"],
     "hardware show": ["hardware", "show", "paa-default"],
@@ -217,17 +219,21 @@ def _cases() -> list[tuple[str, str, str, bool]]:
 
 @pytest.fixture(scope="module")
 def runnable(sources):
-    """The placeholders of :data:`BASES`, with a column-pruned checkpoint for ``compact``."""
+    """The placeholders of :data:`BASES`, with a column-pruned checkpoint for ``compact`` and a ViT's for
+    ``sparsify-attention``."""
     root, _ = sources
     column = dataclasses.replace(_tiny_config(root), out=str(root / "column"), density=0.3, prune="column")
     train(column)
+    train(dataclasses.replace(_tiny_config(root), out=str(root / "vit"), model="vit_tiny", width=None, embed_dim=16,
+                              depth=1, heads=2))
     (root / "space.toml").write_text(SPACE)
     (root / "existing.txt").write_text(EXISTING)
     (root / "theirs").mkdir()
     (root / "theirs" / "notes.txt").write_text(EXISTING)
     return root, {"root": str(root), "images": str(root / "images"), "cache": str(root / "cache"),
                   "checkpoint": str(root / "run" / "checkpoint.pt"),
-                  "column_checkpoint": str(root / "column" / "checkpoint.pt"), "topology": str(root / "net.csv"),
+                  "column_checkpoint": str(root / "column" / "checkpoint.pt"),
+                  "vit_checkpoint": str(root / "vit" / "checkpoint.pt"), "topology": str(root / "net.csv"),
                   "graph": str(root / "net.json"), "space": str(root / "space.toml"),
                   "existing": str(root / "existing.txt"), "folder": str(root / "theirs")}
 

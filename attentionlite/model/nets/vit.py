@@ -48,25 +48,32 @@ class Attention(nn.Module):
         if width % heads:
             raise ValueError(f"width {width} is not a multiple of heads {heads}")
         self.heads = heads
+        self.head_dim = width // heads  # a dimension-pruned and compacted model keeps it with fewer heads
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
         self.register_buffer("attn_mask", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, tokens, width = x.shape
+        batch, tokens, _ = x.shape
         q, k, v = self.queries_keys_values(x)
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=self.attn_mask)
-        return self.proj(attended.transpose(1, 2).reshape(batch, tokens, width))
+        return self.proj(attended.transpose(1, 2).reshape(batch, tokens, self.heads * self.head_dim))
 
     def queries_keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """q, k and v of (B, tokens, width) tokens, each (B, heads, tokens, width / heads)."""
-        batch, tokens, width = x.shape
-        qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        """q, k and v of (B, tokens, width) tokens, each (B, heads, tokens, head_dim)."""
+        batch, tokens, _ = x.shape
+        qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         return qkv.unbind(0)
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x)).
+
+    ``embed_kept`` (None, or a bool buffer over the token width) marks the embedding channels a
+    dimension-pruned model keeps: its norms then normalise over those channels only (:func:`layer_norm`).
+    """
+
+    embed_kept: torch.Tensor | None
 
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
@@ -74,10 +81,22 @@ class Block(nn.Module):
         self.attn = Attention(width, heads)
         self.norm2 = nn.LayerNorm(width)
         self.mlp = nn.Sequential(nn.Linear(width, MLP_RATIO * width), nn.GELU(), nn.Linear(MLP_RATIO * width, width))
+        self.register_buffer("embed_kept", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        x = x + self.attn(layer_norm(self.norm1, x, self.embed_kept))
+        return x + self.mlp(layer_norm(self.norm2, x, self.embed_kept))
+
+
+def layer_norm(norm: nn.LayerNorm, x: torch.Tensor, kept: torch.Tensor | None) -> torch.Tensor:
+    """``norm(x)``; with ``kept`` channels of a dimension-pruned model, the norm over those channels alone
+    and zeros elsewhere, which is what the compacted model's smaller norm computes."""
+    if kept is None:
+        return norm(x)
+    count = kept.sum()
+    centred = (x - (x * kept).sum(-1, keepdim=True) / count) * kept
+    variance = centred.pow(2).sum(-1, keepdim=True) / count
+    return (centred * torch.rsqrt(variance + norm.eps) * norm.weight + norm.bias) * kept
 
 
 class VisionTransformer(nn.Module):
@@ -85,6 +104,7 @@ class VisionTransformer(nn.Module):
 
     stage_modules: tuple[str, ...] = ()  # no spatial stages: no attention transfer
     arch: dict[str, Any]
+    embed_kept: torch.Tensor | None  # as each Block's, for the final norm
 
     def __init__(self, num_classes: int, image_size: int, width: int, depth: int, heads: int) -> None:
         super().__init__()
@@ -97,6 +117,7 @@ class VisionTransformer(nn.Module):
         self.blocks = nn.Sequential(*(Block(width, heads) for _ in range(depth)))
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, num_classes)
+        self.register_buffer("embed_kept", None)
         _initialise(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,7 +127,7 @@ class VisionTransformer(nn.Module):
         """The final norm's tokens: the class token first, then (DeiT) the distillation token, then patches."""
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, 64, width)
         x = torch.cat([*self._extra_tokens(tokens.shape[0]), tokens], dim=1) + self.pos_embed  # (B, 65, width)
-        return self.norm(self.blocks(x))
+        return layer_norm(self.norm, self.blocks(x), self.embed_kept)
 
     def _extra_tokens(self, batch: int) -> list[torch.Tensor]:
         return [self.cls_token.expand(batch, -1, -1)]
@@ -149,13 +170,16 @@ def polarise(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return global_keys, heads & ~global_keys.unsqueeze(1)
 
 
-def install_attention_masks(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
-    """Give every :class:`Attention` whose mask ``state_dict`` holds a mask buffer of that shape, so that
-    the state loads (a module's None buffer takes no state)."""
-    for name, module in model.named_modules():
-        key = f"{name}.attn_mask"
-        if isinstance(module, Attention) and key in state_dict:
-            module.attn_mask = torch.zeros_like(state_dict[key], dtype=torch.bool)
+def install_optional_buffers(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """Give every optional buffer of ``model`` that is None (a fixed attention mask, the kept embedding
+    channels) and that ``state_dict`` holds a tensor of that shape, so that the state loads (a None
+    buffer takes no state)."""
+    for prefix, module in model.named_modules():
+        # named_buffers() skips None buffers: only the module's own table lists them
+        for name in [name for name, value in module._buffers.items() if value is None]:
+            key = f"{prefix}.{name}" if prefix else name
+            if key in state_dict:
+                setattr(module, name, torch.zeros_like(state_dict[key]))
 
 
 def _initialise(model: VisionTransformer) -> None:

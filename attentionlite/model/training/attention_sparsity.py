@@ -42,6 +42,7 @@ from attentionlite.model.data.splits import hold_out, load_split, subset
 from attentionlite.model.nets.vit import Attention, polarise
 from attentionlite.model.training.checkpoint import Checkpoint, load_checkpoint, save_derived
 from attentionlite.model.training.evaluate import evaluate_accuracy
+from attentionlite.model.training.sparsity import keep_largest
 from attentionlite.model.training.train import VALIDATION_SEED
 
 CALIBRATION_BATCH = 128  # images per forward pass while averaging the maps: memory only
@@ -63,13 +64,7 @@ def kept_per_head(tokens: int, sparsity: float) -> int:
 def keep_top_entries(mean_map: torch.Tensor, sparsity: float) -> torch.Tensor:
     """The fixed mask of a (heads, T, T) mean attention map: per head, each query's largest entry, then
     the largest of the rest, ``kept_per_head`` in all."""
-    heads, queries, keys = mean_map.shape
-    kept = kept_per_head(queries, sparsity)
-    mask = torch.zeros(heads, queries, keys, dtype=torch.bool)
-    mask.scatter_(-1, mean_map.argmax(-1, keepdim=True), True)
-    rest = mean_map.masked_fill(mask, -math.inf).reshape(heads, -1)
-    mask.view(heads, -1).scatter_(1, rest.topk(kept - queries, dim=1).indices, True)
-    return mask
+    return keep_largest(mean_map, kept_per_head(mean_map.shape[-2], sparsity))
 
 
 def attention_modules(model: nn.Module) -> dict[str, Attention]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -24,14 +25,15 @@ from torch import nn
 from attentionlite.errors import InputError
 from attentionlite.files import atomic_write_bytes
 from attentionlite.model.nets.gathered import compact_model
-from attentionlite.model.nets.vit import install_attention_masks
+from attentionlite.model.nets.vit import VisionTransformer, install_optional_buffers
+from attentionlite.model.nets.vit_dims import compact_dims
 from attentionlite.model.nets.zoo import create_model, list_models
 from attentionlite.model.training.sparsity import apply_masks
 from attentionlite.provenance import provenance
 
 FORMAT = "attentionlite-checkpoint"
 FORMAT_VERSION = 1
-PRUNE_MODES = ("dense", "unstructured", "column", "nm")
+PRUNE_MODES = ("dense", "unstructured", "column", "nm", "dims")
 
 
 @dataclass
@@ -165,6 +167,13 @@ PAYLOAD_KEYS = ("state_dict", "masks", "prune_mode", "density", "arch", "dataset
                 "package_version", "git_revision", "epoch", "history", "compacted", "training_state")
 
 
+def compacted_model(model: nn.Module, prune_mode: str, masks: dict[str, torch.Tensor]) -> nn.Module:
+    """The smaller dense form of a column-pruned model (gathered layers) or a dimension-pruned ViT."""
+    if prune_mode == "dims":
+        return compact_dims(cast(VisionTransformer, model), masks)
+    return compact_model(model, masks)
+
+
 def _build_model(path: Path, payload: dict) -> nn.Module:
     """``create_model(**arch)``, compacted if the checkpoint is, with its weights and masks."""
     arch = payload["arch"]
@@ -174,8 +183,8 @@ def _build_model(path: Path, payload: dict) -> nn.Module:
     try:
         model: nn.Module = create_model(**arch)
         if payload["compacted"]:
-            model = compact_model(model, payload["masks"])
-        install_attention_masks(model, payload["state_dict"])
+            model = compacted_model(model, payload["prune_mode"], payload["masks"])
+        install_optional_buffers(model, payload["state_dict"])
         model.load_state_dict(payload["state_dict"])
         if not payload["compacted"]:
             apply_masks(model, payload["masks"])

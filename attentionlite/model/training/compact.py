@@ -1,4 +1,4 @@
-"""``attentionlite compact``: a column-pruned checkpoint rewritten as its smaller dense model."""
+"""``attentionlite compact``: a column-pruned or dimension-pruned checkpoint rewritten as its smaller dense model."""
 
 from __future__ import annotations
 
@@ -8,23 +8,24 @@ import torch
 from torch import nn
 
 from attentionlite.errors import InputError
-from attentionlite.model.nets.gathered import compact_model
-from attentionlite.model.training.checkpoint import load_checkpoint, save_derived
+from attentionlite.model.training.checkpoint import compacted_model, load_checkpoint, save_derived
 from attentionlite.model.training.evaluate import model_costs
+
+COMPACTABLE = ("column", "dims")
 
 
 def compact_checkpoint(source: str | Path, destination: str | Path) -> dict:
-    """Write the compacted form of a column-pruned checkpoint; returns sizes before and after.
+    """Write the compacted form of a column- or dimension-pruned checkpoint; returns sizes before and after.
 
     The compacted model is checked against the masked one on a random batch
     (outputs equal to 1e-5) before anything is written.
     """
     checkpoint = load_checkpoint(source)
-    if checkpoint.prune_mode != "column" or checkpoint.compacted:
-        raise InputError(f"{source}: prune mode {checkpoint.prune_mode!r}"
-                         f"{' (already compacted)' if checkpoint.compacted else ''}; "
-                         "expected an uncompacted checkpoint trained with column pruning (prune=column)")
-    compacted = compact_model(checkpoint.model, checkpoint.masks).eval()
+    if checkpoint.prune_mode not in COMPACTABLE or checkpoint.compacted or not checkpoint.masks:
+        state = " (already compacted)" if checkpoint.compacted else "" if checkpoint.masks else " (still searching)"
+        raise InputError(f"{source}: prune mode {checkpoint.prune_mode!r}{state}; expected an uncompacted "
+                         "checkpoint trained with column pruning (prune=column) or dimension pruning (prune=dims)")
+    compacted = compacted_model(checkpoint.model, checkpoint.prune_mode, checkpoint.masks).eval()
     _check_same_outputs(checkpoint.model, compacted, checkpoint.arch["image_size"])
     save_derived(destination, checkpoint, compacted, compacted=True)
     before = model_costs(checkpoint.model, checkpoint.arch["image_size"])

@@ -333,6 +333,23 @@ class SparseMomentum:
         """Re-zero the masked weights (after an optimiser step moved them)."""
         apply_masks(self.model, self.masks)
 
+    # What the training loop asks of every pruning strategy (dims.py's has gates, a penalty and state);
+    # sparse momentum has nothing beyond its masks.
+    def parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def penalty(self) -> float:
+        return 0.0
+
+    def summary(self) -> dict[str, int]:
+        return {}
+
+    def state(self) -> dict:
+        return {}
+
+    def restore(self, masks: dict[str, torch.Tensor], state: dict) -> None:
+        self.masks = {n: m.to(self.weights[n].device) for n, m in masks.items()}
+
     @torch.no_grad()
     def prune_and_regrow(self, optimizer: torch.optim.Optimizer, epoch: int, epochs: int) -> None:
         """One sparse-momentum step after ``epoch`` (0-based) of ``epochs``; keeps the kept count."""
@@ -424,6 +441,20 @@ def _largest(scores: torch.Tensor, count: int) -> torch.Tensor:
     chosen = torch.zeros_like(scores, dtype=torch.bool)
     chosen[torch.sort(scores, descending=True, stable=True).indices[:count]] = True
     return chosen
+
+
+def keep_largest(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """A bool mask over (..., groups, n) ``scores`` keeping ``count`` entries for every leading index: each
+    group's largest first, so that no group is left empty, then the largest of the rest."""
+    flat = scores.reshape(-1, *scores.shape[-2:])
+    leading, groups, _ = flat.shape
+    if not groups <= count <= flat[0].numel():
+        raise ValueError(f"keeping {count} of {flat[0].numel()} entries in {groups} groups")
+    mask = torch.zeros_like(flat, dtype=torch.bool)
+    mask.scatter_(-1, flat.argmax(-1, keepdim=True), True)
+    rest = flat.masked_fill(mask, -math.inf).reshape(leading, -1)
+    mask.view(leading, -1).scatter_(1, rest.topk(count - groups, dim=1).indices, True)
+    return mask.reshape(scores.shape)
 
 
 def _join(prefix: str, name: str) -> str:

@@ -46,8 +46,10 @@ from attentionlite.model.data.loader import BatchLoader, evaluation_batches, in_
 from attentionlite.model.data.registry import DatasetInfo, ImageSet, dataset_info
 from attentionlite.model.data.splits import hold_out, load_split, subset
 from attentionlite.model.nets.complexity import count_macs
+from attentionlite.model.nets.vit import install_optional_buffers
 from attentionlite.model.nets.zoo import create_model, list_models
 from attentionlite.model.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from attentionlite.model.training.dims import DIMS_PENALTY, DimensionSearch
 from attentionlite.model.training.distill import LOSS_NAMES, DistillationWeights, Distiller
 from attentionlite.model.training.distributed import World, data_parallel, join_world, leave_world
 from attentionlite.model.training.evaluate import evaluate_accuracy, model_costs
@@ -72,6 +74,8 @@ PRECISE_NORM_BATCHES = 50
 VALIDATION_SEED = 7919
 EVALUATION_BATCH = 256  # images per forward pass when scoring: memory only, no effect on the result
 
+# Weight masks by sparse momentum, or the dimension search of a ViT.
+TRAINING_PRUNE_MODES = (*PRUNE_MODES, DimensionSearch.name)
 # Options that may differ on --resume: where things are and how they are shown, not what is computed.
 RESUMABLE_WITH_CHANGES = ("out", "teacher", "device", "data_dir", "cache_dir", "progress")
 
@@ -95,6 +99,8 @@ class TrainConfig:
     prune: str = "unstructured"
     prune_rate: float = 0.5
     nm_block: int = NM_BLOCK  # prune "nm": N = density x nm_block weights kept in every group of nm_block
+    search_epochs: int | None = None  # prune "dims": epochs of gate search before the budget (None: half)
+    dims_penalty: float = DIMS_PENALTY  # prune "dims": weight of the gates' L1 norm in the loss
     alpha: float = 0.9
     temperature: float = 4.0
     beta: float = 1000.0
@@ -131,7 +137,7 @@ class Run:
     device: torch.device
     distiller: Distiller
     optimizer: torch.optim.Optimizer
-    sparsity: SparseMomentum | None
+    sparsity: SparseMomentum | DimensionSearch | None
     scaler: torch.amp.GradScaler
     train_batches: BatchLoader
     eval_batches: BatchLoader  # the validation images held out, or the test split
@@ -233,8 +239,9 @@ def _optimizer_step(run: Run, images: torch.Tensor, labels: torch.Tensor):
     """Forward (autocast on CUDA), scaled backward, SGD step, masks re-applied; returns logits and losses."""
     with torch.autocast(run.device.type, dtype=torch.float16, enabled=run.device.type == "cuda"):
         logits, losses = run.step(images, labels)
+    penalty = run.sparsity.penalty() if run.sparsity is not None else 0.0
     run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(losses["loss"]).backward()
+    run.scaler.scale(losses["loss"] + penalty).backward()
     run.scaler.step(run.optimizer)
     run.scaler.update()
     if run.sparsity is not None:
@@ -280,6 +287,7 @@ def _final_metrics(run: Run) -> dict:
         "density": last["density"],
         "wall_time_s": sum(row["seconds"] for row in run.history),
         **model_costs(run.student, run.image_size, run.dense_macs),
+        **(run.sparsity.summary() if run.sparsity is not None else {}),
     }
 
 
@@ -306,6 +314,8 @@ def _save(run: Run, path: Path) -> None:
 def _training_state(run: Run) -> dict:
     state = {"optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
              "cpu_rng": torch.get_rng_state()}
+    if run.sparsity is not None:
+        state["pruning"] = run.sparsity.state()
     if run.device.type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(run.device)
     return state
@@ -315,13 +325,14 @@ def _restore(run: Run, path: Path) -> None:
     """Load weights, masks, optimiser, scaler, generator state and log rows of the last finished epoch."""
     checkpoint = load_checkpoint(path)
     _check_same_config(path, checkpoint.train_config, _stored_config(run.config))
-    run.student.load_state_dict(checkpoint.model.state_dict())
-    if run.sparsity is not None:
-        run.sparsity.masks = {n: m.to(run.device) for n, m in checkpoint.masks.items()}
     state = checkpoint.training_state
     if state is None:
         raise InputError(f"{path}: holds no training state (a compacted checkpoint?); expected the "
                          "checkpoint of an interrupted run")
+    install_optional_buffers(run.student, checkpoint.model.state_dict())
+    run.student.load_state_dict(checkpoint.model.state_dict())
+    if run.sparsity is not None:
+        run.sparsity.restore(checkpoint.masks, state.get("pruning", {}))
     run.optimizer.load_state_dict(state["optimizer"])
     restore_scaler(run.scaler, state["scaler"])
     torch.set_rng_state(state["cpu_rng"])
@@ -362,6 +373,9 @@ def _stored_config(config: TrainConfig) -> dict:
 def _build_run(config: TrainConfig, world: World) -> Run:
     """Data, student, teacher, optimiser and masks, all seeded from ``config.seed`` (the same on every rank)."""
     device = _device(config.device)
+    if config.prune_mode == DimensionSearch.name and world.size > 1:
+        raise InputError(f"prune dims on {world.size} processes: the dimension search runs on one process "
+                         "(its gates are not averaged across processes); expected a run without torchrun")
     info = dataset_info(config.dataset)
     torch.manual_seed(config.seed)
     initial = _initial_checkpoint(config)
@@ -371,6 +385,8 @@ def _build_run(config: TrainConfig, world: World) -> Run:
     optimizer = torch.optim.SGD(student.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=True)
     sparsity = _sparsity(config, student, None if initial is None else initial.masks)
+    if sparsity is not None and sparsity.parameters():  # the dimension search's gates
+        optimizer.add_param_group({"params": sparsity.parameters(), "weight_decay": 0.0})
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     arch = cast(dict, student.arch)  # set by create_model
     dense_macs = _dense_macs(tuple(arch.items()))
@@ -385,10 +401,14 @@ def _dense_macs(arch: tuple) -> int:
 
 
 def _sparsity(config: TrainConfig, student: nn.Module,
-              masks: dict[str, torch.Tensor] | None = None) -> SparseMomentum | None:
-    """Sparse momentum from ``masks`` (an --init checkpoint's), or from random masks at the density."""
+              masks: dict[str, torch.Tensor] | None = None) -> SparseMomentum | DimensionSearch | None:
+    """Sparse momentum from ``masks`` (an --init checkpoint's) or from random masks at the density; or the
+    dimension search, from all dimensions or from ``masks``."""
     if config.prune_mode == "dense":
         return None
+    if config.prune == DimensionSearch.name:
+        search_epochs = config.search_epochs if config.search_epochs is not None else max(1, config.epochs // 2)
+        return DimensionSearch.of(student, config.density, search_epochs, config.dims_penalty, masks)
     if not masks:
         masks = initial_masks(student, config.density, config.prune, seed=config.seed, block=config.nm_block)
     sparsity = SparseMomentum(student, masks, config.prune, config.prune_rate, config.nm_block)
@@ -504,13 +524,25 @@ def _validate(config: TrainConfig) -> None:
             raise InputError(f"training option {name} is {value!r}; expected {expected}")
     if not config.out:
         raise InputError("training option out is ''; expected the name of the run folder")
-    if config.prune not in PRUNE_MODES:
-        raise InputError(f"training option prune is {config.prune!r}; expected one of {', '.join(PRUNE_MODES)}")
+    if config.prune not in TRAINING_PRUNE_MODES:
+        raise InputError(f"training option prune is {config.prune!r}; expected one of "
+                         f"{', '.join(TRAINING_PRUNE_MODES)}")
+    if config.prune == DimensionSearch.name and config.prune_mode != "dense":
+        _check_search_epochs(config)
     if config.prune == NMUnits.name and config.prune_mode != "dense":
         nm_kept(config.density, config.nm_block)  # density must be N / nm_block
     if config.validation is not None and config.test_subset is not None:
         raise InputError("training options validation and test_subset are both set, but a run evaluates on its "
                          "validation images or on the test split; expected one of them")
+
+
+def _check_search_epochs(config: TrainConfig) -> None:
+    """The dimension search ends, and the budget applies, after an epoch that is not the last."""
+    search = config.search_epochs if config.search_epochs is not None else max(1, config.epochs // 2)
+    if not 1 <= search < config.epochs:
+        raise InputError(f"training options search_epochs {search} and epochs {config.epochs}: prune dims "
+                         "applies its budget after the search, so expected at least 2 epochs and from 1 to "
+                         f"{config.epochs - 1} search epochs")
 
 
 # Each numeric option's range: (test, the range in words).  None (width unset) is always allowed.
@@ -525,6 +557,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "alpha": (lambda v: 0 <= v <= 1, "a weight in [0, 1]"),
     "temperature": (lambda v: v > 0, "a positive temperature"),
     "beta": (lambda v: v >= 0, "zero or more"),
+    "dims_penalty": (lambda v: v >= 0, "zero or more"),
     "width": (lambda v: v > 0, "a positive width multiplier"),
     "validation": (lambda v: v >= 1, "at least 1 image per class"),
     "seed": (lambda v: v >= 0, "zero or more"),
