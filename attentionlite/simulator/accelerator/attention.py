@@ -202,8 +202,14 @@ def softmax_rows(op: Op, config: HardwareConfig) -> tuple[int, int]:
 
 
 def map_softmax(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
-    """Softmax row by row on the vector unit, streaming logits in and probabilities out."""
-    return vector_work(softmax_cycles(*softmax_rows(op, config), config), op.vector_ops, op, config, on_chip, parts)
+    """Softmax row by row on the vector unit, streaming logits in and probabilities out; on split engines,
+    only a fixed mask's kept logits, in and out."""
+    cycles = softmax_cycles(*softmax_rows(op, config), config)
+    split = mask_split(op) if config.attention.split_sparse else None
+    if split is None:
+        return vector_work(cycles, op.vector_ops, op, config, on_chip, parts)
+    share = kept_logits(op, split) / math.prod(op.output_shape)
+    return vector_work(cycles, math.ceil(op.vector_ops * share), op, config, on_chip, parts, share)
 
 
 def own_vector_cycles(op: Op, config: HardwareConfig) -> int:

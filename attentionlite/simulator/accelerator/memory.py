@@ -529,12 +529,13 @@ def split_evenly(stream: TileStream, parts: int) -> tuple[TileStream, ...]:
 
 
 def vector_work(cycles: int, vector_ops: int, op: Op, config: HardwareConfig, on_chip: OnChip,
-                parts: int = 1) -> OpWork:
-    """``op`` on the vector unit: it reads its inputs from the input buffer and writes its output."""
-    load_bytes, store_bytes = dram_tensor_bytes(op, config, on_chip)
+                parts: int = 1, share: float = 1.0) -> OpWork:
+    """``op`` on the vector unit: it reads its inputs from the input buffer and writes its output; of each
+    tensor only ``share`` (a masked softmax's kept logits, stored compressed)."""
+    load_bytes, store_bytes = (share * size for size in dram_tensor_bytes(op, config, on_chip))
     traffic = Traffic(dram_read_input=load_bytes, dram_write_output=store_bytes,
-                      sram_read_input=input_bytes(op, config), sram_read_output=store_bytes,
-                      sram_write_input=load_bytes, sram_write_output=output_bytes(op, config))
+                      sram_read_input=share * input_bytes(op, config), sram_read_output=store_bytes,
+                      sram_write_input=load_bytes, sram_write_output=share * output_bytes(op, config))
     tiles = vector_tiles(cycles, load_bytes, store_bytes, config)
     return OpWork(parts=split_evenly(tiles, parts), vector_ops=vector_ops, traffic=traffic,
                   peak_bandwidth=_max_rates([_stream_peaks(tiles, "dram_read_input")]))

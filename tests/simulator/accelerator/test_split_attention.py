@@ -74,6 +74,8 @@ def test_a_masked_softmax_normalises_only_the_kept_logits():
             attrs=((MASK_DENSE_KEYS, 2), (MASK_SPARSE_KEPT, 3)))
     row = simulate([op], load_hardware("paa-default", cores=1, split_sparse=True)).rows[0]
     assert row.compute_cycles == 7 + 2 * 2 + 4
+    # only the 19 kept logits (1 B each) come in and go out, and only they cost vector work: 4 ops each
+    assert (row.dram_read_bytes, row.dram_write_bytes, row.vector_ops) == (19, 19, 4 * 19)
 
 
 def test_dense_columns_summed_over_heads_count_once_per_query():
