@@ -248,6 +248,21 @@ def report(
     return render_report(build_report(settings, progress), out) / "index.html"
 
 
+def attention_sweep(
+    checkpoint: str | Path, data_dir: str | Path, hardware: str | Path | HardwareConfig = "vitcod-like", *,
+    sparsities: Sequence[float] | None = None, calibration_images: int = 50, test_subset: int | None = None,
+    device: str = "cpu", cache_dir: str | Path | None = None, progress: bool = True, **overrides: Any,
+) -> list[dict]:
+    """A ViT checkpoint at each attention sparsity (default 0, 0.5, 0.8, 0.9, 0.95): accuracy, latency,
+    energy and DRAM bytes on ``hardware`` (``vitcod-like`` runs fixed masks on split engines)."""
+    from attentionlite.analysis.attention_sweep import DEFAULT_SPARSITIES
+    from attentionlite.analysis.attention_sweep import attention_sweep as sweep_sparsities
+
+    config = hardware_config(hardware, **overrides)  # checked before the slow calibration
+    return sweep_sparsities(checkpoint, data_dir, config, tuple(_given(sparsities, DEFAULT_SPARSITIES)),
+                            calibration_images, test_subset, device, cache_dir, progress)
+
+
 def _check_grid_or_search(space: str | Path | None, arrays: Sequence[int] | None, dataflows: Sequence[str] | None,
                           *search: object) -> None:
     """A report sweeps a grid or searches a space, not both: each one's settings only with it."""

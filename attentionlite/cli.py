@@ -231,6 +231,54 @@ def sparsify_attention(checkpoint: str, quiet: bool, **options) -> None:
         }))
 
 
+@main.command("attention-sweep")
+@click.argument("checkpoint", type=_Path(dir_okay=False))
+@click.option("--data-dir", required=True, type=_Path(file_okay=False), help="Folder holding the checkpoint's dataset (calibration and scoring images).")
+@click.option("--sparsities", default="0,0.5,0.8,0.9,0.95", show_default=True, help="Attention sparsities, comma-separated; 0 is the dense model, the speed-ups' reference.")
+@click.option("--hardware", default="vitcod-like", show_default=True, help=_HARDWARE_HELP + " Fixed masks save work only with attention.split_sparse on (vitcod-like).")
+@click.option("--calibration-images", default=50, show_default=True, type=click.IntRange(min=1), help="Training images per class whose attention maps are averaged, once for every sparsity.")
+@click.option("--test-subset", type=click.IntRange(min=1), default=None, help="Score on only this many test images per class.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to run the model.")
+@click.option("--cache-dir", type=_Path(file_okay=False), default=None, help="Where decoded image folders are cached (default ~/.cache/attentionlite/data).")
+@click.option("--out", callback=_writable, type=_Path(dir_okay=False), default=None, help="Also write the rows to this CSV file.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def attention_sweep(checkpoint: str, sparsities: str, quiet: bool, out: str | None, **options) -> None:
+    """A ViT CHECKPOINT at several attention sparsities: accuracy, latency, energy, DRAM bytes.
+
+    The masks are sparsify-attention's, chosen from one averaging of the
+    attention maps; each sparsity is scored on the checkpoint's evaluation
+    images (its validation images if it held some out, else the test split)
+    and simulated at batch 1.
+    """
+    from attentionlite.analysis.tables import text_table
+    from attentionlite.files import atomic_write_text, rows_to_csv
+
+    rows = api.attention_sweep(checkpoint, sparsities=parse_fractions(sparsities, "attention sparsities"),
+                               progress=not quiet, **options)
+    accuracy = next(key for key in rows[0] if key.endswith("_accuracy"))
+    click.echo(f"{options['hardware']}, batch 1 (speed-ups and savings against sparsity 0):")
+    click.echo(text_table(rows, {
+        "sparsity": lambda row: f"{row['sparsity']:g}",
+        accuracy.replace("_", " "): lambda row: f"{row[accuracy]:.4f}",
+        "latency (ms)": lambda row: f"{row['latency_ms']:.4f}",
+        "attention (ms)": lambda row: f"{row['attention_ms']:.4f}",
+        "energy (uJ)": lambda row: f"{row['energy_uj']:.2f}",
+        "DRAM (MB)": lambda row: f"{row['dram_mb']:.3f}",
+        "speed-up": lambda row: _optional_ratio(row["speedup"]),
+        "attention speed-up": lambda row: _optional_ratio(row["attention_speedup"]),
+        "energy saved": lambda row: "" if row["energy_saving"] is None else f"{row['energy_saving']:.1%}",
+        "kept per head": lambda row: "all" if row["kept_per_head"] is None else str(row["kept_per_head"]),
+        "denser engine": lambda row: "" if row["dense_share"] is None else f"{row['dense_share']:.0%}",
+    }))
+    if out:
+        atomic_write_text(out, rows_to_csv(rows))
+        click.echo(f"wrote {out}")
+
+
+def _optional_ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}x"
+
+
 def _format_metrics(metrics: dict) -> str:
     return "\n".join(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}"
                      for key, value in metrics.items())
@@ -653,6 +701,18 @@ def parse_counts(text: str, what: str) -> list[int]:
     if not counts or not all(count.isdigit() and int(count) > 0 for count in counts):
         raise InputError(f"{what} {text!r}: expected positive integers separated by commas, e.g. 1,2,4")
     return [int(count) for count in counts]
+
+
+def parse_fractions(text: str, what: str) -> list[float]:
+    """``"0,0.5,0.9"`` -> [0.0, 0.5, 0.9]; anything but numbers is refused, naming ``what`` (their range is the
+    command's to check)."""
+    try:
+        values = [float(part) for part in parse_names(text)]
+    except ValueError:
+        values = []
+    if not values:
+        raise InputError(f"{what} {text!r}: expected numbers separated by commas, e.g. 0,0.5,0.9")
+    return values
 
 
 def parse_knob_values(text: str) -> list:

@@ -161,6 +161,8 @@ BASES = {
     "compact": ["compact", "{column_checkpoint}", "--out", "{out}"],
     "sparsify-attention": ["sparsify-attention", "{vit_checkpoint}", "--sparsity", "0.5", "--data-dir", "{images}",
                            "--out", "{out}", "--cache-dir", "{cache}", "--quiet"],
+    "attention-sweep": ["attention-sweep", "{vit_checkpoint}", "--data-dir", "{images}", "--sparsities", "0,0.5",
+                        "--cache-dir", "{cache}", "--out", "{out}.csv", "--quiet"],
     "trace": ["trace", "resnet26", "--out", "{out}.json"],
     "simulate": ["simulate", "{topology}", "--out", "{out}"],
     "hardware show": ["hardware", "show", "paa-default"],

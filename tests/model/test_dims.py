@@ -8,6 +8,7 @@ import torch
 from click.testing import CliRunner
 
 import attentionlite.model.training.train as train_module
+from attentionlite import api
 from attentionlite.cli import main
 from attentionlite.errors import InputError
 from attentionlite.model.nets.vit_dims import Dimensions, compact_dims, keep_embedding_channels, weight_masks
@@ -128,9 +129,13 @@ def test_a_dims_run_meets_its_budget_and_compacts(tiny_cifar, tmp_path):
     with torch.no_grad():
         assert torch.allclose(small.model(images), masked(images), atol=1e-5)
     assert small.compacted and small.model.norm.normalized_shape == (14,)
-    # the compacted ViT traces at its own widths: a 14-wide classifier
+    # the compacted ViT traces at its own widths: a 14-wide classifier; and the masked checkpoint traces as
+    # its compacted form, which is what hardware runs
     head = [op for op in trace_model(small.model, input_shape=(1, 3, 32, 32)).ops_in_order() if op.name == "head"]
     assert head[0].macs == 14 * 10
+    masked_ops, small_ops = (api.trace(str(path)).ops_in_order() for path in (tmp_path / "run" / "checkpoint.pt",
+                                                                             tmp_path / "small.pt"))
+    assert [(op.name, op.macs) for op in masked_ops] == [(op.name, op.macs) for op in small_ops]
 
 
 def test_a_dims_run_resumed_mid_search_gives_the_same_weights(tiny_cifar, tmp_path, monkeypatch):

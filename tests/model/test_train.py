@@ -16,7 +16,7 @@ from attentionlite.model.training.checkpoint import load_checkpoint
 from attentionlite.model.training.evaluate import evaluate_checkpoint, zero_weight_macs
 from attentionlite.model.training.train import TrainConfig, recompute_norm_statistics, train
 
-CLASSES = 10  # the tiny_cifar fixture's (conftest.py)
+CLASSES = 10  # the tiny_cifar fixture's (tests/conftest.py)
 
 
 def _config(tiny_cifar, out, **changes) -> TrainConfig:

@@ -101,6 +101,78 @@ def mean_attention_maps(model: nn.Module, batches, device: torch.device | str = 
     return {name: (total / max(1, images_seen)).float() for name, total in sums.items()}
 
 
+@dataclass
+class Calibration:
+    """A ViT checkpoint's model with its mean attention maps (of dense attention), and the images it is
+    scored on: what fixed masks at any sparsity are chosen and judged from."""
+
+    checkpoint: Checkpoint
+    modules: dict[str, Attention]
+    maps: dict[str, torch.Tensor]
+    scored: BatchLoader
+    split: str  # the images scored: "val" (the checkpoint's held-out images) or "test"
+    calibration_images: int
+    accuracy_as_given: float  # the checkpoint's, with whatever masks it came with
+    device: str = "cpu"
+
+    @property
+    def model(self) -> nn.Module:
+        return self.checkpoint.model
+
+    def apply(self, sparsity: float) -> None:
+        """Every attention module's fixed mask at ``sparsity`` (0: no mask, dense attention)."""
+        for name, mean_map in self.maps.items():
+            self.modules[name].attn_mask = keep_top_entries(mean_map, sparsity).to(self.device) if sparsity else None
+
+    def accuracy(self) -> float:
+        """Top-1 accuracy on the scored images, with the masks as they are now."""
+        return evaluate_accuracy(self.model, self.scored, self.device)
+
+    def block_rows(self) -> list[dict]:
+        """Per attention module: entries kept per head, the global tokens of each head, and the share of
+        the kept entries in their columns (the denser engine's share)."""
+        rows = []
+        for name, module in self.modules.items():
+            if module.attn_mask is None:
+                continue
+            mask = module.attn_mask.cpu()
+            global_keys, sparse = polarise(mask)
+            kept = int(mask.sum())
+            rows.append({"block": name, "kept_per_head": [int(head.sum()) for head in mask],
+                         "entries_per_head": mask[0].numel(), "global_tokens": [int(g.sum()) for g in global_keys],
+                         "dense_share": (kept - int(sparse.sum())) / kept})
+        return rows
+
+
+def calibrate(
+    path: str | Path,
+    data_dir: str | Path,
+    sparsities: tuple[float, ...] = (),
+    calibration_images: int = 50,
+    test_subset: int | None = None,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Calibration:
+    """Score a ViT checkpoint as it is, remove its masks and average its attention maps over
+    ``calibration_images`` training images per class; ``sparsities`` are range-checked before any image
+    is read."""
+    checkpoint = load_checkpoint(path)
+    modules = attention_modules(checkpoint.model)
+    if not modules:
+        raise InputError(f"{path}: model {checkpoint.arch.get('name')!r} has no global self-attention blocks; "
+                         "expected a ViT or DeiT checkpoint")
+    for sparsity in sparsities:
+        kept_per_head(_tokens(checkpoint), sparsity)
+    model = checkpoint.model.to(device)
+    calibration, scored, split = _batches(checkpoint, data_dir, calibration_images, test_subset, cache_dir)
+    as_given = evaluate_accuracy(model, scored, device)
+    for module in modules.values():
+        module.attn_mask = None
+    maps = mean_attention_maps(model, calibration, device, progress)
+    return Calibration(checkpoint, modules, maps, scored, split, len(calibration.images.labels), as_given, device)
+
+
 @dataclass(frozen=True)
 class Sparsified:
     """What ``sparsify-attention`` did: the accuracies on the same images before and after, and per block
@@ -108,7 +180,7 @@ class Sparsified:
 
     out: str
     sparsity: float
-    split: str  # the images scored: "val" (the checkpoint's held-out images) or "test"
+    split: str
     accuracy_before: float
     accuracy_after: float
     blocks: list[dict]
@@ -127,25 +199,15 @@ def sparsify_attention(
 ) -> Sparsified:
     """Give every attention module of a ViT checkpoint a fixed mask at ``sparsity`` (0 removes the masks),
     chosen on ``calibration_images`` training images per class; score it before and after; write it to ``out``."""
-    checkpoint = load_checkpoint(path)
-    modules = attention_modules(checkpoint.model)
-    if not modules:
-        raise InputError(f"{path}: model {checkpoint.arch.get('name')!r} has no global self-attention blocks; "
-                         "expected a ViT or DeiT checkpoint")
-    kept_per_head(_tokens(checkpoint), sparsity)  # the range check, before any image is read
-    model = checkpoint.model.to(device)
-    calibration, scored, split = _batches(checkpoint, data_dir, calibration_images, test_subset, cache_dir)
-    before = evaluate_accuracy(model, scored, device)
-    for module in modules.values():
-        module.attn_mask = None
-    if sparsity > 0:
-        for name, mean_map in mean_attention_maps(model, calibration, device, progress).items():
-            modules[name].attn_mask = keep_top_entries(mean_map, sparsity).to(device)
-    after = evaluate_accuracy(model, scored, device)
-    metrics = checkpoint.metrics | {f"{split}_accuracy": after, "attention_sparsity": sparsity,
-                                    "attention_calibration_images": len(calibration.images.labels)}
-    save_derived(out, checkpoint, model.cpu(), metrics=metrics)
-    return Sparsified(str(out), sparsity, split, before, after, _block_rows(modules))
+    calibration = calibrate(path, data_dir, (sparsity,), calibration_images, test_subset, device, cache_dir, progress)
+    calibration.apply(sparsity)
+    after = calibration.accuracy()
+    checkpoint = calibration.checkpoint
+    metrics = checkpoint.metrics | {f"{calibration.split}_accuracy": after, "attention_sparsity": sparsity,
+                                    "attention_calibration_images": calibration.calibration_images}
+    save_derived(out, checkpoint, checkpoint.model.cpu(), metrics=metrics)
+    return Sparsified(str(out), sparsity, calibration.split, calibration.accuracy_as_given, after,
+                      calibration.block_rows())
 
 
 def _tokens(checkpoint: Checkpoint) -> int:
@@ -172,19 +234,3 @@ def _batches(checkpoint: Checkpoint, data_dir: str | Path, per_class: int, test_
     if test_subset is not None:
         test_images = subset(test_images, test_subset, checkpoint.seed)
     return calibration, in_order(test_images, info, CALIBRATION_BATCH, checkpoint.seed), "test"
-
-
-def _block_rows(modules: dict[str, Attention]) -> list[dict]:
-    """Per attention module: entries kept per head, the global tokens of each head, and the share of
-    the kept entries in their columns (the denser engine's share)."""
-    rows = []
-    for name, module in modules.items():
-        if module.attn_mask is None:
-            continue
-        mask = module.attn_mask.cpu()
-        global_keys, sparse = polarise(mask)
-        kept = int(mask.sum())
-        rows.append({"block": name, "kept_per_head": [int(head.sum()) for head in mask],
-                     "entries_per_head": mask[0].numel(), "global_tokens": [int(g.sum()) for g in global_keys],
-                     "dense_share": (kept - int(sparse.sum())) / kept})
-    return rows

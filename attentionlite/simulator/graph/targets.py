@@ -132,7 +132,8 @@ def target_graph(target: Target, options: TraceOptions | None = None) -> OpGraph
 
 def checkpoint_graph(checkpoint: Checkpoint, path: Path, options: TraceOptions) -> OpGraph:
     """A loaded checkpoint traced with its masks (for callers that also read the checkpoint's metrics), N:M
-    structure measured in the groups it was pruned in (the default's for other modes)."""
+    structure measured in the groups it was pruned in (the default's for other modes); a dimension-pruned
+    ViT as its compacted model."""
     from attentionlite.model.training.sparsity import NM_BLOCK
     from attentionlite.simulator.graph.tracing import trace_model
 
@@ -148,8 +149,14 @@ def checkpoint_graph(checkpoint: Checkpoint, path: Path, options: TraceOptions) 
         "checkpoint_sha256": file_sha256(path),
         "compacted": checkpoint.compacted,
     }
+    model, masks = checkpoint.model, checkpoint.masks
+    if checkpoint.prune_mode == "dims":  # a dimension-pruned ViT runs as its smaller dense form
+        from attentionlite.model.training.checkpoint import compacted_model
+
+        model = model if checkpoint.compacted or not masks else compacted_model(model, "dims", masks)
+        masks = {}
     return trace_model(
-        checkpoint.model, size, batch=options.batch or 1, masks=checkpoint.masks, prune_mode=checkpoint.prune_mode,
+        model, size, batch=options.batch or 1, masks=masks, prune_mode=checkpoint.prune_mode,
         fold_bn=options.fold_bn, metadata=metadata, nm_block=int(checkpoint.train_config.get("nm_block", NM_BLOCK)),
     )
 

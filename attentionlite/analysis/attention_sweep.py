@@ -1,0 +1,83 @@
+"""``attentionlite attention-sweep``: one ViT checkpoint at several attention sparsities, on the accelerator.
+
+The checkpoint's attention maps are averaged once over calibration images
+(:func:`~attentionlite.model.training.attention_sparsity.calibrate`); at each
+sparsity every head keeps its largest entries (``sparsify-attention``'s
+masks, chosen from the same maps), the model is scored on the checkpoint's
+evaluation images (its held-out validation images, or the test split), traced
+and simulated.  A row per sparsity: accuracy, latency, energy and DRAM bytes of
+one image, the attention's own share (Q K^T, softmax, A V), the kept entries
+and ViTCoD's denser-engine share.  Sparsity 0 is the dense model (no mask), and
+every row's speed-up and energy saving are against it when it is swept.
+
+Without split engines (``attention.split_sparse``, on in ``vitcod-like``) the
+hardware computes a masked attention dense, so only the accuracy moves: the
+sweep states which it ran on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from attentionlite.simulator.accelerator.hardware import HardwareConfig
+from attentionlite.simulator.accelerator.results import SimResult
+from attentionlite.simulator.accelerator.simulation import simulate
+from attentionlite.simulator.graph.ops import OpKind
+from attentionlite.simulator.graph.targets import TraceOptions, checkpoint_graph
+
+DEFAULT_SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95)
+ATTENTION_KINDS = frozenset({OpKind.ATTENTION_LOGITS.value, OpKind.SOFTMAX.value, OpKind.ATTENTION_VALUES.value})
+
+
+def attention_sweep(
+    path: str | Path,
+    data_dir: str | Path,
+    hardware: HardwareConfig,
+    sparsities: Sequence[float] = DEFAULT_SPARSITIES,
+    calibration_images: int = 50,
+    test_subset: int | None = None,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """One row per sparsity (see the module docstring), in the order given."""
+    from attentionlite.model.training.attention_sparsity import calibrate  # torch and the data pipeline
+
+    calibration = calibrate(path, data_dir, tuple(sparsities), calibration_images, test_subset, device, cache_dir,
+                            progress)
+    rows = []
+    for sparsity in sparsities:
+        calibration.apply(sparsity)
+        graph = checkpoint_graph(calibration.checkpoint, Path(path), TraceOptions())
+        blocks = calibration.block_rows()
+        rows.append({"sparsity": sparsity, f"{calibration.split}_accuracy": calibration.accuracy(),
+                     **_costs(simulate(graph, hardware)),
+                     "kept_per_head": blocks[0]["kept_per_head"][0] if blocks else None,
+                     "dense_share": sum(b["dense_share"] for b in blocks) / len(blocks) if blocks else None,
+                     "hardware": hardware.name})
+    return _with_gains(rows)
+
+
+def _costs(result: SimResult) -> dict:
+    clock_hz = result.hardware["clock_mhz"] * 1e6
+    attention = [row for row in result.rows if row.kind in ATTENTION_KINDS]
+    image = result.totals.per_image
+    batch = result.totals.batch
+    return {
+        "latency_ms": result.totals.latency_s * 1e3,
+        "attention_ms": sum(row.compute_cycles + row.stall_cycles for row in attention) / clock_hz * 1e3 / batch,
+        "energy_uj": image.energy_pj / 1e6,
+        "attention_energy_uj": sum(row.energy.total for row in attention) / 1e6 / batch,
+        "dram_mb": image.dram_bytes / 1e6,
+    }
+
+
+def _with_gains(rows: list[dict]) -> list[dict]:
+    """Each row's speed-up (latency and attention) and energy saving over the dense row, where one was swept."""
+    dense = next((row for row in rows if row["sparsity"] == 0), None)
+    for row in rows:
+        row["speedup"] = dense["latency_ms"] / row["latency_ms"] if dense else None
+        row["attention_speedup"] = dense["attention_ms"] / row["attention_ms"] if dense else None
+        row["energy_saving"] = 1 - row["energy_uj"] / dense["energy_uj"] if dense else None
+    return rows
