@@ -206,6 +206,9 @@ def report(
     against: Sequence[str | Path | HardwareConfig] = (DEFAULT_HETEROGENEOUS,), progress: bool = True,
     space: str | Path | None = None, trials: int | None = None, objectives: Sequence[str] | None = None,
     constraints: Sequence[str] = (), sampler: str | None = None, seed: int | None = None,
+    attention_sweep: str | Path | None = None, data_dir: str | Path | None = None,
+    attention_hardware: str | Path | HardwareConfig = "vitcod-like",
+    attention_sparsities: Sequence[float] | None = None,
 ) -> Path:
     """Write the co-design report into the folder ``out`` (replaced whole); returns its ``index.html``.
 
@@ -217,7 +220,10 @@ def report(
     ``space`` (a TOML file, as :func:`explore` takes) replaces the grid of ``arrays`` x ``dataflows`` with a
     search of that space from the reference point; ``trials`` to ``seed`` are that search's, as in :func:`explore`.
     ``engine`` and ``address`` say where the grid's points or the search's trials run, as in :func:`sweep`.
+    ``attention_sweep`` (a ViT checkpoint) adds its attention-sparsity sweep (:func:`attention_sweep`) on
+    ``attention_hardware``, calibrated and scored on the images in ``data_dir``.
     """
+    from attentionlite.analysis.attention_sweep import DEFAULT_SPARSITIES, AttentionSweep
     from attentionlite.analysis.codesign import (
         CORE_COUNTS,
         DEFAULT_ARRAYS,
@@ -245,6 +251,13 @@ def report(
     if space is not None:
         settings = replace(settings, search=search_settings(space, settings.reference_config(), trials, objectives,
                                                             constraints, sampler, seed))
+    if attention_sweep is not None:
+        if data_dir is None:
+            raise InputError("an attention sweep needs data_dir: the images its masks are chosen on and scored on")
+        sweep = AttentionSweep(Path(attention_sweep), Path(data_dir), hardware_config(attention_hardware),
+                               tuple(_given(attention_sparsities, DEFAULT_SPARSITIES)))
+        sweep.check()  # before the slow steps
+        settings = replace(settings, attention=sweep)
     return render_report(build_report(settings, progress), out) / "index.html"
 
 

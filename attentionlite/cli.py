@@ -603,10 +603,18 @@ def _study_options(command):
               help="Change a knob of the reference design point, e.g. dram.bandwidth_gb_s=51.2 or cores=8 "
                    "(the sweep and the Parallelism section start from it too). Repeatable.")
 @_study_options
+@click.option("--attention-sweep", "attention_checkpoint", type=_Path(dir_okay=False),
+              help="A ViT checkpoint to sweep over attention sparsities (as attention-sweep does), in its own section; "
+                   "needs --data-dir.")
+@click.option("--data-dir", type=_Path(file_okay=False), help="With --attention-sweep: the checkpoint's dataset folder.")
+@click.option("--attention-hardware", default="vitcod-like", show_default=True,
+              help="With --attention-sweep: the accelerator it runs on (split engines for fixed masks).")
+@click.option("--attention-sparsities", default="0,0.5,0.8,0.9,0.95", show_default=True,
+              help="With --attention-sweep: the sparsities, comma-separated.")
 @_overrides_named_by_flags(array="--arrays", dataflow="--dataflows", sparsity="--sparsity")
 def report(models, out, hardware, cpu_config, arrays, dataflows, space_file, trials, objectives, constraints,
            sampler, seed, sparsity, density, workers, engine, address, recalibrate, settings, core_counts, schedules,
-           against) -> None:
+           against, attention_checkpoint, data_dir, attention_hardware, attention_sparsities) -> None:
     """The co-design report (the main job).
 
     \b
@@ -625,7 +633,9 @@ def report(models, out, hardware, cpu_config, arrays, dataflows, space_file, tri
                        density=density, workers=workers, engine=engine, address=address, recalibrate=recalibrate,
                        core_counts=parse_counts(core_counts, "core counts"), schedules=parse_names(schedules),
                        against=_accelerators(against), space=space_file, trials=trials,
-                       objectives=_objectives(objectives), constraints=constraints, sampler=sampler, seed=seed)
+                       objectives=_objectives(objectives), constraints=constraints, sampler=sampler, seed=seed,
+                       attention_sweep=attention_checkpoint, data_dir=data_dir, attention_hardware=attention_hardware,
+                       attention_sparsities=parse_fractions(attention_sparsities, "attention sparsities"))
     click.echo(f"wrote {index}")
 
 

@@ -18,8 +18,10 @@ sweep states which it ran on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from attentionlite.errors import InputError
 from attentionlite.simulator.accelerator.hardware import HardwareConfig
 from attentionlite.simulator.accelerator.results import SimResult
 from attentionlite.simulator.accelerator.simulation import simulate
@@ -57,6 +59,38 @@ def attention_sweep(
                      "dense_share": sum(b["dense_share"] for b in blocks) / len(blocks) if blocks else None,
                      "hardware": hardware.name})
     return _with_gains(rows)
+
+
+@dataclass(frozen=True)
+class AttentionSweep:
+    """A report's attention-sparsity sweep: which checkpoint, on what images, on which hardware."""
+
+    checkpoint: Path
+    data_dir: Path
+    hardware: HardwareConfig
+    sparsities: tuple[float, ...] = DEFAULT_SPARSITIES
+    calibration_images: int = 50
+    test_subset: int | None = None
+    cache_dir: Path | None = None
+
+    def check(self) -> None:
+        """The checkpoint is a ViT the sparsities suit, and the data folder exists: before a report's slow steps."""
+        from attentionlite.model.training.attention_sparsity import load_vit
+
+        load_vit(self.checkpoint, self.sparsities)
+        if not self.data_dir.is_dir():
+            raise InputError(f"dataset folder {self.data_dir}: not found; expected the folder holding the "
+                             "checkpoint's dataset")
+
+    def run(self, progress: bool = False) -> list[dict]:
+        return attention_sweep(self.checkpoint, self.data_dir, self.hardware, self.sparsities,
+                               self.calibration_images, self.test_subset, cache_dir=self.cache_dir,
+                               progress=progress)
+
+    def described(self) -> dict:
+        return {"checkpoint": str(self.checkpoint), "data_dir": str(self.data_dir), "hardware": self.hardware.name,
+                "sparsities": list(self.sparsities), "calibration_images": self.calibration_images,
+                "test_subset": self.test_subset}
 
 
 def _costs(result: SimResult) -> dict:

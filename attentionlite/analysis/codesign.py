@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from attentionlite.analysis.attention_sweep import AttentionSweep
 from attentionlite.analysis.compare import add_sparsity_gains, compare, compare_results
 from attentionlite.analysis.explore import Exploration, Search, explore
 from attentionlite.analysis.models import ModelEntry, trace_models
@@ -82,6 +83,7 @@ class ReportSettings:
     against: tuple[HardwareConfig, ...] = ()  # accelerators set beside ``hardware`` in the parallelism section
     recalibrate: bool = False  # calibrate this host again instead of reusing the cached calibration
     search: Search | None = None  # explore this space instead of sweeping arrays x dataflows
+    attention: AttentionSweep | None = None  # a ViT checkpoint's attention-sparsity sweep, where asked for
 
     def reference_config(self) -> HardwareConfig:
         """The comparison's design point: the preset itself, with the report's sparsity mode."""
@@ -101,6 +103,7 @@ class ReportSettings:
             "core_counts": list(self.core_counts),
             "schedules": list(self.schedules), "against": [config.name for config in self.against],
             "recalibrate": self.recalibrate, "search": None if self.search is None else self.search.described(),
+            "attention_sweep": None if self.attention is None else self.attention.described(),
         }
 
 
@@ -123,6 +126,7 @@ class CodesignReport:
     parallelism: ParallelismStudy  # the reference point's cores and schedules varied
     provenance: dict = field(default_factory=dict)
     exploration: Exploration | None = None  # the search of ``settings.search``, from the reference point
+    attention_sweep: list[dict] = field(default_factory=list)  # settings.attention's rows, one per sparsity
 
     @property
     def model_labels(self) -> list[str]:
@@ -201,13 +205,17 @@ def build_report(settings: ReportSettings, progress: bool = True) -> CodesignRep
         others = [with_overrides(other, sparsity=settings.sparsity) for other in settings.against]
         parallelism = parallelism_study(graphs, reference, settings.core_counts, settings.schedules, others,
                                         step("parallelism: "))
+        attention: list[dict] = []
+        if settings.attention is not None:
+            step("attention sparsity: ")(settings.attention.hardware.name)
+            attention = settings.attention.run()
     return CodesignReport(
         settings=settings, models=entries, hardware_config=reference.to_dict(),
         cpu_name=cpu_name, cpu_config=cpu_config.to_dict(), comparison=comparison, breakdown=breakdown,
         sweep=sweep, cpu_ops={label: [row.row() for row in r.rows] for label, r in cpu_results.items()},
         cpu_peak_flops=cpu_config.peak_flops, cpu_bandwidths=cpu_bandwidths(cpu_config), parallelism=parallelism,
         provenance=provenance(settings=settings.described(), cpu=cpu_name), exploration=exploration,
-        waterfall=waterfall,
+        waterfall=waterfall, attention_sweep=attention,
     )
 
 
@@ -254,7 +262,8 @@ def _progress_bar(settings: ReportSettings, enabled: bool) -> Iterator[Callable[
 
     per_model = settings.search.trials if settings.search else len(settings.arrays) * len(settings.dataflows)
     parallelism = (len(set(settings.core_counts)) + len(settings.against)) * len(settings.schedules) + 1
-    steps = len(settings.targets) * (1 + per_model) + 2 + (settings.sparsity != "none") + parallelism
+    steps = (len(settings.targets) * (1 + per_model) + 2 + (settings.sparsity != "none") + parallelism
+             + (settings.attention is not None))
     # disable=None: no bar when stderr is not a terminal (logs, CI), as tqdm decides
     with tqdm(total=steps, disable=None if enabled else True, unit="step", leave=False) as bar:
         def step(prefix: str) -> Callable[..., None]:

@@ -60,6 +60,8 @@ EXPLORATION_FILES = (
 )
 WATERFALL_FILE = ("waterfall.csv", "per student, its MAC ratio to the teacher, each step's factor and its "
                                     "latency ratio at the reference point")
+ATTENTION_FILE = ("attention_sweep.csv", "one row per attention sparsity of the swept ViT checkpoint: accuracy, "
+                                        "latency, energy, DRAM bytes and the gains over sparsity 0")
 OTHER_FILES = (
     ("cpu_ops.csv", "the CPU baseline's per-op prediction for every model"),
     ("scaling.csv", "one row per (model, schedule, core count): timing, cost, ceilings, speed-up, efficiency"),
@@ -106,8 +108,9 @@ def _front_flags(report: CodesignReport) -> list[bool]:
 def _file_list(report: CodesignReport) -> tuple[tuple[str, str], ...]:
     """(path, what it holds) of every data file, in the order the Files section lists them."""
     waterfall = (WATERFALL_FILE,) if report.waterfall else ()
-    return (REFERENCE_FILES + waterfall + (GRID_FILES if report.exploration is None else EXPLORATION_FILES)
-            + OTHER_FILES)
+    attention = (ATTENTION_FILE,) if report.attention_sweep else ()
+    return (REFERENCE_FILES + waterfall + attention
+            + (GRID_FILES if report.exploration is None else EXPLORATION_FILES) + OTHER_FILES)
 
 
 def _data_files(report: CodesignReport, generated: str) -> dict[str, str]:
@@ -116,6 +119,7 @@ def _data_files(report: CodesignReport, generated: str) -> dict[str, str]:
         "compare.csv": rows_to_csv(report.comparison),
         "breakdown.csv": rows_to_csv(report.breakdown),
         **({"waterfall.csv": rows_to_csv(report.waterfall)} if report.waterfall else {}),
+        **({"attention_sweep.csv": rows_to_csv(report.attention_sweep)} if report.attention_sweep else {}),
         **(sweep_files(report.sweep) if report.exploration is None else report.exploration.files()),
         "cpu_ops.csv": rows_to_csv(cpu_rows),
         **study_files(report.parallelism),
@@ -236,6 +240,7 @@ def report_blocks(report: CodesignReport, on_front: list[bool], generated: str) 
     blocks += _summary_blocks(report, on_front)
     blocks += _model_blocks(report)
     blocks += _comparison_blocks(report)
+    blocks += _attention_blocks(report)
     found = report.exploration
     blocks += _sweep_blocks(report, on_front) if found is None else _exploration_blocks(report, found)
     blocks += _parallelism_blocks(report)
@@ -252,6 +257,8 @@ def _summary_blocks(report: CodesignReport, on_front: list[bool]) -> list:
     items.append(summary.breakdown_sentence(report.breakdown))
     if report.waterfall:
         items.append(summary.waterfall_sentence(report.waterfall, STEPS))
+    if report.attention_sweep:
+        items.append(summary.attention_sentence(report.attention_sweep, _attention_checkpoint(report)))
     found = report.exploration
     items += _grid_sentences(report, on_front) if found is None else _exploration_sentences(report, found)
     items += report.parallelism.claims[:1]
@@ -378,6 +385,43 @@ def _comparison_blocks(report: CodesignReport) -> list:
         _group_table(report, "utilisation", "array utilisation within each group (useful MACs / busy "
                      "PE-cycles; - where the group has no array work)"),
         *_waterfall_blocks(report),
+    ]
+
+
+def _attention_checkpoint(report: CodesignReport) -> str:
+    sweep = report.settings.attention
+    return "" if sweep is None else sweep.checkpoint.name
+
+
+def _attention_blocks(report: CodesignReport) -> list:
+    """The swept ViT checkpoint at each attention sparsity, where the report was asked for one."""
+    rows, sweep = report.attention_sweep, report.settings.attention
+    if not rows or sweep is None:
+        return []
+    accuracy = next(key for key in rows[0] if key.endswith("_accuracy"))
+    columns = {
+        "sparsity": lambda r: f"{r['sparsity']:g}", accuracy.replace("_", " "): lambda r: f"{r[accuracy]:.3f}",
+        "latency (ms)": lambda r: f"{r['latency_ms']:.4g}", "attention (ms)": lambda r: f"{r['attention_ms']:.4g}",
+        "energy (uJ)": lambda r: f"{r['energy_uj']:.4g}", "DRAM (MB)": lambda r: f"{r['dram_mb']:.4g}",
+        "speed-up": lambda r: "-" if r["speedup"] is None else f"{r['speedup']:.3g}x",
+        "attention speed-up": lambda r: "-" if r["attention_speedup"] is None else f"{r['attention_speedup']:.3g}x",
+        "kept per head": lambda r: "all" if r["kept_per_head"] is None else str(r["kept_per_head"]),
+        "denser engine": lambda r: "-" if r["dense_share"] is None else f"{r['dense_share']:.0%}",
+    }
+    split = sweep.hardware.attention.split_sparse
+    return [
+        Heading("Attention sparsity", level=3),
+        Paragraph(f"`{sweep.checkpoint.name}` with fixed attention masks (ViTCoD's): at each sparsity every head "
+                  "keeps its largest entries of the attention maps averaged over "
+                  f"{sweep.calibration_images} training images per class, and is scored on its evaluation "
+                  f"images. Simulated on `{sweep.hardware.name}` at batch 1, "
+                  + ("whose denser and sparser engines compute only the kept logits (global-token columns on "
+                     "the one, the rest on the other); **denser engine** is the share of kept entries in "
+                     "global-token columns." if split else
+                     "which has no split engines (`attention.split_sparse` off): it computes a masked "
+                     "attention dense, so only the accuracy moves.")
+                  + " Speed-ups are against sparsity 0 (the dense model)."),
+        _table(rows, columns, "one image per sparsity"),
     ]
 
 

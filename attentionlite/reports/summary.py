@@ -72,6 +72,20 @@ def sparsity_sentence(rows: Sequence[Mapping], mode: str) -> str:
             "dense: " + "; ".join(parts) + ".")
 
 
+def attention_sentence(rows: Sequence[Mapping], checkpoint: str) -> str:
+    """The sparsest swept point of a ViT's attention against its dense point."""
+    dense = next((row for row in rows if row["sparsity"] == 0), None)
+    sparsest = max(rows, key=lambda row: row["sparsity"])
+    accuracy = next(key for key in sparsest if key.endswith("_accuracy"))
+    scored = f"{accuracy.replace('_', ' ')} {sparsest[accuracy]:.3f}"
+    if dense is None or sparsest is dense:
+        return (f"`{checkpoint}` at attention sparsity {sparsest['sparsity']:g}: "
+                f"{milli(sparsest['latency_ms'] / 1e3)} ms per image, {scored}.")
+    return (f"`{checkpoint}` at attention sparsity {sparsest['sparsity']:g}: its attention is "
+            f"{speed_phrase(sparsest['attention_speedup'])} than dense, the whole model "
+            f"{speed_phrase(sparsest['speedup'])}, at {scored} against {dense[accuracy]:.3f} dense.")
+
+
 def breakdown_sentence(breakdown: Sequence[Mapping]) -> str:
     """Where each model's busy cycles go: its largest op-kind group and that group's share."""
     parts = []

@@ -64,3 +64,30 @@ def test_bad_sparsities_are_one_line_and_write_nothing(vit_checkpoint, tiny_cifa
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert re.search(message, result.output)
     assert not (tmp_path / "sweep.csv").exists()
+
+
+REPORT = ["--cpu", "cpu-xeon-8380", "--arrays", "8", "--dataflows", "os", "--workers", "1", "--cores", "1",
+          "--schedules", "data", "--against", "none"]
+
+
+def test_a_report_with_an_attention_sweep_has_its_section_and_csv(vit_checkpoint, tiny_cifar, tmp_path):
+    result = CliRunner().invoke(main, ["report", "resnet26", str(vit_checkpoint), *REPORT, "--attention-sweep",
+                                       str(vit_checkpoint), "--data-dir", str(tiny_cifar), "--attention-sparsities",
+                                       "0,0.9", "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "### Attention sparsity" in markdown and "at attention sparsity 0.9: its attention is" in markdown
+    with open(tmp_path / "report" / "attention_sweep.csv") as handle:
+        assert [row["kept_per_head"] for row in csv.DictReader(handle)] == ["", "423"]
+
+
+def test_a_report_refuses_a_bad_attention_sweep_before_its_slow_steps(tiny_cifar, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTENTIONLITE_CACHE", str(tmp_path / "cache"))  # no cached calibration to lean on
+    cnn = tmp_path / "cnn.pt"
+    train(TrainConfig(model="resnet26", dataset="cifar10", data_dir=str(tiny_cifar), out=str(tmp_path / "cnn"),
+                      epochs=1, batch_size=5, width=0.25, cache_dir=str(tiny_cifar / "cache"), progress=False))
+    (tmp_path / "cnn" / "checkpoint.pt").rename(cnn)
+    result = CliRunner().invoke(main, ["report", "--attention-sweep", str(cnn), "--data-dir", str(tiny_cifar),
+                                       "--out", str(tmp_path / "report")])
+    assert result.exit_code == 2 and "expected a ViT or DeiT checkpoint" in result.output
+    assert not (tmp_path / "report").exists() and not (tmp_path / "cache").exists()

@@ -144,6 +144,19 @@ class Calibration:
         return rows
 
 
+def load_vit(path: str | Path, sparsities: tuple[float, ...] = ()) -> tuple[Checkpoint, dict[str, Attention]]:
+    """A ViT checkpoint and its attention modules, after checking that ``sparsities`` suit its tokens (fast:
+    no image is read)."""
+    checkpoint = load_checkpoint(path)
+    modules = attention_modules(checkpoint.model)
+    if not modules:
+        raise InputError(f"{path}: model {checkpoint.arch.get('name')!r} has no global self-attention blocks; "
+                         "expected a ViT or DeiT checkpoint")
+    for sparsity in sparsities:
+        kept_per_head(_tokens(checkpoint), sparsity)
+    return checkpoint, modules
+
+
 def calibrate(
     path: str | Path,
     data_dir: str | Path,
@@ -157,13 +170,7 @@ def calibrate(
     """Score a ViT checkpoint as it is, remove its masks and average its attention maps over
     ``calibration_images`` training images per class; ``sparsities`` are range-checked before any image
     is read."""
-    checkpoint = load_checkpoint(path)
-    modules = attention_modules(checkpoint.model)
-    if not modules:
-        raise InputError(f"{path}: model {checkpoint.arch.get('name')!r} has no global self-attention blocks; "
-                         "expected a ViT or DeiT checkpoint")
-    for sparsity in sparsities:
-        kept_per_head(_tokens(checkpoint), sparsity)
+    checkpoint, modules = load_vit(path, sparsities)
     model = checkpoint.model.to(device)
     calibration, scored, split = _batches(checkpoint, data_dir, calibration_images, test_subset, cache_dir)
     as_given = evaluate_accuracy(model, scored, device)

@@ -56,6 +56,7 @@ def test_paa_default_has_several_cores():
 def test_vitcod_like_numbers_from_the_paper():
     config = load_hardware("vitcod-like")
     assert (config.array.rows, config.array.cols, config.clock_mhz, config.dram.bandwidth_gb_s) == (64, 8, 500.0, 76.8)
+    assert config.array.overlap_folds  # counted as ViTCoD counts its engines: work over PEs, no fill per fold
     assert config.dram_bytes_per_cycle == pytest.approx(76.8e9 / 500e6)
 
 
