@@ -9,7 +9,8 @@ its training images and initial weights):
   searched for the first half of the epochs, then the budget, then the rest of the run), compacted;
 - **attention 0.9**: each dense run's checkpoint given 90% attention sparsity by
   ``sparsify-attention`` (calibrated on 50 training images per class), scored as it is and after
-  ``train --init`` fine-tunes it for a few epochs under its masks, distilled as before.
+  ``train --init`` fine-tunes it for a few epochs under its masks, distilled as before; beside it, the
+  dense checkpoint given the same extra epochs without masks (the fine-tuning's control).
 
 Sizes are the SASA study's CPU preset where they carry over (batch 32, lr 0.05, KD a = 0.9, T = 4,
 100 test images per class); the students see 100 training images per class for 20 epochs.  No setting
@@ -51,23 +52,33 @@ def main() -> None:
     jobs = 1 if args.full else 2
     study._run_all([_config(args, teacher_settings, vit, method, seed)
                     for method in ("dense", *(f"dims{d:g}" for d in DIMS_DENSITIES)) for seed in args.seeds], jobs)
-    rows = {"dense": [_test_accuracy(args, teacher_settings, _folder(args, "dense", seed) / CHECKPOINT_NAME)
-                      for seed in args.seeds]}
+    scored = {"dense": [_scored(args, teacher_settings, _folder(args, "dense", seed) / CHECKPOINT_NAME)
+                        for seed in args.seeds]}
     for density in DIMS_DENSITIES:
-        rows[f"dims {density:g} (compacted)"] = [_compacted_accuracy(args, teacher_settings, f"dims{density:g}", seed)
-                                                 for seed in args.seeds]
+        scored[f"dims {density:g} (compacted)"] = [_compacted(args, teacher_settings, f"dims{density:g}", seed)
+                                                   for seed in args.seeds]
     sparse = [_sparsified(args, teacher_settings, vit, seed) for seed in args.seeds]
-    rows["attention 0.9, as sparsified"] = [accuracy for accuracy, _ in sparse]
-    tuned = study._run_all([config for _, config in sparse], jobs)
-    rows[f"attention 0.9, fine-tuned {vit['tune_epochs']} epochs"] = [row["test_accuracy"] for row in tuned]
+    scored["attention 0.9, as sparsified"] = [_scored(args, teacher_settings, path) for path in sparse]
+    # the fine-tuning's control: the dense model given the same extra epochs, without masks
+    epochs = vit["tune_epochs"]
+    for name, method, starts in (
+            (f"dense, {epochs} more epochs", "dense_tuned", [_folder(args, "dense", s) / CHECKPOINT_NAME
+                                                             for s in args.seeds]),
+            (f"attention 0.9, fine-tuned {epochs} epochs", "attention0.9_tuned", sparse)):
+        tuned = [_tune(args, teacher_settings, vit, start, method, seed) for start, seed in zip(starts, args.seeds)]
+        study._run_all(tuned, jobs)
+        scored[name] = [_scored(args, teacher_settings, Path(config.out) / CHECKPOINT_NAME) for config in tuned]
     print(f"Teacher: {teacher['val_accuracy']:.3f} on the validation images.  Seeds {args.seeds}; test images: "
           f"{teacher_settings['test_subset']} per class.\n")
-    print("| student | test accuracy (mean ± sd) | minus dense, paired (mean ± sd) |")
-    print("|---|---|---|")
-    for name, accuracies in rows.items():
-        difference = [a - d for a, d in zip(accuracies, rows["dense"])]
+    print("| student | test accuracy (mean ± sd) | minus dense, paired (mean ± sd) | parameters | MACs |")
+    print("|---|---|---|---|---|")
+    dense = [row["test_accuracy"] for row in scored["dense"]]
+    for name, rows in scored.items():
+        accuracies = [row["test_accuracy"] for row in rows]
+        difference = [a - d for a, d in zip(accuracies, dense)]
         paired = study._mean_spread(difference, signed=True) if name != "dense" else ""
-        print(f"| {name} | {study._mean_spread(accuracies)} | {paired} |")
+        print(f"| {name} | {study._mean_spread(accuracies)} | {paired} | {rows[0]['parameters']:,} "
+              f"| {rows[0]['macs'] / 1e6:.1f} M |")
 
 
 def _config(args, teacher: dict, vit: dict, method: str, seed: int) -> TrainConfig:
@@ -83,30 +94,34 @@ def _folder(args, method: str, seed: int) -> Path:
     return Path(args.out) / "test" / f"{method}_seed{seed}"
 
 
-def _test_accuracy(args, teacher: dict, checkpoint: Path) -> float:
-    return evaluate_checkpoint(checkpoint, args.data_dir, test_subset=teacher["test_subset"])["test_accuracy"]
+def _scored(args, teacher: dict, checkpoint: Path) -> dict:
+    """Test accuracy, parameters and MACs (without the zero weights' work) of one checkpoint."""
+    return evaluate_checkpoint(checkpoint, args.data_dir, test_subset=teacher["test_subset"])
 
 
-def _compacted_accuracy(args, teacher: dict, method: str, seed: int) -> float:
+def _compacted(args, teacher: dict, method: str, seed: int) -> dict:
     folder = _folder(args, method, seed)
     compacted = folder / "compacted.pt"
     if not compacted.is_file():
         compact_checkpoint(folder / CHECKPOINT_NAME, compacted)
-    return _test_accuracy(args, teacher, compacted)
+    return _scored(args, teacher, compacted)
 
 
-def _sparsified(args, teacher: dict, vit: dict, seed: int) -> tuple[float, TrainConfig]:
-    """The dense run's checkpoint at 90% attention sparsity: its test accuracy, and the fine-tuning run."""
+def _sparsified(args, teacher: dict, vit: dict, seed: int) -> Path:
+    """The dense run's checkpoint at 90% attention sparsity."""
     sparse = _folder(args, "dense", seed) / "attention0.9.pt"
     if not sparse.is_file():
         sparsify_attention(_folder(args, "dense", seed) / CHECKPOINT_NAME, 0.9, args.data_dir, sparse,
                            calibration_images=vit["calibration_images"], test_subset=teacher["test_subset"],
                            progress=False)
+    return sparse
+
+
+def _tune(args, teacher: dict, vit: dict, start: Path, method: str, seed: int) -> TrainConfig:
+    """A few more epochs from ``start`` at a lower learning rate, distilled as before."""
     base = _config(args, teacher, vit, "dense", seed)
-    tune = dataclasses.replace(base, init=str(sparse), embed_dim=None, depth=None, heads=None,
-                               epochs=vit["tune_epochs"], lr=vit["tune_lr"],
-                               out=str(_folder(args, "attention0.9_tuned", seed)))
-    return _test_accuracy(args, teacher, sparse), tune
+    return dataclasses.replace(base, init=str(start), embed_dim=None, depth=None, heads=None, epochs=vit["tune_epochs"],
+                               lr=vit["tune_lr"], out=str(_folder(args, method, seed)))
 
 
 def _parse_args() -> argparse.Namespace:

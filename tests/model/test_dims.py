@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 import torch
 from click.testing import CliRunner
+from interrupted import whole_and_resumed  # pytest puts tests/ on sys.path
 
-import attentionlite.model.training.train as train_module
 from attentionlite import api
 from attentionlite.cli import main
 from attentionlite.errors import InputError
@@ -140,21 +140,9 @@ def test_a_dims_run_meets_its_budget_and_compacts(tiny_cifar, tmp_path):
 
 def test_a_dims_run_resumed_mid_search_gives_the_same_weights(tiny_cifar, tmp_path, monkeypatch):
     options = dict(epochs=3, search_epochs=2)
-    train(_config(tiny_cifar, tmp_path / "whole", **options))
-    finish_epoch = train_module._train_and_record_epoch
-
-    def interrupted(run, epoch, path):
-        if epoch == 1:
-            raise KeyboardInterrupt  # during the search: the gates of epoch 1 are all that resumes it
-        finish_epoch(run, epoch, path)
-
-    monkeypatch.setattr(train_module, "_train_and_record_epoch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train(_config(tiny_cifar, tmp_path / "split", **options))
-    monkeypatch.setattr(train_module, "_train_and_record_epoch", finish_epoch)
-    train(_config(tiny_cifar, tmp_path / "split", **options), resume=True)
-    whole = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
-    split = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    # interrupted during the search: the gates after epoch 1 are all that resumes it
+    whole, split = whole_and_resumed(_config(tiny_cifar, tmp_path / "whole", **options),
+                                     _config(tiny_cifar, tmp_path / "split", **options), 1, monkeypatch)
     for (name, a), b in zip(whole.model.state_dict().items(), split.model.state_dict().values()):
         assert torch.equal(a, b), name
     assert all(torch.equal(whole.masks[n], split.masks[n]) for n in whole.masks)

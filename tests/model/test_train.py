@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from interrupted import whole_and_resumed  # pytest puts tests/ on sys.path
 from torch import nn
 
 import attentionlite.model.training.train as train_module
@@ -65,21 +66,9 @@ def test_column_pruned_student_can_be_compacted_from_the_cli(tiny_cifar, tmp_pat
 
 def test_resume_after_an_interruption_gives_the_same_weights(tiny_cifar, teacher_path, tmp_path, monkeypatch):
     options = dict(teacher=str(teacher_path), density=0.2, epochs=3, batch_size=10)
-    train(_config(tiny_cifar, tmp_path / "whole", **options))
-    finish_epoch = train_module._train_and_record_epoch
-
-    def interrupted(run, epoch, path):
-        if epoch == 2:
-            raise KeyboardInterrupt  # Ctrl-C during the last epoch: epochs 1 and 2 are on disk
-        finish_epoch(run, epoch, path)
-
-    monkeypatch.setattr(train_module, "_train_and_record_epoch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train(_config(tiny_cifar, tmp_path / "split", **options))
-    monkeypatch.setattr(train_module, "_train_and_record_epoch", finish_epoch)
-    train(_config(tiny_cifar, tmp_path / "split", **options), resume=True)
-    whole = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
-    split = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    # Ctrl-C during the last epoch: epochs 1 and 2 are on disk
+    whole, split = whole_and_resumed(_config(tiny_cifar, tmp_path / "whole", **options),
+                                     _config(tiny_cifar, tmp_path / "split", **options), 2, monkeypatch)
     for (name, a), b in zip(whole.model.state_dict().items(), split.model.state_dict().values()):
         assert torch.equal(a, b), name
     assert all(torch.equal(whole.masks[n], split.masks[n]) for n in whole.masks)

@@ -8,30 +8,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from attentionlite.model.training.checkpoint import load_checkpoint
 
 EPOCHS, KILLED_IN = 5, 3
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # bit-exact float sums
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    """20 training and 10 test 32x32 PNGs, one colour range per class."""
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 2), ("test", 1)):
-        for label in range(10):
-            folder = root / split / f"class{label}"
-            folder.mkdir(parents=True)
-            for index in range(count):
-                pixels = rng.integers(0, 64, (32, 32, 3)) + 19 * label
-                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{index}.png")
-    return root
 
 
 def _command(images, out, prune: str, *extra: str) -> list[str]:
@@ -65,7 +48,8 @@ def _kill_inside_epoch(command: list[str], out, epoch: int) -> None:
 
 
 @pytest.mark.parametrize("prune", ["unstructured", "column"])
-def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_masks_and_log(images, tmp_path, prune):
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_masks_and_log(tiny_cifar, tmp_path, prune):
+    images = tiny_cifar
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     subprocess.run(_command(images, whole, prune), env=ONE_THREAD, check=True, capture_output=True)
     _kill_inside_epoch(_command(images, killed, prune), killed, KILLED_IN)
