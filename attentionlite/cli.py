@@ -196,7 +196,7 @@ def compact(checkpoint: str, out: str) -> None:
 
 @main.command("sparsify-attention")
 @click.argument("checkpoint", type=_Path(dir_okay=False))
-@click.option("--sparsity", required=True, type=float, help="Share of each head's T x T attention entries pruned, in [0, 1); 0 removes the masks. ViTCoD's headline point is 0.9.")
+@click.option("--sparsity", required=True, type=float, help="Share of each head's T x T attention entries (or k x k window positions) pruned, in [0, 1); 0 removes the masks. ViTCoD's headline point is 0.9.")
 @click.option("--data-dir", required=True, type=_Path(file_okay=False), help="Folder holding the checkpoint's dataset.")
 @click.option("--out", callback=_writable, required=True, type=_Path(dir_okay=False), help="Where to write the checkpoint with the fixed masks.")
 @click.option("--calibration-images", default=50, show_default=True, type=click.IntRange(min=1), help="Training images per class whose attention maps are averaged (never the checkpoint's held-out validation images).")
@@ -205,16 +205,19 @@ def compact(checkpoint: str, out: str) -> None:
 @click.option("--cache-dir", type=_Path(file_okay=False), default=None, help="Where decoded image folders are cached (default ~/.cache/attentionlite/data).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sparsify_attention(checkpoint: str, quiet: bool, **options) -> None:
-    """Fixed attention-map sparsity (ViTCoD): prune a ViT checkpoint's attention maps once, for every image.
+    """Fixed attention-map sparsity (ViTCoD): prune a ViT's attention maps once, for every image; or a SASA
+    network's window positions per head.
 
     Each block's attention probabilities are averaged over calibration images;
     each head keeps exactly ceil((1 - s) T^2) entries, its largest (each
-    query's largest first). The masks are stored in OUT and traced with the
-    model (`simulate OUT --hardware vitcod-like` runs them on ViTCoD's denser
-    and sparser engines); `train --init OUT` fine-tunes under them. Prints the
-    accuracy before and after on the same images, and per block the entries
-    kept, the global tokens (keys more than 50/197 of the queries keep, run
-    dense) and the share of the kept entries in their columns.
+    query's largest first), or of a SASA window ceil((1 - s) k^2) positions
+    (its centre first). The masks are stored in OUT and traced with the model
+    (`simulate OUT --hardware vitcod-like` runs a ViT's on ViTCoD's denser and
+    sparser engines; the gathered window mapping skips a SASA layer's pruned
+    positions); `train --init OUT` fine-tunes under them. Prints the accuracy
+    before and after on the same images, and per block the entries kept and,
+    for a ViT, the global tokens (keys more than 50/197 of the queries keep,
+    run dense) and the share of the kept entries in their columns.
     """
     from attentionlite.analysis.tables import text_table
     from attentionlite.model.training.attention_sparsity import sparsify_attention as sparsify
@@ -226,8 +229,9 @@ def sparsify_attention(checkpoint: str, quiet: bool, **options) -> None:
         click.echo(text_table(result.blocks, {
             "block": lambda row: row["block"],
             "kept per head": lambda row: f"{'/'.join(map(str, row['kept_per_head']))} of {row['entries_per_head']}",
-            "global tokens per head": lambda row: "/".join(map(str, row["global_tokens"])),
-            "dense share": lambda row: f"{row['dense_share']:.1%}",
+            "global tokens per head": lambda row: "-" if row["global_tokens"] is None else "/".join(
+                map(str, row["global_tokens"])),
+            "dense share": lambda row: "-" if row["dense_share"] is None else f"{row['dense_share']:.1%}",
         }))
 
 
@@ -243,7 +247,7 @@ def sparsify_attention(checkpoint: str, quiet: bool, **options) -> None:
 @click.option("--out", callback=_writable, type=_Path(dir_okay=False), default=None, help="Also write the rows to this CSV file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def attention_sweep(checkpoint: str, sparsities: str, quiet: bool, out: str | None, **options) -> None:
-    """A ViT CHECKPOINT at several attention sparsities: accuracy, latency, energy, DRAM bytes.
+    """A ViT or SASA CHECKPOINT at several attention sparsities: accuracy, latency, energy, DRAM bytes.
 
     The masks are sparsify-attention's, chosen from one averaging of the
     attention maps; each sparsity is scored on the checkpoint's evaluation
@@ -604,7 +608,7 @@ def _study_options(command):
                    "(the sweep and the Parallelism section start from it too). Repeatable.")
 @_study_options
 @click.option("--attention-sweep", "attention_checkpoint", type=_Path(dir_okay=False),
-              help="A ViT checkpoint to sweep over attention sparsities (as attention-sweep does), in its own section; "
+              help="A ViT or SASA checkpoint to sweep over attention sparsities (as attention-sweep does), in its own section; "
                    "needs --data-dir.")
 @click.option("--data-dir", type=_Path(file_okay=False), help="With --attention-sweep: the checkpoint's dataset folder.")
 @click.option("--attention-hardware", default="vitcod-like", show_default=True,

@@ -1,4 +1,4 @@
-"""``attentionlite attention-sweep``: one ViT checkpoint at several attention sparsities, on the accelerator.
+"""``attentionlite attention-sweep``: one checkpoint at several attention sparsities, on the accelerator.
 
 The checkpoint's attention maps are averaged once over calibration images
 (:func:`~attentionlite.model.training.attention_sparsity.calibrate`); at each
@@ -6,13 +6,18 @@ sparsity every head keeps its largest entries (``sparsify-attention``'s
 masks, chosen from the same maps), the model is scored on the checkpoint's
 evaluation images (its held-out validation images, or the test split), traced
 and simulated.  A row per sparsity: accuracy, latency, energy and DRAM bytes of
-one image, the attention's own share (Q K^T, softmax, A V), the kept entries
-and ViTCoD's denser-engine share.  Sparsity 0 is the dense model (no mask), and
-every row's speed-up and energy saving are against it when it is swept.
+one image, the attention's own share (Q K^T, softmax, A V; or a SASA layer's
+window logits, softmax and weighted sum), the kept entries and, for global
+attention, ViTCoD's denser-engine share.  Sparsity 0 is the dense model (no
+mask), and every row's speed-up and energy saving are against it when it is
+swept.
 
-Without split engines (``attention.split_sparse``, on in ``vitcod-like``) the
-hardware computes a masked attention dense, so only the accuracy moves: the
-sweep states which it ran on.
+What hardware does with the masks: a global attention's fixed mask saves work
+only on split engines (``attention.split_sparse``, on in ``vitcod-like``);
+without them the array computes it dense and only the accuracy moves.  A SASA
+layer's heads keep window positions, which the gathered window mapping skips on
+any hardware (each query gathers the kept positions) and the blocked one does
+not (its block computes the whole halo).
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from attentionlite.simulator.graph.ops import OpKind
 from attentionlite.simulator.graph.targets import TraceOptions, checkpoint_graph
 
 DEFAULT_SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95)
-ATTENTION_KINDS = frozenset({OpKind.ATTENTION_LOGITS.value, OpKind.SOFTMAX.value, OpKind.ATTENTION_VALUES.value})
+# The attention's own ops, global (Q K^T, softmax, A V) or local (window logits, softmax, weighted sum).
+ATTENTION_KINDS = frozenset(kind.value for kind in (OpKind.ATTENTION_LOGITS, OpKind.SOFTMAX, OpKind.ATTENTION_VALUES,
+                                                   OpKind.WINDOW_LOGITS, OpKind.WEIGHTED_SUM))
 
 
 def attention_sweep(
@@ -56,7 +63,7 @@ def attention_sweep(
         rows.append({"sparsity": sparsity, f"{calibration.split}_accuracy": calibration.accuracy(),
                      **_costs(simulate(graph, hardware)),
                      "kept_per_head": blocks[0]["kept_per_head"][0] if blocks else None,
-                     "dense_share": sum(b["dense_share"] for b in blocks) / len(blocks) if blocks else None,
+                     "dense_share": _mean([b["dense_share"] for b in blocks if b["dense_share"] is not None]),
                      "hardware": hardware.name})
     return _with_gains(rows)
 
@@ -74,10 +81,11 @@ class AttentionSweep:
     cache_dir: Path | None = None
 
     def check(self) -> None:
-        """The checkpoint is a ViT the sparsities suit, and the data folder exists: before a report's slow steps."""
-        from attentionlite.model.training.attention_sparsity import load_vit
+        """The checkpoint has attention the sparsities suit, and the data folder exists: before a report's slow
+        steps."""
+        from attentionlite.model.training.attention_sparsity import load_attention_model
 
-        load_vit(self.checkpoint, self.sparsities)
+        load_attention_model(self.checkpoint, self.sparsities)
         if not self.data_dir.is_dir():
             raise InputError(f"dataset folder {self.data_dir}: not found; expected the folder holding the "
                              "checkpoint's dataset")
@@ -91,6 +99,10 @@ class AttentionSweep:
         return {"checkpoint": str(self.checkpoint), "data_dir": str(self.data_dir), "hardware": self.hardware.name,
                 "sparsities": list(self.sparsities), "calibration_images": self.calibration_images,
                 "test_subset": self.test_subset}
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _costs(result: SimResult) -> dict:

@@ -89,5 +89,5 @@ def test_a_report_refuses_a_bad_attention_sweep_before_its_slow_steps(tiny_cifar
     (tmp_path / "cnn" / "checkpoint.pt").rename(cnn)
     result = CliRunner().invoke(main, ["report", "--attention-sweep", str(cnn), "--data-dir", str(tiny_cifar),
                                        "--out", str(tmp_path / "report")])
-    assert result.exit_code == 2 and "expected a ViT or DeiT checkpoint" in result.output
+    assert result.exit_code == 2 and "expected a ViT, DeiT or SASA checkpoint" in result.output
     assert not (tmp_path / "report").exists() and not (tmp_path / "cache").exists()

@@ -10,12 +10,15 @@ from click.testing import CliRunner
 
 from attentionlite.cli import main
 from attentionlite.errors import InputError
+from attentionlite.model.nets.layers import LocalSelfAttention
 from attentionlite.model.nets.vit import polarise
 from attentionlite.model.nets.zoo import create_model
 from attentionlite.model.training.attention_sparsity import (
     attention_modules,
     keep_top_entries,
+    keep_window_positions,
     kept_per_head,
+    kept_positions,
     mean_attention_maps,
 )
 from attentionlite.model.training.checkpoint import load_checkpoint
@@ -163,8 +166,47 @@ def test_bad_input_is_one_line_and_writes_nothing(vit_checkpoint, tiny_cifar, tm
     assert not (tmp_path / "out.pt").exists()
     train(TrainConfig(model="resnet26", dataset="cifar10", data_dir=str(tiny_cifar), out=str(tmp_path / "cnn"),
                       epochs=1, batch_size=5, width=0.25, cache_dir=str(tiny_cifar / "cache"), progress=False))
-    result = _sparsify(tmp_path / "cnn" / "checkpoint.pt", tiny_cifar, tmp_path / "out.pt", "--sparsity", "0.9")
-    assert result.exit_code == 2 and "expected a ViT or DeiT checkpoint" in result.output
+    result = _sparsify(tmp_path / "cnn" / "checkpoint.pt", tiny_cifar, tmp_path / "out.pt", "--sparsity", "0.9")  # no attention
+    assert result.exit_code == 2 and "expected a ViT, DeiT or SASA checkpoint" in result.output
     with pytest.raises(InputError, match="expected a checkpoint of the same model"):
         train(_config(tiny_cifar, tmp_path / "wrong", init=str(tmp_path / "cnn" / "checkpoint.pt"), embed_dim=None,
                       depth=None, heads=None))
+
+
+# --------------------------------------------------------------------------- SASA windows: positions per head
+
+
+def test_a_window_keeps_its_centre_then_its_largest_positions():
+    # 9 positions at sparsity 5/9 keep ceil(4) = 4: the centre (4) though it is the smallest, then .5, .4, .3
+    mean_map = torch.tensor([[0.5, 0.1, 0.4, 0.05, 0.01, 0.3, 0.2, 0.02, 0.03]])
+    assert keep_window_positions(mean_map, 5 / 9).nonzero()[:, 1].tolist() == [0, 2, 4, 5]
+    assert kept_positions(49, 0.5) == 25 and kept_positions(49, 0.99) == 1  # ceil(24.5); the centre at least
+
+
+def test_pruned_window_positions_get_no_attention():
+    layer = LocalSelfAttention(8, 8, kernel_size=3, heads=2).eval()
+    layer.window_mask = torch.zeros(2, 9, dtype=torch.bool)
+    layer.window_mask[:, 4] = True  # the centre
+    layer.window_mask[0, 0] = layer.window_mask[1, 8] = True
+    seen = []
+    layer.softmax.register_forward_hook(lambda _, __, probabilities: seen.append(probabilities))
+    with torch.no_grad():
+        layer(torch.randn(1, 8, 5, 5))
+    probabilities = seen[0]  # (9, B, G, H, W)
+    assert float(probabilities[~layer.window_mask.t()[:, None, :, None, None].expand_as(probabilities)].abs().max()) == 0
+    assert torch.allclose(probabilities.sum(0), torch.ones(1, 2, 5, 5))
+
+
+def test_a_sasa_checkpoint_keeps_window_positions_per_head(tiny_cifar, tmp_path):
+    train(TrainConfig(model="sasa26_hybrid", dataset="cifar10", data_dir=str(tiny_cifar), out=str(tmp_path / "sasa"),
+                      epochs=1, batch_size=5, width=0.25, heads=2, kernel_size=3, cache_dir=str(tiny_cifar / "cache"),
+                      progress=False))
+    result = _sparsify(tmp_path / "sasa" / "checkpoint.pt", tiny_cifar, tmp_path / "sparse.pt", "--sparsity", "0.5")
+    assert result.exit_code == 0, result.output
+    model = load_checkpoint(tmp_path / "sparse.pt").model
+    layers = [m for m in model.modules() if isinstance(m, LocalSelfAttention)]
+    # ceil(0.5 x 9) = 5 positions of each head, the centre among them
+    assert layers and all(layer.window_mask.sum(-1).tolist() == [5, 5] and bool(layer.window_mask[:, 4].all())
+                          for layer in layers)
+    windows = [op.window for op in trace_model(model, 32).ops_in_order() if op.kind is OpKind.WINDOW_LOGITS]
+    assert len(windows) == len(layers) and all(window.kept == 5 for window in windows)

@@ -254,8 +254,14 @@ def _downsample(stride: int) -> nn.Module:
 
 
 class LocalSelfAttention(nn.Module):
-    """SASA local self-attention (Ramachandran et al. 2019, Sec. 2.2 and 3.1); conventions in the module doc."""
+    """SASA local self-attention (Ramachandran et al. 2019, Sec. 2.2 and 3.1); conventions in the module doc.
 
+    ``window_mask`` is a fixed per-head pattern of window positions, a bool buffer of (heads, k*k) with True
+    where a head attends (``attentionlite sparsify-attention``; it keeps the window's centre, the query's
+    own position, so no query is left without a key); None, the default, attends to the whole window.
+    """
+
+    window_mask: torch.Tensor | None
     in_channels: int
     out_channels: int
     kernel_size: int
@@ -277,12 +283,15 @@ class LocalSelfAttention(nn.Module):
         self.softmax = WindowSoftmax(kernel_size)
         self.weighted_sum = WindowWeightedSum(kernel_size)
         self.pool = _downsample(stride)
+        self.register_buffer("window_mask", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         queries = _split_heads(self.query(x), self.heads)  # (B, G, d, H, W)
         keys = _split_heads(self.key(x), self.heads)
         values = _split_heads(self.value(x), self.heads)
         logits = window_dot(queries, keys, self.kernel_size) + self._relative_logits(queries)
+        if self.window_mask is not None:  # (G, k*k) -> (k*k, 1, G, 1, 1) over the logits' axes
+            logits = logits.masked_fill(~self.window_mask.t()[:, None, :, None, None], float("-inf"))
         attention = self.softmax(logits)  # (k*k, B, G, H, W)
         out = self.weighted_sum(attention, values)  # (B, G, d, H, W)
         return self.pool(out.flatten(1, 2))

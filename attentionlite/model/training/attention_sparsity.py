@@ -1,4 +1,4 @@
-"""``attentionlite sparsify-attention``: fixed attention-map sparsity, as ViTCoD prunes it.
+"""``attentionlite sparsify-attention``: fixed attention-map sparsity, as ViTCoD prunes it, and SASA windows.
 
 ViTCoD (You et al., HPCA 2023) observes that a trained ViT's attention maps
 change little from image to image, so each head can keep one fixed sparse
@@ -17,8 +17,16 @@ so that the sparsity asked for is the sparsity delivered:
   softmax (scaled dot-product attention returns NaN), and the rest of the
   budget then goes to the largest remaining entries.
 
+SASA's local attention, which ViTCoD does not prune, gets the same treatment
+per head over its k x k window: the window probabilities are averaged over
+every query of the calibration images and each head keeps ``ceil((1 - s)
+k^2)`` positions (the same offsets for every query), the centre first (the
+query's own position, never padding, so no query is left without a key).
+
 The mask is stored as the :class:`~attentionlite.model.nets.vit.Attention`
-buffer ``attn_mask``, so it is in the checkpoint's weights, applies in every
+buffer ``attn_mask`` (or the
+:class:`~attentionlite.model.nets.layers.LocalSelfAttention` buffer
+``window_mask``), so it is in the checkpoint's weights, applies in every
 forward pass (``train --init`` fine-tunes under it) and is measured by the
 tracer.  :func:`~attentionlite.model.nets.vit.polarise` is ViTCoD's split of a mask into the columns of
 global tokens, run on its denser engine, and the sparse rest.
@@ -39,6 +47,7 @@ from attentionlite.errors import InputError
 from attentionlite.model.data.loader import BatchLoader, in_order
 from attentionlite.model.data.registry import dataset_info
 from attentionlite.model.data.splits import hold_out, load_split, subset
+from attentionlite.model.nets.layers import LocalSelfAttention
 from attentionlite.model.nets.vit import Attention, polarise
 from attentionlite.model.training.checkpoint import Checkpoint, load_checkpoint, save_derived
 from attentionlite.model.training.evaluate import evaluate_accuracy
@@ -67,47 +76,101 @@ def keep_top_entries(mean_map: torch.Tensor, sparsity: float) -> torch.Tensor:
     return keep_largest(mean_map, kept_per_head(mean_map.shape[-2], sparsity))
 
 
-def attention_modules(model: nn.Module) -> dict[str, Attention]:
-    return {name: module for name, module in model.named_modules() if isinstance(module, Attention)}
+def kept_positions(positions: int, sparsity: float) -> int:
+    """Window positions each head of a local attention keeps at ``sparsity``: ``ceil((1 - s) k^2)``, at
+    least the window's centre."""
+    if not 0 <= sparsity < 1:
+        raise InputError(f"attention sparsity {sparsity!r}: expected a fraction in [0, 1)")
+    return max(1, math.ceil((1 - sparsity) * positions - 1e-6))
+
+
+def keep_window_positions(mean_map: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """The fixed window mask of a (heads, k*k) mean map of window probabilities: per head the centre (the
+    query's own position, never padding, so no query is left without a key), then the largest of the
+    rest, ``kept_positions`` in all."""
+    heads, positions = mean_map.shape
+    scores = mean_map.clone()
+    scores[:, positions // 2] = math.inf
+    return keep_largest(scores[:, None, :], kept_positions(positions, sparsity))[:, 0, :]
+
+
+AttentionModule = Attention | LocalSelfAttention
+
+
+def attention_modules(model: nn.Module) -> dict[str, AttentionModule]:
+    """The modules a fixed mask applies to: a ViT's global attention, a SASA network's local attention."""
+    return {name: module for name, module in model.named_modules() if isinstance(module, (Attention,
+                                                                                           LocalSelfAttention))}
+
+
+def fixed_mask(module: AttentionModule) -> torch.Tensor | None:
+    return module.attn_mask if isinstance(module, Attention) else module.window_mask
+
+
+def set_fixed_mask(module: AttentionModule, mean_map: torch.Tensor, sparsity: float) -> None:
+    """The module's mask at ``sparsity`` from its mean map (0: none)."""
+    if not sparsity:
+        clear_fixed_mask(module)
+    elif isinstance(module, Attention):
+        module.attn_mask = keep_top_entries(mean_map, sparsity).to(module.qkv.weight.device)
+    else:
+        module.window_mask = keep_window_positions(mean_map, sparsity).to(module.query.weight.device)
+
+
+def clear_fixed_mask(module: AttentionModule) -> None:
+    if isinstance(module, Attention):
+        module.attn_mask = None
+    else:
+        module.window_mask = None
 
 
 @torch.no_grad()
 def mean_attention_maps(model: nn.Module, batches, device: torch.device | str = "cpu",
                         progress: bool = False) -> dict[str, torch.Tensor]:
-    """Each attention module's (heads, T, T) attention probabilities averaged over every image of
-    ``batches``, under the module's mask if it has one."""
+    """Each attention module's probabilities averaged over every query of every image of ``batches``,
+    under the module's mask if it has one: a ViT's (heads, T, T) map, a local attention's (heads, k*k)."""
     sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
 
-    def recorder(name: str):
+    def add(name: str, total: torch.Tensor, count: int) -> None:
+        sums[name] = total if name not in sums else sums[name] + total
+        counts[name] = counts.get(name, 0) + count
+
+    def global_recorder(name: str):
         def record(module: Attention, inputs: tuple[torch.Tensor, ...]) -> None:
             q, k, _ = module.queries_keys_values(inputs[0])
             logits = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5  # (B, heads, T, T)
             if module.attn_mask is not None:
                 logits = logits.masked_fill(~module.attn_mask, -math.inf)
-            total = logits.softmax(-1).sum(0).double().cpu()
-            sums[name] = total if name not in sums else sums[name] + total
+            add(name, logits.softmax(-1).sum(0).double().cpu(), len(q))  # per image: each query its row
         return record
 
-    handles = [module.register_forward_pre_hook(recorder(name)) for name, module in attention_modules(model).items()]
-    images_seen = 0
+    def window_recorder(name: str):
+        def record(softmax: nn.Module, inputs: tuple, probabilities: torch.Tensor) -> None:  # (k*k, B, G, H, W)
+            batch, height, width = probabilities.shape[1], probabilities.shape[3], probabilities.shape[4]
+            add(name, probabilities.sum((1, 3, 4)).t().double().cpu(), batch * height * width)  # per query
+        return record
+
+    handles = [module.register_forward_pre_hook(global_recorder(name)) if isinstance(module, Attention)
+               else module.softmax.register_forward_hook(window_recorder(name))
+               for name, module in attention_modules(model).items()]
     try:
         model.eval()
         for images, _ in tqdm(batches, desc="attention maps", unit="batch", disable=not progress, leave=False):
             model(images.to(device))
-            images_seen += len(images)
     finally:
         for handle in handles:
             handle.remove()
-    return {name: (total / max(1, images_seen)).float() for name, total in sums.items()}
+    return {name: (total / max(1, counts[name])).float() for name, total in sums.items()}
 
 
 @dataclass
 class Calibration:
-    """A ViT checkpoint's model with its mean attention maps (of dense attention), and the images it is
-    scored on: what fixed masks at any sparsity are chosen and judged from."""
+    """A ViT or SASA checkpoint's model with its mean attention maps (of dense attention), and the images it
+    is scored on: what fixed masks at any sparsity are chosen and judged from."""
 
     checkpoint: Checkpoint
-    modules: dict[str, Attention]
+    modules: dict[str, AttentionModule]
     maps: dict[str, torch.Tensor]
     scored: BatchLoader
     split: str  # the images scored: "val" (the checkpoint's held-out images) or "test"
@@ -122,38 +185,48 @@ class Calibration:
     def apply(self, sparsity: float) -> None:
         """Every attention module's fixed mask at ``sparsity`` (0: no mask, dense attention)."""
         for name, mean_map in self.maps.items():
-            self.modules[name].attn_mask = keep_top_entries(mean_map, sparsity).to(self.device) if sparsity else None
+            set_fixed_mask(self.modules[name], mean_map, sparsity)
 
     def accuracy(self) -> float:
         """Top-1 accuracy on the scored images, with the masks as they are now."""
         return evaluate_accuracy(self.model, self.scored, self.device)
 
     def block_rows(self) -> list[dict]:
-        """Per attention module: entries kept per head, the global tokens of each head, and the share of
-        the kept entries in their columns (the denser engine's share)."""
+        """Per masked module: entries kept per head and the entries of a head; for global attention also
+        the global tokens of each head and the share of the kept entries in their columns (the denser
+        engine's share)."""
         rows = []
         for name, module in self.modules.items():
-            if module.attn_mask is None:
+            mask = fixed_mask(module)
+            if mask is None:
                 continue
-            mask = module.attn_mask.cpu()
-            global_keys, sparse = polarise(mask)
-            kept = int(mask.sum())
-            rows.append({"block": name, "kept_per_head": [int(head.sum()) for head in mask],
-                         "entries_per_head": mask[0].numel(), "global_tokens": [int(g.sum()) for g in global_keys],
-                         "dense_share": (kept - int(sparse.sum())) / kept})
+            mask = mask.cpu()
+            row = {"block": name, "kept_per_head": [int(head.sum()) for head in mask],
+                   "entries_per_head": mask[0].numel(), "global_tokens": None, "dense_share": None}
+            if isinstance(module, Attention):
+                global_keys, sparse = polarise(mask)
+                kept = int(mask.sum())
+                row |= {"global_tokens": [int(g.sum()) for g in global_keys],
+                        "dense_share": (kept - int(sparse.sum())) / kept}
+            rows.append(row)
         return rows
 
 
-def load_vit(path: str | Path, sparsities: tuple[float, ...] = ()) -> tuple[Checkpoint, dict[str, Attention]]:
-    """A ViT checkpoint and its attention modules, after checking that ``sparsities`` suit its tokens (fast:
-    no image is read)."""
+def load_attention_model(path: str | Path, sparsities: tuple[float, ...] = ()
+                         ) -> tuple[Checkpoint, dict[str, AttentionModule]]:
+    """A checkpoint with global or local attention and those modules, after checking that ``sparsities``
+    suit them (fast: no image is read)."""
     checkpoint = load_checkpoint(path)
     modules = attention_modules(checkpoint.model)
     if not modules:
-        raise InputError(f"{path}: model {checkpoint.arch.get('name')!r} has no global self-attention blocks; "
-                         "expected a ViT or DeiT checkpoint")
+        raise InputError(f"{path}: model {checkpoint.arch.get('name')!r} has no self-attention blocks; "
+                         "expected a ViT, DeiT or SASA checkpoint")
     for sparsity in sparsities:
-        kept_per_head(_tokens(checkpoint), sparsity)
+        for module in modules.values():
+            if isinstance(module, Attention):
+                kept_per_head(_tokens(checkpoint), sparsity)
+            else:
+                kept_positions(module.kernel_size ** 2, sparsity)
     return checkpoint, modules
 
 
@@ -167,15 +240,15 @@ def calibrate(
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> Calibration:
-    """Score a ViT checkpoint as it is, remove its masks and average its attention maps over
+    """Score a ViT or SASA checkpoint as it is, remove its masks and average its attention maps over
     ``calibration_images`` training images per class; ``sparsities`` are range-checked before any image
     is read."""
-    checkpoint, modules = load_vit(path, sparsities)
+    checkpoint, modules = load_attention_model(path, sparsities)
     model = checkpoint.model.to(device)
     calibration, scored, split = _batches(checkpoint, data_dir, calibration_images, test_subset, cache_dir)
     as_given = evaluate_accuracy(model, scored, device)
     for module in modules.values():
-        module.attn_mask = None
+        clear_fixed_mask(module)  # the maps of dense attention, whatever masks it came with
     maps = mean_attention_maps(model, calibration, device, progress)
     return Calibration(checkpoint, modules, maps, scored, split, len(calibration.images.labels), as_given, device)
 
@@ -204,7 +277,7 @@ def sparsify_attention(
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> Sparsified:
-    """Give every attention module of a ViT checkpoint a fixed mask at ``sparsity`` (0 removes the masks),
+    """Give every attention module of a ViT or SASA checkpoint a fixed mask at ``sparsity`` (0 removes them),
     chosen on ``calibration_images`` training images per class; score it before and after; write it to ``out``."""
     calibration = calibrate(path, data_dir, (sparsity,), calibration_images, test_subset, device, cache_dir, progress)
     calibration.apply(sparsity)

@@ -108,12 +108,12 @@ def _blocked_weighted_sum(window: Window, config: HardwareConfig) -> tuple[Gemm,
 
 
 def _gathered_logits(window: Window, config: HardwareConfig) -> tuple[Gemm, float]:
-    gemm = Gemm(m=window.queries, n=window.window_size, k=window.head_channels, batch=window.heads)
+    gemm = Gemm(m=window.queries, n=window.kept_positions, k=window.head_channels, batch=window.heads)
     return gemm, float(min(gemm.m, config.array.rows))
 
 
 def _gathered_weighted_sum(window: Window, config: HardwareConfig) -> tuple[Gemm, float]:
-    reduction = window.window_size * window.mixtures
+    reduction = window.kept_positions * window.mixtures
     gemm = Gemm(m=window.queries, n=window.head_channels, k=reduction, batch=window.heads)
     return gemm, float(min(gemm.m, config.array.rows))
 
@@ -129,8 +129,19 @@ def _feature_elements(window: Window) -> int:
     return window.queries * window.heads * window.head_channels
 
 
-def _logit_elements(window: Window) -> int:
-    return window.queries * window.heads * window.window_size * window.mixtures
+def computed_positions(window: Window, config: HardwareConfig) -> int:
+    """Window positions the array computes for each query and head: under the gathered mapping only those a
+    fixed window mask keeps (each query gathers its own window); the blocked mapping's block computes its
+    whole halo, so every position."""
+    return window.kept_positions if config.attention.window_mapping == "gathered" else window.window_size
+
+
+def _computed_share(window: Window, config: HardwareConfig) -> float:
+    return computed_positions(window, config) / window.window_size
+
+
+def _logit_elements(window: Window, config: HardwareConfig) -> int:
+    return window.queries * window.heads * computed_positions(window, config) * window.mixtures
 
 
 def map_window_logits(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> OpWork:
@@ -138,12 +149,16 @@ def map_window_logits(op: Op, config: HardwareConfig, on_chip: OnChip, parts: in
     window = require_window(op)
     gemm, key_rereads = WINDOW_MAPPINGS[config.attention.window_mapping][0](window, config)
     relative_macs = int(dict(op.attrs).get("relative_macs", 0))
+    content_macs = op.macs - relative_macs
+    computed = round(content_macs * _computed_share(window, config))
     content = GemmMapping(
         gemm=gemm,
-        tensor_elements={"input": _feature_elements(window), "weight": _feature_elements(window), "output": _logit_elements(window)},
+        tensor_elements={"input": _feature_elements(window), "weight": _feature_elements(window),
+                         "output": _logit_elements(window, config)},
         element_bytes=gemm_element_bytes(op, config, "activation"),  # the keys
         partial_sum_bytes=config.element_bytes("accumulator"),
-        useful_macs=op.macs - relative_macs,
+        useful_macs=computed,
+        skipped_macs=content_macs - computed,
         sram_reads_per_element={"weight": key_rereads},
     )
     works = [gemm_work(content.kept_on_chip(on_chip), config, parts, may_split_k=False)]
@@ -167,12 +182,15 @@ def map_weighted_sum(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int
     """Softmax-weighted sum of each window's values on the array (stem mixing on the vector unit)."""
     window = require_window(op)
     gemm, value_rereads = WINDOW_MAPPINGS[config.attention.window_mapping][1](window, config)
+    computed = round(op.macs * _computed_share(window, config))
     mapping = GemmMapping(
         gemm=gemm,
-        tensor_elements={"input": _logit_elements(window), "weight": _feature_elements(window) * window.mixtures, "output": _feature_elements(window)},
+        tensor_elements={"input": _logit_elements(window, config), "weight": _feature_elements(window) * window.mixtures,
+                         "output": _feature_elements(window)},
         element_bytes=gemm_element_bytes(op, config, "activation"),  # the values
         partial_sum_bytes=config.element_bytes("accumulator"),
-        useful_macs=op.macs,
+        useful_macs=computed,
+        skipped_macs=op.macs - computed,
         sram_reads_per_element={"weight": value_rereads},
     )
     return combine([gemm_work(mapping.kept_on_chip(on_chip), config, parts, may_split_k=False),
@@ -197,7 +215,9 @@ def softmax_rows(op: Op, config: HardwareConfig) -> tuple[int, int]:
     if split is not None:
         rows = elements // op.output_shape[-1]
         return rows, max(1, math.ceil(kept_logits(op, split) / rows))
-    length = op.window.window_size if op.window else int(dict(op.attrs).get(AXIS_LENGTH, op.output_shape[-1]))
+    if op.window is not None:
+        return max(1, elements // op.window.window_size), computed_positions(op.window, config)
+    length = int(dict(op.attrs).get(AXIS_LENGTH, op.output_shape[-1]))
     return max(1, elements // length), length
 
 
@@ -206,21 +226,27 @@ def map_softmax(op: Op, config: HardwareConfig, on_chip: OnChip, parts: int) -> 
     only a fixed mask's kept logits, in and out."""
     cycles = softmax_cycles(*softmax_rows(op, config), config)
     split = mask_split(op) if config.attention.split_sparse else None
-    if split is None:
-        return vector_work(cycles, op.vector_ops, op, config, on_chip, parts)
-    share = kept_logits(op, split) / math.prod(op.output_shape)
+    if split is not None:
+        share = kept_logits(op, split) / math.prod(op.output_shape)
+    else:
+        share = _computed_share(op.window, config) if op.window is not None else 1.0
     return vector_work(cycles, math.ceil(op.vector_ops * share), op, config, on_chip, parts, share)
 
 
 def own_vector_cycles(op: Op, config: HardwareConfig) -> int:
     """Cycles of a logits or weighted-sum op's own vector work (relative-logit adds on logits, stem value
-    mixing of probabilities)."""
-    return math.ceil(op.vector_ops * config.vector_passes("softmax") / config.vector.lanes)
+    mixing of probabilities), on the window positions the array computes."""
+    return math.ceil(_own_vector_ops(op, config) * config.vector_passes("softmax") / config.vector.lanes)
+
+
+def _own_vector_ops(op: Op, config: HardwareConfig) -> int:
+    share = _computed_share(op.window, config) if op.window is not None else 1.0
+    return math.ceil(op.vector_ops * share)
 
 
 def _vector_on_chip(op: Op, config: HardwareConfig, parts: int) -> OpWork:
     """The op's own vector work on data already on chip."""
-    return on_chip_vector_work(own_vector_cycles(op, config), op.vector_ops, parts)
+    return on_chip_vector_work(own_vector_cycles(op, config), _own_vector_ops(op, config), parts)
 
 
 def fused_blocks(window: Window, config: HardwareConfig) -> tuple[int, int]:

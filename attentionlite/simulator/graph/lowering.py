@@ -275,7 +275,9 @@ def lower_attention_stem(ctx: NodeContext) -> Lowered:
 
 
 def _window(ctx: NodeContext, layer: AttentionLayer, mixtures: int) -> Window:
+    """The layer's geometry; with a fixed window mask (a SASA layer's buffer), the most positions a head keeps."""
     batch, _, height, width = ctx.input_shapes[0]
+    mask = getattr(layer, "window_mask", None)
     return Window(
         images=batch,
         height=height,
@@ -284,6 +286,7 @@ def _window(ctx: NodeContext, layer: AttentionLayer, mixtures: int) -> Window:
         heads=layer.heads,
         head_channels=layer.head_channels,
         mixtures=mixtures,
+        kept=None if mask is None else int(mask.sum(-1).max()),
     )
 
 

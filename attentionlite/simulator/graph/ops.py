@@ -75,6 +75,8 @@ class Window:
     padding excluded from the softmax), in ``heads`` heads of ``head_channels``
     channels.  ``mixtures`` > 1 marks the attention stem's spatially-aware value
     mixture (the weighted sum then reduces over ``kernel**2 * mixtures`` values).
+    ``kept`` is the window positions each head keeps under a fixed window mask
+    (the most any head keeps); None, all of them.
     """
 
     images: int
@@ -84,6 +86,7 @@ class Window:
     heads: int
     head_channels: int
     mixtures: int = 1
+    kept: int | None = None
 
     @property
     def queries(self) -> int:
@@ -92,6 +95,11 @@ class Window:
     @property
     def window_size(self) -> int:
         return self.kernel * self.kernel
+
+    @property
+    def kept_positions(self) -> int:
+        """Positions a head attends to: ``kept``, or the whole window."""
+        return self.window_size if self.kept is None else self.kept
 
 
 @dataclass(frozen=True)
