@@ -251,10 +251,11 @@ def report(
     if space is not None:
         settings = replace(settings, search=search_settings(space, settings.reference_config(), trials, objectives,
                                                             constraints, sampler, seed))
+    attention_config = hardware_config(attention_hardware)  # checked whether or not a sweep is asked for
     if attention_sweep is not None:
         if data_dir is None:
             raise InputError("an attention sweep needs data_dir: the images its masks are chosen on and scored on")
-        sweep = AttentionSweep(Path(attention_sweep), Path(data_dir), hardware_config(attention_hardware),
+        sweep = AttentionSweep(Path(attention_sweep), Path(data_dir), attention_config,
                                tuple(_given(attention_sparsities, DEFAULT_SPARSITIES)))
         sweep.check()  # before the slow steps
         settings = replace(settings, attention=sweep)
