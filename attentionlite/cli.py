@@ -211,7 +211,7 @@ def sparsify_attention(checkpoint: str, quiet: bool, **options) -> None:
     Each block's attention probabilities are averaged over calibration images;
     each head keeps exactly ceil((1 - s) T^2) entries, its largest (each
     query's largest first), or of a SASA window ceil((1 - s) k^2) positions
-    (its centre first). The masks are stored in OUT and traced with the model
+    (the query's own position first). The masks are stored in OUT and traced with the model
     (`simulate OUT --hardware vitcod-like` runs a ViT's on ViTCoD's denser and
     sparser engines; the gathered window mapping skips a SASA layer's pruned
     positions); `train --init OUT` fine-tunes under them. Prints the accuracy

@@ -64,7 +64,7 @@ def attention_sweep(
                      **_costs(simulate(graph, hardware)),
                      "kept_per_head": blocks[0]["kept_per_head"][0] if blocks else None,
                      "dense_share": _mean([b["dense_share"] for b in blocks if b["dense_share"] is not None]),
-                     "hardware": hardware.name})
+                     "attention": calibration.attention_kind, "hardware": hardware.name})
     return _with_gains(rows)
 
 

@@ -408,21 +408,29 @@ def _attention_blocks(report: CodesignReport) -> list:
         "kept per head": lambda r: "all" if r["kept_per_head"] is None else str(r["kept_per_head"]),
         "denser engine": lambda r: "-" if r["dense_share"] is None else f"{r['dense_share']:.0%}",
     }
-    split = sweep.hardware.attention.split_sparse
     return [
         Heading("Attention sparsity", level=3),
-        Paragraph(f"`{sweep.checkpoint.name}` with fixed attention masks (ViTCoD's): at each sparsity every head "
-                  "keeps its largest entries of the attention maps averaged over "
-                  f"{sweep.calibration_images} training images per class, and is scored on its evaluation "
-                  f"images. Simulated on `{sweep.hardware.name}` at batch 1, "
-                  + ("whose denser and sparser engines compute only the kept logits (global-token columns on "
-                     "the one, the rest on the other); **denser engine** is the share of kept entries in "
-                     "global-token columns." if split else
-                     "which has no split engines (`attention.split_sparse` off): it computes a masked "
-                     "attention dense, so only the accuracy moves.")
-                  + " Speed-ups are against sparsity 0 (the dense model)."),
+        Paragraph(f"`{sweep.checkpoint.name}` with fixed attention masks: at each sparsity every head keeps its "
+                  f"largest entries of the attention maps averaged over {sweep.calibration_images} training "
+                  f"images per class, and is scored on its evaluation images. Simulated on `{sweep.hardware.name}` "
+                  f"at batch 1, {_mask_hardware_phrase(rows[0]['attention'], sweep.hardware)} Speed-ups are "
+                  "against sparsity 0 (the dense model)."),
         _table(rows, columns, "one image per sparsity"),
     ]
+
+
+def _mask_hardware_phrase(attention: str, hardware) -> str:
+    """What the swept hardware does with the masks of global (ViTCoD) or local (SASA window) attention."""
+    if attention == "local":
+        gathered = hardware.attention.window_mapping == "gathered"
+        return ("whose gathered window mapping computes only the positions each head keeps." if gathered else
+                "whose blocked window mapping computes each block's whole halo, so only the softmax and the "
+                "accuracy move.")
+    if hardware.attention.split_sparse:
+        return ("whose denser and sparser engines compute only the kept logits (global-token columns on the one, "
+                "the rest on the other); **denser engine** is the share of kept entries in global-token columns.")
+    return ("which has no split engines (`attention.split_sparse` off): it computes a masked attention dense, so "
+            "only the accuracy moves.")
 
 
 STEPS = LEVELS[1:]  # the waterfall's steps after the MAC ratio

@@ -210,3 +210,13 @@ def test_a_sasa_checkpoint_keeps_window_positions_per_head(tiny_cifar, tmp_path)
                           for layer in layers)
     windows = [op.window for op in trace_model(model, 32).ops_in_order() if op.kind is OpKind.WINDOW_LOGITS]
     assert len(windows) == len(layers) and all(window.kept == 5 for window in windows)
+
+
+def test_an_even_window_keeps_the_querys_own_position():
+    # k = 4 pads 2 before and 1 after, so offset (0, 0) is position 2 x 4 + 2 = 10, not 16 // 2 = 8
+    mask = keep_window_positions(torch.zeros(1, 16), 0.95)
+    assert mask.nonzero()[:, 1].tolist() == [10]
+    layer = LocalSelfAttention(8, 8, kernel_size=4, heads=1).eval()
+    layer.window_mask = mask
+    with torch.no_grad():
+        assert not torch.isnan(layer(torch.randn(1, 8, 4, 4))).any()  # every query, corners too, has its own key

@@ -8,6 +8,7 @@ import torch
 
 from attentionlite import __version__
 from attentionlite.errors import InputError
+from attentionlite.model.nets.vit import install_optional_buffers
 from attentionlite.model.nets.zoo import create_model
 from attentionlite.model.training.checkpoint import load_checkpoint, save_checkpoint
 from attentionlite.model.training.compact import compact_checkpoint
@@ -126,3 +127,10 @@ def test_compacted_checkpoint_loads_as_the_smaller_model(tmp_path):
     with torch.no_grad():
         compacted = load_checkpoint(tmp_path / "compact.pt").model
         assert torch.allclose(compacted(images), model.eval()(images), atol=1e-5, rtol=0)
+
+
+def test_optional_buffers_are_made_where_their_module_lives():
+    model = create_model("vit_tiny", embed_dim=16, depth=1, heads=2).to("meta")
+    install_optional_buffers(model, {"blocks.0.attn.attn_mask": torch.ones(2, 65, 65, dtype=torch.bool)})
+    assert model.blocks[0].attn.attn_mask.device.type == "meta"  # as a GPU model's would be on the GPU
+    assert model.blocks[0].attn.attn_mask.dtype == torch.bool

@@ -154,3 +154,24 @@ def test_dims_needs_a_vit_and_an_epoch_after_the_search(tiny_cifar, tmp_path):
                       width=0.25))
     with pytest.raises(InputError, match="expected at least 2 epochs"):
         train(_config(tiny_cifar, tmp_path / "short", epochs=1))
+
+
+def test_a_dims_run_resumed_after_its_budget_gives_the_same_weights(tiny_cifar, tmp_path, monkeypatch):
+    options = dict(epochs=3, search_epochs=1)
+    # interrupted in the last epoch: the masks, and the norms' kept channels, are what resumes it
+    whole, split = whole_and_resumed(_config(tiny_cifar, tmp_path / "whole", **options),
+                                     _config(tiny_cifar, tmp_path / "split", **options), 2, monkeypatch)
+    for (name, a), b in zip(whole.model.state_dict().items(), split.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert split.model.blocks[0].embed_kept is not None
+
+
+def test_a_masked_dims_checkpoint_costs_what_its_compacted_model_does(tiny_cifar, tmp_path):
+    metrics = train(_config(tiny_cifar, tmp_path / "run"))
+    compacted = compact_dims(load_checkpoint(tmp_path / "run" / "checkpoint.pt").model,
+                             load_checkpoint(tmp_path / "run" / "checkpoint.pt").masks)
+    # a removed head does no Q K^T or A V: the masked model's MACs are the compacted model's, by the tracer
+    traced = sum(op.macs for op in trace_model(compacted, 32).ops_in_order())
+    assert metrics["macs"] == traced and metrics["parameters"] == sum(p.numel() for p in compacted.parameters())
+    assert metrics["dense_macs"] == sum(op.macs for op in trace_model(create_model(
+        "vit_tiny", embed_dim=WIDTH, depth=DEPTH, heads=HEADS), 32).ops_in_order())

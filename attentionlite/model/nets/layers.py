@@ -257,8 +257,8 @@ class LocalSelfAttention(nn.Module):
     """SASA local self-attention (Ramachandran et al. 2019, Sec. 2.2 and 3.1); conventions in the module doc.
 
     ``window_mask`` is a fixed per-head pattern of window positions, a bool buffer of (heads, k*k) with True
-    where a head attends (``attentionlite sparsify-attention``; it keeps the window's centre, the query's
-    own position, so no query is left without a key); None, the default, attends to the whole window.
+    where a head attends (``attentionlite sparsify-attention``; it keeps the query's own position, offset
+    (0, 0), so no query is left without a key); None, the default, attends to the whole window.
     """
 
     window_mask: torch.Tensor | None

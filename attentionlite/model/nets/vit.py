@@ -22,6 +22,7 @@ model predicts with the mean of the two heads, as DeiT does.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -176,10 +177,11 @@ def install_optional_buffers(model: nn.Module, state_dict: dict[str, torch.Tenso
     buffer takes no state)."""
     for prefix, module in model.named_modules():
         # named_buffers() skips None buffers: only the module's own table lists them
+        device = next(itertools.chain(module.parameters(), module.buffers()), torch.empty(0)).device
         for name in [name for name, value in module._buffers.items() if value is None]:
             key = f"{prefix}.{name}" if prefix else name
-            if key in state_dict:
-                setattr(module, name, torch.zeros_like(state_dict[key]))
+            if key in state_dict:  # on the module's device: load_state_dict copies into it where it is
+                setattr(module, name, torch.zeros_like(state_dict[key], device=device))
 
 
 def _initialise(model: VisionTransformer) -> None:

@@ -20,8 +20,9 @@ so that the sparsity asked for is the sparsity delivered:
 SASA's local attention, which ViTCoD does not prune, gets the same treatment
 per head over its k x k window: the window probabilities are averaged over
 every query of the calibration images and each head keeps ``ceil((1 - s)
-k^2)`` positions (the same offsets for every query), the centre first (the
-query's own position, never padding, so no query is left without a key).
+k^2)`` positions (the same offsets for every query), the query's own position
+first (offset 0, 0: never padding, so no query is left without a key; the
+centre of an odd window).
 
 The mask is stored as the :class:`~attentionlite.model.nets.vit.Attention`
 buffer ``attn_mask`` (or the
@@ -47,7 +48,7 @@ from attentionlite.errors import InputError
 from attentionlite.model.data.loader import BatchLoader, in_order
 from attentionlite.model.data.registry import dataset_info
 from attentionlite.model.data.splits import hold_out, load_split, subset
-from attentionlite.model.nets.layers import LocalSelfAttention
+from attentionlite.model.nets.layers import LocalSelfAttention, window_padding
 from attentionlite.model.nets.vit import Attention, polarise
 from attentionlite.model.training.checkpoint import Checkpoint, load_checkpoint, save_derived
 from attentionlite.model.training.evaluate import evaluate_accuracy
@@ -85,12 +86,14 @@ def kept_positions(positions: int, sparsity: float) -> int:
 
 
 def keep_window_positions(mean_map: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """The fixed window mask of a (heads, k*k) mean map of window probabilities: per head the centre (the
-    query's own position, never padding, so no query is left without a key), then the largest of the
+    """The fixed window mask of a (heads, k*k) mean map of window probabilities: per head the query's own
+    position (offset 0, 0: never padding, so no query is left without a key), then the largest of the
     rest, ``kept_positions`` in all."""
-    heads, positions = mean_map.shape
+    positions = mean_map.shape[-1]
+    kernel = math.isqrt(positions)
+    before, _ = window_padding(kernel)  # offset 0 sits ``before`` positions into each axis, odd k or even
     scores = mean_map.clone()
-    scores[:, positions // 2] = math.inf
+    scores[:, before * kernel + before] = math.inf
     return keep_largest(scores[:, None, :], kept_positions(positions, sparsity))[:, 0, :]
 
 
@@ -181,6 +184,11 @@ class Calibration:
     @property
     def model(self) -> nn.Module:
         return self.checkpoint.model
+
+    @property
+    def attention_kind(self) -> str:
+        """``"global"`` for a ViT's attention, ``"local"`` for a SASA network's windows."""
+        return "global" if any(isinstance(m, Attention) for m in self.modules.values()) else "local"
 
     def apply(self, sparsity: float) -> None:
         """Every attention module's fixed mask at ``sparsity`` (0: no mask, dense attention)."""

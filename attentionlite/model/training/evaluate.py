@@ -7,7 +7,8 @@ the work of zero weights: each zero in a convolution, projection or
 classifier weight saves one MAC per output position.  That is what a
 zero-skipping (or, for column pruning, a compacted) accelerator executes; the
 attention-window work does not depend on the weights and is not changed by
-pruning.
+pruning.  A dimension-pruned ViT is costed as its compacted model, which also
+drops the attention products of its removed heads (:func:`pruned_model_costs`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from attentionlite.errors import InputError
 from attentionlite.model.data.loader import evaluation_batches
 from attentionlite.model.nets.complexity import count_macs
 from attentionlite.model.nets.gathered import GatheredConv2d, GatheredLinear
-from attentionlite.model.training.checkpoint import load_checkpoint
+from attentionlite.model.training.checkpoint import compacted_model, load_checkpoint
 from attentionlite.model.training.sparsity import count_nonzero_parameters
 
 WEIGHT_LAYERS = (nn.Conv2d, nn.Linear, GatheredConv2d, GatheredLinear)
@@ -76,6 +77,18 @@ def model_costs(model: nn.Module, image_size: int, dense_macs: int | None = None
     }
 
 
+def pruned_model_costs(model: nn.Module, prune_mode: str, masks: dict[str, torch.Tensor], image_size: int,
+                       dense_macs: int | None = None) -> dict[str, int]:
+    """:func:`model_costs` of a (pruned) model as hardware runs it: a dimension-pruned ViT's costs are its
+    compacted model's (a removed head does no Q K^T or A V either, which its zero weights alone do not say),
+    beside the dense MACs of the whole architecture."""
+    if prune_mode != "dims" or not masks:
+        return model_costs(model, image_size, dense_macs)
+    if dense_macs is None:
+        dense_macs = count_macs(copy.deepcopy(model).cpu(), image_size)
+    return model_costs(compacted_model(model, prune_mode, masks), image_size) | {"dense_macs": dense_macs}
+
+
 def evaluate_checkpoint(
     path: str | Path,
     data_dir: str | Path,
@@ -97,5 +110,6 @@ def evaluate_checkpoint(
         "dataset": dataset,
         "test_accuracy": evaluate_accuracy(model, loader, device),
         "density": checkpoint.density,
-        **model_costs(model, info.image_size),
+        **(model_costs(model, info.image_size) if checkpoint.compacted else
+           pruned_model_costs(model, checkpoint.prune_mode, checkpoint.masks, info.image_size)),
     }

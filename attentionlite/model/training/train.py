@@ -52,7 +52,7 @@ from attentionlite.model.training.checkpoint import Checkpoint, load_checkpoint,
 from attentionlite.model.training.dims import DIMS_PENALTY, DimensionSearch
 from attentionlite.model.training.distill import LOSS_NAMES, DistillationWeights, Distiller
 from attentionlite.model.training.distributed import World, data_parallel, join_world, leave_world
-from attentionlite.model.training.evaluate import evaluate_accuracy, model_costs
+from attentionlite.model.training.evaluate import evaluate_accuracy, pruned_model_costs
 from attentionlite.model.training.sparsity import (
     NM_BLOCK,
     PRUNE_MODES,
@@ -286,7 +286,8 @@ def _final_metrics(run: Run) -> dict:
         accuracy: last[accuracy],
         "density": last["density"],
         "wall_time_s": sum(row["seconds"] for row in run.history),
-        **model_costs(run.student, run.image_size, run.dense_macs),
+        **pruned_model_costs(run.student, run.config.prune_mode, run.sparsity.masks if run.sparsity else {},
+                             run.image_size, run.dense_macs),
         **(run.sparsity.summary() if run.sparsity is not None else {}),
     }
 
@@ -442,7 +443,7 @@ def _initial_checkpoint(config: TrainConfig) -> Checkpoint | None:
                          f"{' with ' + ', '.join(sizes) if sizes else ''}; {expected}")
     pruned_at = initial.train_config.get("density")
     if initial.prune_mode != "dense" and (initial.prune_mode, pruned_at) != (config.prune_mode, config.density):
-        raise InputError(f"init {config.init}: pruned {initial.prune_mode} at density {pruned_at:g}, for a "
+        raise InputError(f"init {config.init}: pruned {initial.prune_mode} at density {pruned_at}, for a "
                          f"run of prune {config.prune_mode} at density {config.density:g}; expected the checkpoint's "
                          "pruning, so that its masks carry on")
     return initial

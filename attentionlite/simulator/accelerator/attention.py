@@ -132,7 +132,7 @@ def _feature_elements(window: Window) -> int:
 def computed_positions(window: Window, config: HardwareConfig) -> int:
     """Window positions the array computes for each query and head: under the gathered mapping only those a
     fixed window mask keeps (each query gathers its own window); the blocked mapping's block computes its
-    whole halo, so every position."""
+    whole halo, so every position, and counts the masked ones' MACs as useful, as it counts padding's."""
     return window.kept_positions if config.attention.window_mapping == "gathered" else window.window_size
 
 
