@@ -254,12 +254,13 @@ def attention_sweep(checkpoint: str, sparsities: str, quiet: bool, out: str | No
     images (its validation images if it held some out, else the test split)
     and simulated at batch 1.
     """
+    from attentionlite.analysis.attention_sweep import accuracy_key
     from attentionlite.analysis.tables import text_table
     from attentionlite.files import atomic_write_text, rows_to_csv
 
     rows = api.attention_sweep(checkpoint, sparsities=parse_fractions(sparsities, "attention sparsities"),
                                progress=not quiet, **options)
-    accuracy = next(key for key in rows[0] if key.endswith("_accuracy"))
+    accuracy = accuracy_key(rows[0])
     click.echo(f"{options['hardware']}, batch 1 (speed-ups and savings against sparsity 0):")
     click.echo(text_table(rows, {
         "sparsity": lambda row: f"{row['sparsity']:g}",

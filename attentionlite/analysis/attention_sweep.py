@@ -22,7 +22,7 @@ not (its block computes the whole halo).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +99,11 @@ class AttentionSweep:
         return {"checkpoint": str(self.checkpoint), "data_dir": str(self.data_dir), "hardware": self.hardware.name,
                 "sparsities": list(self.sparsities), "calibration_images": self.calibration_images,
                 "test_subset": self.test_subset}
+
+
+def accuracy_key(row: Mapping) -> str:
+    """The row's accuracy column: ``val_accuracy`` or ``test_accuracy``, as the checkpoint is scored."""
+    return next(key for key in row if key.endswith("_accuracy"))
 
 
 def _mean(values: list[float]) -> float | None:

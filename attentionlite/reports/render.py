@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from attentionlite.analysis.attention_sweep import accuracy_key
 from attentionlite.analysis.codesign import CodesignReport
 from attentionlite.analysis.compare import GROUPS
 from attentionlite.analysis.explore import SAMPLER_NAMES, Exploration
@@ -398,7 +399,7 @@ def _attention_blocks(report: CodesignReport) -> list:
     rows, sweep = report.attention_sweep, report.settings.attention
     if not rows or sweep is None:
         return []
-    accuracy = next(key for key in rows[0] if key.endswith("_accuracy"))
+    accuracy = accuracy_key(rows[0])
     columns = {
         "sparsity": lambda r: f"{r['sparsity']:g}", accuracy.replace("_", " "): lambda r: f"{r[accuracy]:.3f}",
         "latency (ms)": lambda r: f"{r['latency_ms']:.4g}", "attention (ms)": lambda r: f"{r['attention_ms']:.4g}",

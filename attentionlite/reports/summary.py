@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from itertools import groupby
 
+from attentionlite.analysis.attention_sweep import accuracy_key
+
 
 def times(ratio: float) -> str:
     """A ratio to three significant figures, without exponents: 1.98x, 37.4x, 2,089x."""
@@ -76,7 +78,7 @@ def attention_sentence(rows: Sequence[Mapping], checkpoint: str) -> str:
     """The sparsest swept point of a ViT's attention against its dense point."""
     dense = next((row for row in rows if row["sparsity"] == 0), None)
     sparsest = max(rows, key=lambda row: row["sparsity"])
-    accuracy = next(key for key in sparsest if key.endswith("_accuracy"))
+    accuracy = accuracy_key(sparsest)
     scored = f"{accuracy.replace('_', ' ')} {sparsest[accuracy]:.3f}"
     if dense is None or sparsest is dense:
         return (f"`{checkpoint}` at attention sparsity {sparsest['sparsity']:g}: "

@@ -8,9 +8,8 @@ import torch
 
 from attentionlite import __version__
 from attentionlite.errors import InputError
-from attentionlite.model.nets.vit import install_optional_buffers
 from attentionlite.model.nets.zoo import create_model
-from attentionlite.model.training.checkpoint import load_checkpoint, save_checkpoint
+from attentionlite.model.training.checkpoint import install_optional_buffers, load_checkpoint, save_checkpoint
 from attentionlite.model.training.compact import compact_checkpoint
 from attentionlite.model.training.sparsity import apply_masks, initial_masks
 

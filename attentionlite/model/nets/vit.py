@@ -22,7 +22,6 @@ model predicts with the mean of the two heads, as DeiT does.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import torch
@@ -169,19 +168,6 @@ def polarise(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     heads = mask.reshape(-1, *mask.shape[-2:])
     global_keys = heads.sum(1) > GLOBAL_TOKEN_SHARE * heads.shape[1]
     return global_keys, heads & ~global_keys.unsqueeze(1)
-
-
-def install_optional_buffers(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
-    """Give every optional buffer of ``model`` that is None (a fixed attention mask, the kept embedding
-    channels) and that ``state_dict`` holds a tensor of that shape, so that the state loads (a None
-    buffer takes no state)."""
-    for prefix, module in model.named_modules():
-        # named_buffers() skips None buffers: only the module's own table lists them
-        device = next(itertools.chain(module.parameters(), module.buffers()), torch.empty(0)).device
-        for name in [name for name, value in module._buffers.items() if value is None]:
-            key = f"{prefix}.{name}" if prefix else name
-            if key in state_dict:  # on the module's device: load_state_dict copies into it where it is
-                setattr(module, name, torch.zeros_like(state_dict[key], device=device))
 
 
 def _initialise(model: VisionTransformer) -> None:

@@ -59,12 +59,9 @@ CALIBRATION_BATCH = 128  # images per forward pass while averaging the maps: mem
 
 
 def kept_per_head(tokens: int, sparsity: float) -> int:
-    """Entries each head of ``tokens`` x ``tokens`` keeps at ``sparsity``: ``ceil((1 - s) T^2)``, the fewest
-    that are at least the share asked for (a tolerance absorbs the float error of ``1 - s``); at least one
+    """Entries each head of ``tokens`` x ``tokens`` keeps at ``sparsity``: ``ceil((1 - s) T^2)``, at least one
     per query."""
-    if not 0 <= sparsity < 1:
-        raise InputError(f"attention sparsity {sparsity!r}: expected a fraction in [0, 1)")
-    kept = math.ceil((1 - sparsity) * tokens * tokens - 1e-6)
+    kept = _kept_share(tokens * tokens, sparsity)
     if kept < tokens:
         raise InputError(f"attention sparsity {sparsity} keeps {kept} of {tokens} x {tokens} entries per head, "
                          f"fewer than one per query; expected at most {1 - tokens / tokens ** 2:.4f}")
@@ -80,9 +77,15 @@ def keep_top_entries(mean_map: torch.Tensor, sparsity: float) -> torch.Tensor:
 def kept_positions(positions: int, sparsity: float) -> int:
     """Window positions each head of a local attention keeps at ``sparsity``: ``ceil((1 - s) k^2)``, at
     least the window's centre."""
+    return max(1, _kept_share(positions, sparsity))
+
+
+def _kept_share(entries: int, sparsity: float) -> int:
+    """``ceil((1 - s) entries)``: the fewest that are at least the share asked for (a tolerance absorbs the
+    float error of ``1 - s``)."""
     if not 0 <= sparsity < 1:
         raise InputError(f"attention sparsity {sparsity!r}: expected a fraction in [0, 1)")
-    return max(1, math.ceil((1 - sparsity) * positions - 1e-6))
+    return math.ceil((1 - sparsity) * entries - 1e-6)
 
 
 def keep_window_positions(mean_map: torch.Tensor, sparsity: float) -> torch.Tensor:
@@ -106,25 +109,27 @@ def attention_modules(model: nn.Module) -> dict[str, AttentionModule]:
                                                                                            LocalSelfAttention))}
 
 
+def _mask_buffer(module: AttentionModule) -> str:
+    """The name of the module's fixed-mask buffer."""
+    return "attn_mask" if isinstance(module, Attention) else "window_mask"
+
+
 def fixed_mask(module: AttentionModule) -> torch.Tensor | None:
-    return module.attn_mask if isinstance(module, Attention) else module.window_mask
+    return getattr(module, _mask_buffer(module))
 
 
 def set_fixed_mask(module: AttentionModule, mean_map: torch.Tensor, sparsity: float) -> None:
     """The module's mask at ``sparsity`` from its mean map (0: none)."""
     if not sparsity:
         clear_fixed_mask(module)
-    elif isinstance(module, Attention):
-        module.attn_mask = keep_top_entries(mean_map, sparsity).to(module.qkv.weight.device)
-    else:
-        module.window_mask = keep_window_positions(mean_map, sparsity).to(module.query.weight.device)
+        return
+    keep = keep_top_entries if isinstance(module, Attention) else keep_window_positions
+    device = next(module.parameters()).device
+    setattr(module, _mask_buffer(module), keep(mean_map, sparsity).to(device))
 
 
 def clear_fixed_mask(module: AttentionModule) -> None:
-    if isinstance(module, Attention):
-        module.attn_mask = None
-    else:
-        module.window_mask = None
+    setattr(module, _mask_buffer(module), None)
 
 
 @torch.no_grad()

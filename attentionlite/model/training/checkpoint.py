@@ -15,6 +15,7 @@ and the column masks.  Writes are atomic.
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -25,7 +26,7 @@ from torch import nn
 from attentionlite.errors import InputError
 from attentionlite.files import atomic_write_bytes
 from attentionlite.model.nets.gathered import compact_model
-from attentionlite.model.nets.vit import VisionTransformer, install_optional_buffers
+from attentionlite.model.nets.vit import VisionTransformer
 from attentionlite.model.nets.vit_dims import compact_dims
 from attentionlite.model.nets.zoo import create_model, list_models
 from attentionlite.model.training.sparsity import apply_masks
@@ -174,6 +175,25 @@ def compacted_model(model: nn.Module, prune_mode: str, masks: dict[str, torch.Te
     return compact_model(model, masks)
 
 
+def install_optional_buffers(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """Give every optional buffer of ``model`` that is None (a fixed attention mask, the kept embedding
+    channels) and that ``state_dict`` holds a tensor of that shape, so that the state loads (a None
+    buffer takes no state)."""
+    for prefix, module in model.named_modules():
+        # named_buffers() skips None buffers: only the module's own table lists them
+        device = next(itertools.chain(module.parameters(), module.buffers()), torch.empty(0)).device
+        for name in [name for name, value in module._buffers.items() if value is None]:
+            key = f"{prefix}.{name}" if prefix else name
+            if key in state_dict:  # on the module's device: load_state_dict copies into it where it is
+                setattr(module, name, torch.zeros_like(state_dict[key], device=device))
+
+
+def load_model_state(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """``model.load_state_dict(state_dict)``, the optional buffers it holds given first."""
+    install_optional_buffers(model, state_dict)
+    model.load_state_dict(state_dict)
+
+
 def _build_model(path: Path, payload: dict) -> nn.Module:
     """``create_model(**arch)``, compacted if the checkpoint is, with its weights and masks."""
     arch = payload["arch"]
@@ -184,8 +204,7 @@ def _build_model(path: Path, payload: dict) -> nn.Module:
         model: nn.Module = create_model(**arch)
         if payload["compacted"]:
             model = compacted_model(model, payload["prune_mode"], payload["masks"])
-        install_optional_buffers(model, payload["state_dict"])
-        model.load_state_dict(payload["state_dict"])
+        load_model_state(model, payload["state_dict"])
         if not payload["compacted"]:
             apply_masks(model, payload["masks"])
     except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as error:  # a damaged arch or weights

@@ -38,6 +38,7 @@ from attentionlite.model.nets.vit_dims import (
     STREAM_TOKENS,
     Dimensions,
     all_dimensions,
+    dimensions_of,
     keep_embedding_channels,
     weight_masks,
 )
@@ -102,9 +103,7 @@ class DimensionSearch:
         """Keep exactly the budget of each kind by |gate|, fold the kept gates into the weights, drop the hooks."""
         dims = self.kept_dimensions()
         self._fold_gates()
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        self._remove_hooks()
         device = self.model.norm.weight.device
         self.masks = {name: mask.to(device) for name, mask in weight_masks(self.model, dims).items()}
         keep_embedding_channels(self.model, dims.embed)
@@ -124,11 +123,7 @@ class DimensionSearch:
         """Kept dimensions of each kind once the budget is applied (empty while searching)."""
         if not self.masks:
             return {}
-        kept = {"embed": int(self.masks["patch_embed.bias"].sum())}
-        kept["heads"] = sum(int(self.masks[f"blocks.{i}.attn.qkv.bias"].sum()) // (3 * self._head_dim(i))
-                            for i in range(self._depth))
-        kept["mlp"] = sum(int(self.masks[f"blocks.{i}.mlp.0.bias"].sum()) for i in range(self._depth))
-        return {f"kept_{kind}": count for kind, count in kept.items()}
+        return {f"kept_{kind}": count for kind, count in dimensions_of(self.model, self.masks).counts().items()}
 
     def state(self) -> dict:
         """What resuming needs beside the masks: the gates."""
@@ -137,9 +132,7 @@ class DimensionSearch:
     def restore(self, masks: dict[str, torch.Tensor], state: dict) -> None:
         """Continue from a checkpoint: its masks (the budget applied) or its gates (still searching)."""
         if masks:
-            for handle in self._handles:
-                handle.remove()
-            self._handles = []
+            self._remove_hooks()
             self.masks = {n: m.to(self.model.norm.weight.device) for n, m in masks.items()}
             return
         with torch.no_grad():
@@ -157,8 +150,10 @@ class DimensionSearch:
     def _depth(self) -> int:
         return len(self._blocks)
 
-    def _head_dim(self, index: int) -> int:
-        return self._blocks[index].attn.head_dim
+    def _remove_hooks(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     def _hook_gates(self) -> list:
         """Forward hooks multiplying each dimension's features by its gate: the stream entering the blocks

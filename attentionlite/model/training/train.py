@@ -46,9 +46,8 @@ from attentionlite.model.data.loader import BatchLoader, evaluation_batches, in_
 from attentionlite.model.data.registry import DatasetInfo, ImageSet, dataset_info
 from attentionlite.model.data.splits import hold_out, load_split, subset
 from attentionlite.model.nets.complexity import count_macs
-from attentionlite.model.nets.vit import install_optional_buffers
 from attentionlite.model.nets.zoo import create_model, list_models
-from attentionlite.model.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from attentionlite.model.training.checkpoint import Checkpoint, load_checkpoint, load_model_state, save_checkpoint
 from attentionlite.model.training.dims import DIMS_PENALTY, DimensionSearch
 from attentionlite.model.training.distill import LOSS_NAMES, DistillationWeights, Distiller
 from attentionlite.model.training.distributed import World, data_parallel, join_world, leave_world
@@ -122,6 +121,11 @@ class TrainConfig:
     def prune_mode(self) -> str:
         """``"dense"`` at density 1, else the pruning mode."""
         return "dense" if self.density >= 1.0 else self.prune
+
+    @property
+    def dims_search_epochs(self) -> int:
+        """prune "dims": epochs the gates are searched, ``search_epochs`` or half the run (at least 1)."""
+        return self.search_epochs if self.search_epochs is not None else max(1, self.epochs // 2)
 
     @property
     def evaluated_split(self) -> str:
@@ -330,8 +334,7 @@ def _restore(run: Run, path: Path) -> None:
     if state is None:
         raise InputError(f"{path}: holds no training state (a compacted checkpoint?); expected the "
                          "checkpoint of an interrupted run")
-    install_optional_buffers(run.student, checkpoint.model.state_dict())
-    run.student.load_state_dict(checkpoint.model.state_dict())
+    load_model_state(run.student, checkpoint.model.state_dict())
     if run.sparsity is not None:
         run.sparsity.restore(checkpoint.masks, state.get("pruning", {}))
     run.optimizer.load_state_dict(state["optimizer"])
@@ -408,8 +411,7 @@ def _sparsity(config: TrainConfig, student: nn.Module,
     if config.prune_mode == "dense":
         return None
     if config.prune == DimensionSearch.name:
-        search_epochs = config.search_epochs if config.search_epochs is not None else max(1, config.epochs // 2)
-        return DimensionSearch.of(student, config.density, search_epochs, config.dims_penalty, masks)
+        return DimensionSearch.of(student, config.density, config.dims_search_epochs, config.dims_penalty, masks)
     if not masks:
         masks = initial_masks(student, config.density, config.prune, seed=config.seed, block=config.nm_block)
     sparsity = SparseMomentum(student, masks, config.prune, config.prune_rate, config.nm_block)
@@ -539,7 +541,7 @@ def _validate(config: TrainConfig) -> None:
 
 def _check_search_epochs(config: TrainConfig) -> None:
     """The dimension search ends, and the budget applies, after an epoch that is not the last."""
-    search = config.search_epochs if config.search_epochs is not None else max(1, config.epochs // 2)
+    search = config.dims_search_epochs
     if not 1 <= search < config.epochs:
         raise InputError(f"training options search_epochs {search} and epochs {config.epochs}: prune dims "
                          "applies its budget after the search, so expected at least 2 epochs and from 1 to "
