@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 from click.testing import CliRunner
-from interrupted import whole_and_resumed  # pytest puts tests/ on sys.path
+from interrupted import assert_same_state, whole_and_resumed  # pytest puts tests/ on sys.path
 
 from attentionlite import api
 from attentionlite.cli import main
@@ -143,9 +143,7 @@ def test_a_dims_run_resumed_mid_search_gives_the_same_weights(tiny_cifar, tmp_pa
     # interrupted during the search: the gates after epoch 1 are all that resumes it
     whole, split = whole_and_resumed(_config(tiny_cifar, tmp_path / "whole", **options),
                                      _config(tiny_cifar, tmp_path / "split", **options), 1, monkeypatch)
-    for (name, a), b in zip(whole.model.state_dict().items(), split.model.state_dict().values()):
-        assert torch.equal(a, b), name
-    assert all(torch.equal(whole.masks[n], split.masks[n]) for n in whole.masks)
+    assert_same_state(whole, split)
 
 
 def test_dims_needs_a_vit_and_an_epoch_after_the_search(tiny_cifar, tmp_path):
@@ -161,8 +159,7 @@ def test_a_dims_run_resumed_after_its_budget_gives_the_same_weights(tiny_cifar, 
     # interrupted in the last epoch: the masks, and the norms' kept channels, are what resumes it
     whole, split = whole_and_resumed(_config(tiny_cifar, tmp_path / "whole", **options),
                                      _config(tiny_cifar, tmp_path / "split", **options), 2, monkeypatch)
-    for (name, a), b in zip(whole.model.state_dict().items(), split.model.state_dict().values()):
-        assert torch.equal(a, b), name
+    assert_same_state(whole, split)
     assert split.model.blocks[0].embed_kept is not None
 
 

@@ -152,6 +152,13 @@ def test_redistribution_never_prunes_a_layer_below_half_its_initial_units():
         assert sparse.kept_count() == 8
 
 
+def _shake(model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+    """An epoch's worth of change, drawn at random: new momentum and a step on every weight."""
+    for weight in model.parameters():
+        optimizer.state[weight]["momentum_buffer"] = torch.randn(weight.shape, generator=generator)
+        weight.data.add_(torch.randn(weight.shape, generator=generator))
+
+
 def test_sparse_momentum_keeps_the_exact_count_over_many_steps():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 16, 3), nn.Flatten(), nn.Linear(16, 10))
     masks = initial_masks(model, 0.1, seed=0)
@@ -160,9 +167,7 @@ def test_sparse_momentum_keeps_the_exact_count_over_many_steps():
     sparse = SparseMomentum(model, masks)
     generator = torch.Generator().manual_seed(0)
     for epoch in range(5):
-        for weight in model.parameters():
-            optimizer.state[weight]["momentum_buffer"] = torch.randn(weight.shape, generator=generator)
-            weight.data.add_(torch.randn(weight.shape, generator=generator))
+        _shake(model, optimizer, generator)
         sparse.prune_and_regrow(optimizer, epoch, epochs=6)
         assert sum(int(m.sum()) for m in sparse.masks.values()) == target
         assert sum(int(torch.count_nonzero(w)) for w in sparse.weights.values()) <= target
@@ -291,9 +296,7 @@ def test_n_of_m_sparse_momentum_stays_n_of_m():
     before = {name: mask.clone() for name, mask in sparse.masks.items()}
     generator = torch.Generator().manual_seed(0)
     for epoch in range(3):
-        for weight in model.parameters():
-            optimizer.state[weight]["momentum_buffer"] = torch.randn(weight.shape, generator=generator)
-            weight.data.add_(torch.randn(weight.shape, generator=generator))
+        _shake(model, optimizer, generator)
         sparse.prune_and_regrow(optimizer, epoch, epochs=4)
         assert all(torch.all(_groups_of(mask, 4) == 2) for mask in sparse.masks.values())
     assert any(not torch.equal(before[name], mask) for name, mask in sparse.masks.items())  # it did move

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from interrupted import whole_and_resumed  # pytest puts tests/ on sys.path
+from interrupted import assert_same_state, whole_and_resumed  # pytest puts tests/ on sys.path
 from torch import nn
 
 import attentionlite.model.training.train as train_module
@@ -69,9 +69,7 @@ def test_resume_after_an_interruption_gives_the_same_weights(tiny_cifar, teacher
     # Ctrl-C during the last epoch: epochs 1 and 2 are on disk
     whole, split = whole_and_resumed(_config(tiny_cifar, tmp_path / "whole", **options),
                                      _config(tiny_cifar, tmp_path / "split", **options), 2, monkeypatch)
-    for (name, a), b in zip(whole.model.state_dict().items(), split.model.state_dict().values()):
-        assert torch.equal(a, b), name
-    assert all(torch.equal(whole.masks[n], split.masks[n]) for n in whole.masks)
+    assert_same_state(whole, split)
     assert (tmp_path / "whole" / "log.csv").read_text().count("\n") == (tmp_path / "split" / "log.csv").read_text().count("\n")
 
 
